@@ -1,0 +1,26 @@
+"""n2n-hub: network-to-network translation between frozen pretrained experts.
+
+The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
+:class:`BridgeSpec`, :class:`DatasetSpec` and ``hookimpl`` for plugin authors.
+"""
+
+from .components import BridgeContext, BridgeSpec, DatasetSpec
+from .errors import N2NError
+from .experts import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
+    "PriorSample", "Representation", "Variant", "hookimpl", "__version__",
+]
+
+
+def __getattr__(name: str):
+    # Hub pulls in training and the store; import it only when asked for.
+    if name == "Hub":
+        from .hub import Hub
+
+        return Hub
+    raise AttributeError(name)

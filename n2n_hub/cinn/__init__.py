@@ -1,0 +1,12 @@
+"""The conditional INN: pure torch, knows nothing about experts."""
+
+from .actnorm import ActNorm
+from .coupling import AlternatingCoupling, FixedPermutation, INNBlock
+from .embedders import ConditionSpec, make_embedder
+from .flow import ConditionalINN
+from .nll import gaussian_nll, nats_to_bits, standard_normal_nll_per_dim
+
+__all__ = [
+    "ActNorm", "AlternatingCoupling", "ConditionSpec", "ConditionalINN", "FixedPermutation", "INNBlock",
+    "gaussian_nll", "make_embedder", "nats_to_bits", "standard_normal_nll_per_dim",
+]

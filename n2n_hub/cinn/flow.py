@@ -1,0 +1,157 @@
+"""The conditional invertible neural network τ of Net2Net (Sec. 3, G.1).
+
+Direction convention: ``forward(z, c)`` computes the residual ``v = τ⁻¹(z | c)`` with
+``log|det ∂v/∂z|`` (the training direction); ``inverse(v, c)`` computes ``z = τ(v | c)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ShapeError
+from .coupling import INNBlock
+from .embedders import ConditionSpec, make_embedder
+from .nll import gaussian_nll
+
+
+class ConditionalINN(nn.Module):
+    """τ: ``n_blocks`` × (alternating affine coupling, ActNorm, permutation) with embedder H.
+
+    Args:
+        dim: dimension D of the target representation z_Θ (any D ≥ 2).
+        condition: what the source representation z_Φ looks like; picks H.
+        n_blocks: number of INN blocks (paper: 20).
+        hidden: width of every coupling subnet (paper: 8·D).
+        depth: hidden layers per subnet (paper: 3).
+        cond_dim: size of h = H(z_Φ) (paper: D).
+        embed_hidden: width of the vector embedder's MLP.
+        clamp: soft clamp of coupling log-scales.
+        seed: seed of the fixed permutations (the global RNG is never touched).
+    """
+
+    kind = "cinn"
+
+    def __init__(self, dim: int, condition: ConditionSpec, n_blocks: int = 20, hidden: int | None = None,
+                 depth: int = 3, cond_dim: int | None = None, embed_hidden: int | None = None,
+                 clamp: float = 2.0, seed: int = 0) -> None:
+        super().__init__()
+        if dim < 2:
+            raise ShapeError(f"the flow needs a target dimension >= 2, got {dim}")
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        self.dim = dim
+        self.condition = condition
+        self.n_blocks = n_blocks
+        self.hidden = hidden or 8 * dim
+        self.depth = depth
+        self.cond_dim = cond_dim or dim
+        self.embed_hidden = embed_hidden or max(self.cond_dim, 256)
+        self.clamp = clamp
+        self.seed = seed
+        self.embedder = make_embedder(condition, self.cond_dim, self.embed_hidden)
+        # The condition's share of every subnet's first layer, for all 2·n subnets in one matmul.
+        self.cond_proj = nn.Linear(self.cond_dim, 2 * n_blocks * self.hidden)
+        self.blocks = nn.ModuleList(
+            INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
+        )
+
+    # -- construction -----------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this module (stored in translator files)."""
+        return {
+            "dim": self.dim, "condition": self.condition.to_dict(), "n_blocks": self.n_blocks,
+            "hidden": self.hidden, "depth": self.depth, "cond_dim": self.cond_dim,
+            "embed_hidden": self.embed_hidden, "clamp": self.clamp, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "ConditionalINN":
+        cfg = dict(cfg)
+        cfg["condition"] = ConditionSpec.from_dict(cfg["condition"])
+        return cls(**cfg)
+
+    # -- core maps --------------------------------------------------------------------
+    def embed(self, c: torch.Tensor) -> list[torch.Tensor]:
+        """h = H(c), projected once into each subnet's first layer."""
+        return list(self.cond_proj(self.embedder(c)).chunk(2 * self.n_blocks, dim=-1))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(v, log|det ∂v/∂z|)`` with ``v = τ⁻¹(z | c)``."""
+        cs = self.embed(c)
+        logdet = z.new_zeros(z.shape[0])
+        for i, block in enumerate(self.blocks):
+            z, ld = block(z, cs[2 * i], cs[2 * i + 1])
+            logdet = logdet + ld
+        return z, logdet
+
+    def inverse(self, v: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``z = τ(v | c)``."""
+        cs = self.embed(c)
+        for i in reversed(range(self.n_blocks)):
+            v, _ = self.blocks[i](v, cs[2 * i], cs[2 * i + 1], rev=True)
+        return v
+
+    def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Per-sample NLL of z given c in nats (Eq. 4 plus the Gaussian constant)."""
+        v, logdet = self(z, c)
+        return gaussian_nll(v, logdet)
+
+    def log_prob(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return -self.nll(z, c)
+
+    @torch.no_grad()
+    def initialize(self, z: torch.Tensor, c: torch.Tensor) -> None:
+        """Data-dependent ActNorm initialisation from one batch (done lazily otherwise)."""
+        was = self.training
+        self.train()
+        for block in self.blocks:
+            block.actnorm._initialized = False
+        self(z, c)
+        self.train(was)
+
+    # -- user-facing operations -------------------------------------------------------
+    def _check(self, z: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
+        c = self.condition.check(c)
+        if z is not None:
+            if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.dim:
+                got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ShapeError(f"target representation has shape {got}, expected (B, {self.dim})")
+            if z.shape[0] != c.shape[0]:
+                raise ShapeError(f"got {z.shape[0]} targets but {c.shape[0]} conditions")
+        return c
+
+    @torch.no_grad()
+    def sample(self, c: torch.Tensor, n: int = 1, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples z ~ p(z | c) per condition, shape ``(B, n, D)``.
+
+        ``temperature`` scales v ~ N(0, I); below 1 trades diversity for typicality.
+        """
+        c = self._check(None, c)
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        b = c.shape[0]
+        ref = next(self.parameters())
+        v = torch.randn(b * n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype) * temperature
+        c_rep = c.repeat_interleave(n, dim=0)
+        return self.inverse(v, c_rep).view(b, n, self.dim)
+
+    @torch.no_grad()
+    def residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """v = τ⁻¹(z | c): what the condition does not determine about z."""
+        c = self._check(z, c)
+        return self(z, c)[0]
+
+    @torch.no_grad()
+    def transfer(self, z_a: torch.Tensor, c_a: torch.Tensor, c_b: torch.Tensor) -> torch.Tensor:
+        """Keep z_a's residual, swap its condition for c_b (exemplar-guided / unpaired, Eq. 6)."""
+        v = self.residual(z_a, c_a)
+        c_b = self._check(None, c_b)
+        if c_b.shape[0] != v.shape[0]:
+            raise ShapeError(f"got {v.shape[0]} exemplars but {c_b.shape[0]} new conditions")
+        return self.inverse(v, c_b)

@@ -1,0 +1,90 @@
+"""Specs of the two other things plugins register: bridges and datasets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .errors import PluginError
+from .experts import DOMAINS
+
+_ID = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """Converts data of ``from_domain`` into ``to_domain`` (e.g. ``label`` → ``text``).
+
+    ``loader`` is ``"module:callable"``; the callable is
+    ``convert(data, *, context: BridgeContext) -> data``.
+    ``cost`` orders alternatives when several chains exist (lower is preferred).
+    """
+
+    id: str
+    from_domain: str
+    to_domain: str
+    loader: str
+    description: str = ""
+    cost: float = 1.0
+    plugin: str | None = None
+
+    def validate(self) -> None:
+        where = f"bridge spec {self.id!r}"
+        if not _ID.match(self.id or ""):
+            raise PluginError(f"{where}: id must be lowercase letters, digits, '-' or '_'")
+        for name in (self.from_domain, self.to_domain):
+            if name not in DOMAINS:
+                raise PluginError(f"{where}: domain {name!r} is not one of {DOMAINS}")
+        if ":" not in self.loader:
+            raise PluginError(f"{where}: loader must be 'module:callable'")
+
+
+@dataclass
+class BridgeContext:
+    """What a bridge may need besides the data.
+
+    ``class_names`` names label ids; ``split`` is ``train`` or ``eval`` (bridges with
+    templates keep some for evaluation); ``generator`` makes random choices reproducible.
+    """
+
+    class_names: tuple[str, ...] | None = None
+    split: str = "train"
+    generator: torch.Generator | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset whose items carry data of several domains (e.g. ``image`` and ``label``).
+
+    ``loader`` is ``"module:callable"``; ``load(split) -> dict[domain, data]`` with splits
+    ``train`` and ``test``. ``version`` enters feature-cache keys.
+    """
+
+    id: str
+    version: str
+    loader: str
+    domains: tuple[str, ...]
+    description: str = ""
+    license: str = ""
+    image_shape: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    plugin: str | None = None
+
+    def validate(self) -> None:
+        where = f"dataset spec {self.id!r}"
+        if not _ID.match(self.id or ""):
+            raise PluginError(f"{where}: id must be lowercase letters, digits, '-' or '_'")
+        bad = [d for d in self.domains if d not in DOMAINS]
+        if bad or not self.domains:
+            raise PluginError(f"{where}: domains {list(self.domains)} must be a non-empty subset of {DOMAINS}")
+        if ":" not in self.loader:
+            raise PluginError(f"{where}: loader must be 'module:callable'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "domains": list(self.domains),
+                "description": self.description, "license": self.license, "plugin": self.plugin,
+                "image_shape": list(self.image_shape) if self.image_shape else None,
+                "num_classes": len(self.class_names) if self.class_names else None}

@@ -1,0 +1,56 @@
+"""The hooks a plugin can implement. Each receives a ``register`` callback and returns nothing.
+
+A plugin module looks like::
+
+    from n2n_hub import hookimpl, ExpertSpec
+
+    @hookimpl
+    def register_experts(register):
+        register(ExpertSpec(id="myexpert", version="1", loader="my_plugin.expert:MyExpert", ...))
+
+and is listed under the ``n2n_hub`` entry-point group of its package.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+PROJECT = "n2n_hub"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_experts(register: Callable[..., None]) -> None:
+    """Register experts: call ``register(ExpertSpec(...))`` once per expert.
+
+    :param register: takes one :class:`n2n_hub.ExpertSpec`. Keep this cheap: import
+        nothing heavy here; the spec's ``loader`` is imported when the expert is used.
+    """
+
+
+@hookspec
+def register_bridges(register: Callable[..., None]) -> None:
+    """Register bridges: call ``register(BridgeSpec(...))`` for each domain converter.
+
+    :param register: takes one :class:`n2n_hub.BridgeSpec`, which converts one domain's
+        data into another's (for example class labels into caption text).
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register datasets: call ``register(DatasetSpec(...))`` for each dataset.
+
+    :param register: takes one :class:`n2n_hub.DatasetSpec`; its loader is imported lazily.
+    """
+
+
+@hookspec
+def register_commands(cli: object) -> None:
+    """Add commands to the ``n2n-hub`` CLI.
+
+    :param cli: the root :class:`click.Group`; add commands with ``@cli.command()``.
+    """

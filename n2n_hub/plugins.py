@@ -1,0 +1,160 @@
+"""Guarded plugin loading through the ``n2n_hub`` entry-point group.
+
+Every entry point is loaded on its own: one that fails to import, implements a hook
+that does not exist, or registers something invalid is recorded with its name and
+reason and skipped; everything else keeps working. ``N2N_HUB_LOAD_PLUGINS`` restricts
+which entry points load (comma-separated names; empty loads none).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .components import BridgeSpec, DatasetSpec
+from .errors import PluginError
+from .experts import ExpertSpec
+
+ENTRY_POINT_GROUP = "n2n_hub"
+LOAD_ENV = "N2N_HUB_LOAD_PLUGINS"
+
+
+@dataclass
+class PluginProblem:
+    """A plugin that could not be loaded, or something it registered that was refused."""
+
+    plugin: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "reason": self.reason}
+
+
+@dataclass
+class Catalog:
+    """Everything the loaded plugins registered, by id, plus the problems met on the way."""
+
+    experts: dict[str, ExpertSpec] = field(default_factory=dict)
+    bridges: dict[str, BridgeSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
+
+
+class PluginHost:
+    """One pluggy manager plus the record of which entry points loaded and which failed."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.load_problems: list[PluginProblem] = []
+        self.distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (dist, version)
+        self._loaded = False
+
+    def load_entry_points(self) -> None:
+        """Load every allowed entry point once (idempotent)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        allowed = os.environ.get(LOAD_ENV)
+        allow = None if allowed is None else {s.strip() for s in allowed.split(",") if s.strip()}
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            if allow is not None and ep.name not in allow:
+                continue
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
+            try:
+                module = ep.load()
+            except Exception as e:  # noqa: BLE001 - a broken plugin must not break the host
+                self.load_problems.append(PluginProblem(ep.name, f"failed to import {ep.value!r}: {type(e).__name__}: {e}"))
+                continue
+            self.register(module, ep.name)
+
+    def register(self, plugin: object, name: str) -> bool:
+        """Register a plugin object; refuse (and record) one with unknown hooks."""
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as e:
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(plugin)
+            self.load_problems.append(PluginProblem(name, f"invalid plugin: {e}"))
+            return False
+        return True
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+
+    def plugin_names(self) -> list[str]:
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+
+    def hooks_of(self, name: str) -> list[str]:
+        plugin = self.pm.get_plugin(name)
+        return sorted(h.name for h in self.pm.get_hookcallers(plugin) or []) if plugin is not None else []
+
+    def _call_each(self, hook: str, register_for: Callable[[str], Callable[..., None]], catalog: Catalog) -> None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(register=register_for(impl.plugin_name))
+            except Exception as e:  # noqa: BLE001
+                catalog.problems.append(PluginProblem(impl.plugin_name, f"{hook} raised {type(e).__name__}: {e}"))
+
+    def collect(self) -> Catalog:
+        """Call every registration hook and gather what it registers, validated."""
+        catalog = Catalog(problems=list(self.load_problems))
+        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}}
+
+        def make(kind: str, cls: type, table: dict[str, Any]) -> Callable[[str], Callable[..., None]]:
+            def register_for(plugin: str) -> Callable[..., None]:
+                def register(spec: Any) -> None:
+                    if not isinstance(spec, cls):
+                        raise PluginError(f"register() takes a {cls.__name__}, got {type(spec).__name__}")
+                    try:
+                        spec.validate()
+                    except PluginError as e:
+                        catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+                        return
+                    spec = _with_plugin(spec, plugin)
+                    if spec.id in table:
+                        first = owners[kind][spec.id]
+                        catalog.conflicts.setdefault(f"{kind}:{spec.id}", [first]).append(plugin)
+                        catalog.problems.append(PluginProblem(
+                            plugin, f"{kind} id {spec.id!r} is already registered by plugin {first!r}"))
+                        return
+                    table[spec.id] = spec
+                    owners[kind][spec.id] = plugin
+                return register
+            return register_for
+
+        self._call_each("register_experts", make("expert", ExpertSpec, catalog.experts), catalog)
+        self._call_each("register_bridges", make("bridge", BridgeSpec, catalog.bridges), catalog)
+        self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
+        return catalog
+
+
+def _with_plugin(spec: Any, plugin: str) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, plugin=plugin)
+
+
+_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, with entry points loaded."""
+    global _host
+    if _host is None:
+        _host = PluginHost()
+        _host.load_entry_points()
+    return _host
