@@ -215,6 +215,23 @@ class Expert:
         self.variant = variant
         self.device = torch.device(device)
 
+    # Shapes can depend on the variant (bert-base is 768-d, MiniLM 384-d): the spec declares
+    # the default variant's; a loaded expert reports its own. Override when they differ.
+    def representation_for(self, tap: str | None = None) -> Representation:
+        """Per-sample shape of ``encode(..., tap)`` for the loaded weights."""
+        return self.spec.tap_representation(tap)
+
+    def latent_representation(self) -> Representation:
+        """Per-sample shape of what ``decode`` takes (and ``sample_prior`` returns)."""
+        if self.spec.latent is None:
+            raise ShapeError(f"expert {self.spec.id!r} has no latent: it cannot decode")
+        return self.spec.latent
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Names of label ids this expert's ``label`` data refers to."""
+        return self.spec.class_names
+
     def encode(self, inputs: Any, tap: str | None = None) -> torch.Tensor:
         """Inputs of ``spec.input_domain`` → representation ``(B, *shape)``."""
         raise NotImplementedError(f"expert {self.spec.id!r} cannot encode")
