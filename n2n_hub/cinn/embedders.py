@@ -95,14 +95,19 @@ class ConditionSpec:
 
 
 class VectorEmbedder(nn.Module):
-    """Vector condition → MLP (the fully connected variant of Table S3b)."""
+    """Vector condition → ActNorm → MLP (the fully connected variant of Table S3b).
+
+    The leading ActNorm standardises the condition from the first training batch, so
+    sources with tiny (L2-normalised sentence embeddings) or huge scales train alike.
+    """
 
     def __init__(self, in_features: int, out_features: int, hidden: int, depth: int = 2) -> None:
         super().__init__()
+        self.norm = ActNormNoDet(in_features)
         self.net = mlp(in_features, hidden, out_features, depth=depth)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        return self.net(c)
+        return self.net(self.norm(c))
 
 
 class SpatialEmbedder(nn.Module):
