@@ -1,16 +1,419 @@
-"""The ``n2n-hub`` command line."""
+"""The ``n2n-hub`` command line. Heavy modules (torch, the hub) load only inside commands."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
+from .errors import N2NError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns every n2n-hub error into one clean line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except N2NError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _catalog():  # type: ignore[no-untyped-def]
+    """What plugins registered, without importing torch (listing stays fast)."""
+    from .plugins import get_host
+
+    return get_host().collect()
+
+
+def _hub(device: str = "cpu", quiet: bool = False):
+    from .hub import Hub
+
+    return Hub(device=device, progress=not quiet, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="n2n-hub")
 def cli() -> None:
-    """Pair frozen pretrained experts with conditional INNs and translate between them."""
+    """Pair frozen pretrained experts with conditional INNs and translate between them.
+
+    \b
+    Quick start:
+      n2n-hub experts                         what is installed
+      n2n-hub translate bert vaegan "a zebra" -n 16 -o zebra.png
+    The first translation of a pair trains its translator (a few minutes on a CPU) and
+    caches it; later calls are instant. See `n2n-hub COMMAND --help`.
+    """
+
+
+# -- experts, plugins, pairs -----------------------------------------------------------
+@cli.group(name="experts", invoke_without_command=True)
+@click.option("-q", "--query", help="Filter by id or description (substring or wildcard).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def experts(ctx: click.Context, query: str | None, as_json: bool) -> None:
+    """List the experts installed plugins provide (`experts list` is the same)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(experts_list, query=query, as_json=as_json)
+
+
+@experts.command(name="list")
+@click.option("-q", "--query", help="Filter by id or description (substring or wildcard).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def experts_list(query: str | None, as_json: bool) -> None:
+    """List experts: id, what they encode and decode, and their plugin."""
+    specs = _catalog().search(query)
+    if as_json:
+        _echo_json([s.to_dict() for s in specs])
+        return
+    if not specs:
+        click.echo("no experts match" if query else "no experts installed (see `n2n-hub plugins`)")
+        return
+    for s in specs:
+        can = []
+        if s.can_encode:
+            can.append(f"encodes {s.input_domain} -> {s.representation.describe() if s.representation else '?'}")
+        if s.can_decode:
+            can.append(f"decodes {s.latent.describe() if s.latent else '?'} -> {s.output_domain}")
+        if s.can_sample:
+            can.append(f"prior {s.prior}")
+        click.echo(f"{s.id:<12} {s.description}")
+        click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}, default variant {s.default_variant}]")
+
+
+@experts.command(name="show")
+@click.argument("expert_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def experts_show(expert_id: str, as_json: bool) -> None:
+    """Everything an expert declares: domains, shapes, taps, variants, licence."""
+    from .experts import ExpertAddress
+    from .pairing import lookup_spec
+
+    spec = lookup_spec(_catalog(), ExpertAddress.parse(expert_id))
+    d = spec.to_dict()
+    if as_json:
+        _echo_json(d)
+        return
+    for key, value in d.items():
+        if key == "variants":
+            click.echo("variants:")
+            for v in value:
+                mark = " (default)" if v["name"] == spec.default_variant else ""
+                click.echo(f"  {v['name']}{mark}: {v['description']} {v['source']}".rstrip())
+        elif value not in (None, [], {}, ""):
+            click.echo(f"{key}: {value}")
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json: bool) -> None:
+    """Loaded plugins with their versions and hooks, and any that failed."""
+    from .plugins import get_host
+
+    host = get_host()
+    catalog = host.collect()
+    rows = []
+    for name in host.plugin_names():
+        dist, version = host.distributions.get(name, (None, None))
+        rows.append({"name": name, "package": dist, "version": version, "hooks": host.hooks_of(name),
+                     "problems": [p.reason for p in catalog.problems if p.plugin == name]})
+    failed = [p.to_dict() for p in catalog.problems if p.plugin not in host.plugin_names()]
+    if as_json:
+        _echo_json({"plugins": rows, "failed": failed})
+        return
+    for r in rows:
+        pkg = f"{r['package']} {r['version']}" if r["package"] else "registered in-process"
+        click.echo(f"{r['name']:<12} {pkg}: {', '.join(r['hooks'])}")
+        for p in r["problems"]:
+            click.echo(f"{'':<12} problem: {p}")
+    for f in failed:
+        click.echo(f"{f['plugin']:<12} FAILED: {f['reason']}")
+
+
+@cli.command(name="pairs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pairs_cmd(as_json: bool) -> None:
+    """Pairs the registry knows, with their recipes (any other pair is resolved from the specs)."""
+    hub = _hub(quiet=True)
+    entries = hub.pairs()
+    if as_json:
+        _echo_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        click.echo(f"{e.name:<22} {e.source} -> {e.target}  recipe={e.recipe}"
+                   + (f" dataset={e.dataset}" if e.dataset else "") + (" (published)" if e.published else ""))
+        if e.description:
+            click.echo(f"{'':<22} {e.description}")
+    click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
+
+
+# -- pairing and translating -----------------------------------------------------------
+def _train_options(f):  # type: ignore[no-untyped-def]
+    opts = [
+        click.option("--data", type=click.Path(exists=True, path_type=Path),
+                     help="Folder of images or .txt file (one text per line) both experts can read."),
+        click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
+                     help="cinn (default) or the deterministic mlp baseline."),
+        click.option("--steps", type=click.IntRange(min=1), help="Training steps (default: the pair's recipe)."),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Training batch size."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate."),
+        click.option("--train-seed", type=click.IntRange(min=0), help="Seed of the training run."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
+        click.option("--force", is_flag=True, help="Retrain even if a cached translator exists."),
+        click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _pair(hub, source: str, target: str, data, kind, steps, batch_size, lr, train_seed, force, no_train):  # type: ignore[no-untyped-def]
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed}
+    return hub.pair(source, target, data=data, translator=kind, force=force, train_if_missing=not no_train,
+                    **{k: v for k, v in options.items() if v is not None})
+
+
+@cli.command(name="pair")
+@click.argument("source")
+@click.argument("target")
+@_train_options
+@click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
+@click.option("--json", "as_json", is_flag=True, help="Print the translator's metadata as JSON.")
+def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_seed, device, force, no_train,  # type: ignore[no-untyped-def]
+             plan_only: bool, as_json: bool) -> None:
+    """Train (or fetch from the cache) the translator SOURCE -> TARGET.
+
+    Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
+    `bert@/path/to/model`, `segmenter:last`.
+    """
+    hub = _hub(device=device, quiet=as_json)
+    if plan_only:
+        plan = hub.plan(source, target, data=data, translator=kind)
+        _echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
+        return
+    t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
+    if as_json:
+        _echo_json({"path": str(t.path), **t.metadata})
+        return
+    m = t.metrics
+    nll = m.get("best_val_nll")
+    click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
+    if nll is not None:
+        click.echo(f"held-out NLL {nll:.3f} nats/dim (N(0, I) reference {m.get('reference_nll_per_dim', 0):.3f}); "
+                   f"{m.get('steps')} steps")
+    elif m.get("best_val_mse") is not None:
+        click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+
+
+def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # type: ignore[no-untyped-def]
+    from .errors import InputError
+
+    if domain == "text":
+        return list(inputs)
+    if domain == "image":
+        from .inputs import image_files, read_images
+
+        paths: list[Path] = []
+        for item in inputs:
+            p = Path(item)
+            if p.is_dir():
+                paths += image_files(p)
+            elif p.is_file():
+                paths.append(p)
+            else:
+                raise InputError(f"input image {item} does not exist")
+        if spec.input_shape is None:
+            raise InputError(f"{spec.id} does not declare the image size it reads")
+        return read_images(paths, spec.input_shape)
+    raise InputError(f"cannot read '{domain}' inputs from the command line")
+
+
+@cli.command(name="translate")
+@click.argument("source")
+@click.argument("target")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Samples per input.")
+@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Scale of the residual noise v (lower: more typical, less diverse).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes the samples reproducible.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="PNG grid (image targets), .txt (text targets) or .safetensors (raw latents).")
+@click.option("--json", "as_json", is_flag=True, help="Print per-sample information as JSON.")
+@_train_options
+def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, temperature: float, seed, output,  # type: ignore[no-untyped-def]
+                  as_json: bool, data, kind, steps, batch_size, lr, train_seed, device, force, no_train) -> None:
+    """Translate INPUTS (texts, or image files/folders) from SOURCE into TARGET.
+
+    Pairs first if needed (training on first use, then cached). Writes a grid with
+    one row per input and one column per sample.
+
+    \b
+    Example:
+      n2n-hub translate bert vaegan "a zebra" "a photo of an elephant" -n 8 -o animals.png
+    """
+    from .errors import InputError
+
+    hub = _hub(device=device, quiet=as_json)
+    if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
+        raise InputError(f"-o {output}: use a .png, .txt or .safetensors file name")
+    t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
+    src_spec = t.source.spec
+    batch = _read_inputs(src_spec.input_domain, inputs, src_spec)
+    decode = output is None or output.suffix.lower() != ".safetensors"
+    result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
+    labels = list(inputs) if src_spec.input_domain == "text" else [str(i) for i in range(len(result.latents))]
+    if output is not None:
+        _write_output(output, result, t, n)
+        if not as_json:
+            click.echo(f"wrote {output} ({len(result.latents)} input(s) x {n} samples)")
+    if as_json:
+        rows = []
+        for i, label in enumerate(labels):
+            rows.append({"input": label, "samples": result.info[i * n:(i + 1) * n]})
+        _echo_json({"source": str(t.source_address), "target": str(t.target_address), "translator": str(t.path),
+                    "output": str(output) if output else None, "results": rows})
+    elif output is None:
+        if isinstance(result.outputs, list):
+            for i, label in enumerate(labels):
+                click.echo(f"{label}:")
+                for o in result.outputs[i * n:(i + 1) * n]:
+                    click.echo(f"  {o}")
+        else:
+            click.echo("no output file given: pass -o FILE.png to save the images (or --json for details)")
+
+
+def _write_output(output: Path, result, translator, n: int) -> None:  # type: ignore[no-untyped-def]
+    from .errors import InputError
+
+    suffix = output.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        from .atomic import atomic_path
+
+        with atomic_path(output) as tmp:
+            save_file({"latents": result.latents.contiguous()}, str(tmp),
+                      metadata={"source": str(translator.source_address), "target": str(translator.target_address)})
+        return
+    if suffix == ".png":
+        import torch
+
+        if not isinstance(result.outputs, torch.Tensor):
+            raise InputError(f"{translator.target_address} does not produce images; use -o FILE.txt")
+        from .images import save_grid
+
+        save_grid(result.outputs, output, ncol=n)
+        return
+    if not isinstance(result.outputs, list):
+        raise InputError(f"{translator.target_address} produces images; use -o FILE.png")
+    from .atomic import atomic_write_bytes
+
+    atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
+
+
+# -- cache -----------------------------------------------------------------------------
+@cli.group(name="cache")
+def cache() -> None:
+    """Inspect and clean the translator cache ($N2N_HUB_HOME)."""
+
+
+@cache.command(name="path")
+def cache_path() -> None:
+    """Print the cache root."""
+    from .paths import hub_home
+
+    click.echo(str(hub_home()))
+
+
+@cache.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_list(as_json: bool) -> None:
+    """Cached translators: key, pair, size, held-out NLL."""
+    entries = _hub(quiet=True).cache.entries()
+    if as_json:
+        _echo_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        click.echo("no cached translators")
+    for e in entries:
+        d = e.to_dict()
+        nll = (d.get("metrics") or {}).get("best_val_nll")
+        size = f"{(d['size'] or 0) / 1e6:.1f} MB"
+        click.echo(f"{e.key}  {e.pair}  {d.get('kind')}  {size}" + (f"  NLL {nll:.3f}" if nll is not None else ""))
+
+
+@cache.command(name="verify")
+def cache_verify() -> None:
+    """Check every cached translator against the sha256 recorded when it was written."""
+    results = _hub(quiet=True).cache.verify()
+    bad = 0
+    for entry, problem in results:
+        click.echo(f"{'OK ' if problem is None else 'BAD'} {entry.key} {entry.pair}" + (f": {problem}" if problem else ""))
+        bad += problem is not None
+    click.echo(f"{len(results) - bad} ok, {bad} bad")
+    if bad:
+        sys.exit(1)
+
+
+@cache.command(name="rm")
+@click.argument("selector", required=False)
+@click.option("--all", "remove_all", is_flag=True, help="Remove every cached translator.")
+def cache_rm(selector: str | None, remove_all: bool) -> None:
+    """Remove cached translators by key prefix or pair folder (or --all)."""
+    from .errors import InputError
+
+    if not selector and not remove_all:
+        raise InputError("say what to remove: a key prefix or pair folder (see `n2n-hub cache list`), or --all")
+    removed = _hub(quiet=True).cache.remove(None if remove_all else selector)
+    if not removed and selector:
+        raise InputError(f"no cached translator matches {selector!r} (see `n2n-hub cache list`)")
+    for e in removed:
+        click.echo(f"removed {e.key} {e.pair}")
+
+
+# -- plugins management ----------------------------------------------------------------
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    click.echo(" ".join(cmd), err=True)
+    code = subprocess.call(cmd)
+    if code:
+        raise click.ClickException(f"pip exited with status {code}")
+
+
+@cli.command(name="install")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade if already installed.")
+@click.option("-e", "--editable", is_flag=True, help="Install a local plugin folder in editable mode.")
+def install_cmd(packages: tuple[str, ...], upgrade: bool, editable: bool) -> None:
+    """pip-install plugin packages into the environment n2n-hub runs in."""
+    args = ["install", *(["-U"] if upgrade else [])]
+    for p in packages:
+        args += ["-e", p] if editable else [p]
+    _pip(*args)
+
+
+@cli.command(name="uninstall")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall_cmd(packages: tuple[str, ...], yes: bool) -> None:
+    """pip-uninstall plugin packages."""
+    if "n2n-hub" in packages or "n2n_hub" in packages:
+        raise click.ClickException("refusing to uninstall n2n-hub itself with this command; use pip")
+    _pip("uninstall", *(["-y"] if yes else []), *packages)
 
 
 @cli.group(name="train-expert")
@@ -19,20 +422,15 @@ def train_expert() -> None:
 
 
 def _register_plugin_commands() -> None:
-    from .plugins import get_host
+    """Let plugins add commands; a plugin whose hook fails is reported, not fatal."""
+    from .plugins import PluginProblem, get_host
 
     host = get_host()
     for impl in host.pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not break the CLI
-            host.load_problems.append(_problem(impl.plugin_name, f"register_commands raised {type(e).__name__}: {e}"))
-
-
-def _problem(plugin: str, reason: str):
-    from .plugins import PluginProblem
-
-    return PluginProblem(plugin, reason)
+            host.load_problems.append(PluginProblem(impl.plugin_name, f"register_commands raised {type(e).__name__}: {e}"))
 
 
 def main() -> None:

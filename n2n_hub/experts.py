@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch loads only when an expert does: listing experts stays fast
+    import torch
 
 from .errors import MissingWeightsError, PluginError, ShapeError, UnknownExpertError
 
@@ -213,6 +214,8 @@ class Expert:
     def __init__(self, spec: ExpertSpec, variant: str | None, device: str | torch.device = "cpu") -> None:
         self.spec = spec
         self.variant = variant
+        import torch
+
         self.device = torch.device(device)
 
     # Shapes can depend on the variant (bert-base is 768-d, MiniLM 384-d): the spec declares
@@ -270,6 +273,8 @@ def import_object(path: str) -> Any:
 
 def check_batch(x: torch.Tensor, rep: Representation, what: str) -> None:
     """Raise :class:`ShapeError` unless ``x`` is a batch of ``rep``."""
+    import torch
+
     if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != rep.shape:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ShapeError(f"{what} has shape {got}, expected (B, {', '.join(map(str, rep.shape))})")

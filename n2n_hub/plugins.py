@@ -8,6 +8,7 @@ which entry points load (comma-separated names; empty loads none).
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata as md
 import os
 from dataclasses import dataclass, field
@@ -44,6 +45,15 @@ class Catalog:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
+
+    def search(self, query: str | None = None) -> list[ExpertSpec]:
+        """Experts sorted by id, filtered by a substring or wildcard over id and description."""
+        specs = sorted(self.experts.values(), key=lambda s: s.id)
+        if not query:
+            return specs
+        q = query.lower()
+        pattern = q if any(ch in q for ch in "*?[") else f"*{q}*"
+        return [s for s in specs if fnmatch.fnmatch(s.id, pattern) or fnmatch.fnmatch(s.description.lower(), pattern)]
 
 
 class PluginHost:

@@ -1,0 +1,285 @@
+"""The Hub: the Python API over plugins, registry, caches and training.
+
+    >>> from n2n_hub import Hub
+    >>> hub = Hub()
+    >>> translator = hub.pair("bert", "vaegan@animals")        # cached, fetched or trained
+    >>> result = translator.translate(["a zebra"], n=8, seed=0)  # result.outputs: images
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import translator_file
+from .baselines import MLPTranslator
+from .cinn import ConditionalINN, ConditionSpec
+from .components import BridgeSpec, DatasetSpec
+from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
+                     N2NError, OfflineError, PluginError, ShapeError, UnknownExpertError)
+from .experts import Expert, ExpertAddress, ExpertSpec, import_object
+from .features import FeatureStore, stable_hash
+from .pairing import PairPlan, lookup_spec, resolve_pair, resolve_variant
+from .paths import hub_home
+from .plugins import Catalog, PluginHost, get_host
+from .recipes import PairData, dataset_pairs, prior_pairs
+from .registry import PairEntry, Registry
+from .store import TranslatorStore
+from .training import TrainConfig, TrainResult, train
+from .translator import Translation, Translator
+
+logger = logging.getLogger("n2n_hub")
+
+_FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed"}
+_MLP_ARGS = {"hidden", "depth", "cond_dim", "embed_hidden"}
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
+
+
+class Hub:
+    """Find experts, pair them, and translate.
+
+    Args:
+        home: cache root (default ``$N2N_HUB_HOME``, else ``$XDG_CACHE_HOME/n2n-hub``, else ``~/.cache/n2n-hub``).
+        device: where experts and translators run (``cpu``, ``cuda``).
+        progress: show progress bars for long work.
+        host: plugin host (tests pass one with fake plugins registered).
+        registry: pair registry (default: shipped + user + ``$N2N_HUB_REGISTRY``).
+        log: receives one line per step of long work (default: the ``n2n_hub`` logger).
+    """
+
+    def __init__(self, home: str | Path | None = None, device: str = "cpu", progress: bool = True,
+                 host: PluginHost | None = None, registry: Registry | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.home = Path(home).expanduser() if home is not None else hub_home()
+        self.device = device
+        self.progress = progress
+        self.host = host or get_host()
+        self._registry = registry
+        self._catalog: Catalog | None = None
+        self._experts: dict[str, Expert] = {}
+        self.cache = TranslatorStore(self.home / "translators")
+        self.features = FeatureStore(self.home / "features")
+        self._log = log or logger.info
+
+    # -- what is available ------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = self.host.collect()
+        return self._catalog
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry.load()
+        return self._registry
+
+    def refresh(self) -> None:
+        """Forget what plugins registered (after registering or removing one)."""
+        self._catalog = None
+        self._experts.clear()
+
+    def experts(self, query: str | None = None) -> list[ExpertSpec]:
+        """Registered experts, optionally filtered by a substring or wildcard over id and description."""
+        return self.catalog.search(query)
+
+    def expert_spec(self, address: str) -> ExpertSpec:
+        return lookup_spec(self.catalog, ExpertAddress.parse(address))
+
+    def datasets(self) -> list[DatasetSpec]:
+        return sorted(self.catalog.datasets.values(), key=lambda d: d.id)
+
+    def bridges(self) -> list[BridgeSpec]:
+        return sorted(self.catalog.bridges.values(), key=lambda b: b.id)
+
+    def pairs(self) -> list[PairEntry]:
+        """Pairs the registry knows, with their recipes."""
+        return sorted(self.registry.entries.values(), key=lambda e: e.name)
+
+    # -- experts ----------------------------------------------------------------------
+    def load_expert(self, address: str | ExpertAddress) -> Expert:
+        """Load (once per hub) the expert at ``id[@variant]``; the tap does not matter here."""
+        addr = ExpertAddress.parse(address) if isinstance(address, str) else address
+        spec = lookup_spec(self.catalog, addr)
+        addr = resolve_variant(spec, ExpertAddress(addr.id, None, addr.variant))
+        key = str(addr)
+        if key not in self._experts:
+            cls = import_object(spec.loader)
+            if not (isinstance(cls, type) and issubclass(cls, Expert)):
+                raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
+            self._log(f"loading expert {addr}")
+            try:
+                self._experts[key] = cls(spec, addr.variant, device=self.device)
+            except N2NError:
+                raise
+            except (FileNotFoundError, OSError) as e:
+                raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
+        return self._experts[key]
+
+    # -- pairing ----------------------------------------------------------------------
+    def plan(self, source: str, target: str, data: str | Path | None = None,
+             translator: str | None = None) -> PairPlan:
+        """How ``source -> target`` would be trained (no expert is loaded)."""
+        if translator is not None and translator not in ("cinn", "mlp"):
+            raise InputError(f"unknown translator kind {translator!r}; use 'cinn' or 'mlp'")
+        return resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+
+    def training_pairs(self, plan: PairPlan, split: str = "train") -> PairData:
+        """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
+        src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
+        self._check_target_shapes(plan, tgt)
+        if plan.recipe == "dataset":
+            if plan.data_path is not None:
+                return dataset_pairs(plan, src, tgt, self.features, lambda s: {}, "", None, split, self.progress)
+            ds = self.catalog.datasets[plan.dataset]  # type: ignore[index]
+            loader = import_object(ds.loader)
+            return dataset_pairs(plan, src, tgt, self.features, loader, ds.version, ds.class_names, split, self.progress)
+        if split == "train":
+            return prior_pairs(plan, src, tgt, self.features, self.progress)
+        return prior_pairs(plan, src, tgt, self.features, self.progress, samples=max(1000, plan.samples // 10),
+                           seed=plan.seed + 7919, bridge_split="eval")
+
+    @staticmethod
+    def _check_target_shapes(plan: PairPlan, target: Expert) -> None:
+        if plan.recipe == "dataset":
+            rep, lat = target.representation_for(None), target.latent_representation()
+            if rep.numel != lat.numel:
+                raise IncompatiblePairError(f"{plan.target} encodes {rep.describe()} but decodes {lat.describe()}: "
+                                            "its encodings cannot be translation targets")
+
+    def _condition_spec(self, plan: PairPlan, source: Expert) -> ConditionSpec:
+        rep = source.representation_for(plan.source.tap)
+        return ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
+
+    def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
+        cond = self._condition_spec(plan, source)
+        dim = target.latent_representation().numel
+        flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
+        if plan.translator == "mlp":
+            return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})
+        return ConditionalINN(dim, cond, **{k: v for k, v in flow.items() if k in _FLOW_ARGS})
+
+    def _train_config(self, plan: PairPlan, options: dict[str, Any]) -> TrainConfig:
+        unknown = sorted(set(options) - _TRAIN_FIELDS - _FLOW_ARGS)
+        if unknown:
+            raise InputError(f"unknown training option(s) {unknown}; training options: {sorted(_TRAIN_FIELDS)}, "
+                             f"flow options: {sorted(_FLOW_ARGS)}")
+        values = {"device": self.device, "progress": self.progress, **plan.training,
+                  **{k: v for k, v in options.items() if k in _TRAIN_FIELDS and v is not None}}
+        return TrainConfig(**values)
+
+    def _key(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module, config: TrainConfig) -> str:
+        train_cfg = {k: v for k, v in config.to_dict().items() if k not in _KEYLESS_TRAIN_FIELDS}
+        parts = {
+            "format": translator_file.FORMAT_VERSION,
+            "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
+            "recipe": {k: v for k, v in plan.to_dict().items() if k not in ("flow", "training", "source", "target")},
+            "module": {"kind": module.kind, "config": module.config()},  # type: ignore[operator]
+            "training": train_cfg,
+        }
+        if plan.dataset:
+            parts["dataset_version"] = self.catalog.datasets[plan.dataset].version
+        return stable_hash(parts)[:32]
+
+    @staticmethod
+    def _expert_meta(address: ExpertAddress, expert: Expert) -> dict[str, Any]:
+        return {"address": str(address), "id": expert.spec.id, "version": expert.spec.version,
+                "variant": address.variant, "tap": address.tap, "fingerprint": expert.fingerprint()}
+
+    def pair(self, source: str, target: str, *, data: str | Path | None = None, translator: str | None = None,
+             force: bool = False, train_if_missing: bool = True, **options: Any) -> Translator:
+        """Return the translator for ``source -> target``: from the cache, a published file, or trained now.
+
+        Args:
+            data: a folder of images or a text file both experts can read (instead of a registry recipe).
+            translator: ``cinn`` (default) or ``mlp`` (the deterministic baseline of Sec. E).
+            force: retrain even if a cached translator exists.
+            train_if_missing: if False, raise :class:`CacheError` instead of training.
+            options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
+                options (``n_blocks``, ``hidden``, ...); they enter the cache key.
+        """
+        plan = self.plan(source, target, data=data, translator=translator)
+        src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
+        config = self._train_config(plan, options)
+        module = self._build(plan, src, tgt, options)
+        key = self._key(plan, src, tgt, module, config)
+
+        if not force:
+            found = self._from_cache_or_published(plan, key, src, tgt)
+            if found is not None:
+                return found
+        if not train_if_missing:
+            raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
+                             f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
+        with self.cache.lock(key):
+            if not force:  # another process may have finished it while we waited
+                found = self._from_cache_or_published(plan, key, src, tgt, fetch=False)
+                if found is not None:
+                    return found
+            return self._train_and_save(plan, key, src, tgt, module, config)
+
+    def _from_cache_or_published(self, plan: PairPlan, key: str, src: Expert, tgt: Expert,
+                                 fetch: bool = True) -> Translator | None:
+        path = self.cache.find(key)
+        if path is None and fetch and plan.entry is not None and plan.entry.published is not None:
+            try:
+                self._log(f"fetching the published translator for {plan.source} -> {plan.target}")
+                path = self.cache.fetch(plan.entry.published, key, plan.label)
+            except OfflineError as e:
+                self._log(f"{e}; training it locally instead")
+                path = None
+        if path is None:
+            return None
+        module, meta = self.cache.load(path, map_location=self.device)
+        self._check_loaded(module, plan, src, tgt, path)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path)
+
+    def _check_loaded(self, module: nn.Module, plan: PairPlan, src: Expert, tgt: Expert, path: Path) -> None:
+        want_dim = tgt.latent_representation().numel
+        want_cond = self._condition_spec(plan, src)
+        if getattr(module, "dim", None) != want_dim or getattr(module, "condition", None) != want_cond:
+            raise CacheError(f"{path} does not fit {plan.source} -> {plan.target} (translates "
+                             f"{getattr(module, 'condition', '?')} into {getattr(module, 'dim', '?')} dims); "
+                             f"remove it with `n2n-hub cache rm {path.stem}`")
+
+    def _train_and_save(self, plan: PairPlan, key: str, src: Expert, tgt: Expert, module: nn.Module,
+                        config: TrainConfig) -> Translator:
+        self._log(f"pairing {plan.explain()}")
+        data = self.training_pairs(plan)
+        if data.source.shape[0] < 2:
+            raise InputError(f"only {data.source.shape[0]} training pairs: need at least 2")
+        self._log(f"training a {module.kind} translator on {data.source.shape[0]} pairs "  # type: ignore[union-attr]
+                  f"({config.steps} steps, batch {config.batch_size})")
+        module.to(config.device)
+
+        def log(event: dict[str, Any]) -> None:
+            if event.get("event") in ("skip", "early_stop", "warning", "resume"):
+                self._log(str(event.get("message")))
+
+        result: TrainResult = train(module, data.source, data.target, config, log=log)
+        module.eval()
+        meta = {
+            "key": key,
+            "source": self._expert_meta(plan.source, src), "target": self._expert_meta(plan.target, tgt),
+            "recipe": plan.to_dict(), "training": {k: v for k, v in config.to_dict().items() if k != "checkpoint_path"},
+            "metrics": {k: v for k, v in result.to_dict().items() if k != "history"},
+            "pairs": int(data.source.shape[0]),
+        }
+        path = self.cache.save(module, meta, key, plan.label)
+        self._log(f"saved translator {key} to {path}")
+        module, meta = translator_file.load(path, map_location=self.device)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path)
+
+    def translate(self, source: str, target: str, inputs: Any, n: int = 1, temperature: float = 1.0,
+                  seed: int | None = None, **pair_options: Any) -> Translation:
+        """Pair (if needed) and translate ``inputs`` in one call."""
+        return self.pair(source, target, **pair_options).translate(inputs, n=n, temperature=temperature, seed=seed)
+
+
+__all__ = ["Hub", "CacheError", "IntegrityError", "ShapeError", "UnknownExpertError"]

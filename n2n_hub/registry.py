@@ -1,0 +1,211 @@
+"""registry.toml: the known pairs, their recipes and hyperparameters, and published translators.
+
+The package ships one registry; a user registry (``~/.config/n2n-hub/registry.toml``) and
+``$N2N_HUB_REGISTRY`` (one or more paths separated by ``os.pathsep``) merge over it, later
+files winning key by key. Every entry is validated on load, and an invalid one is an error
+naming the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import RegistryError
+from .experts import ExpertAddress
+from .paths import REGISTRY_ENV, user_registry_path
+
+RECIPES = ("dataset", "target-prior")
+TRANSLATORS = ("cinn", "mlp")
+_PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
+              "seed", "description", "flow", "training", "published", "translator", "batch_size"}
+_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed"}
+_TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
+               "val_fraction", "val_every", "patience", "seed", "max_bad_steps"}
+_PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256"}
+
+
+def shipped_registry_path() -> Path:
+    return Path(__file__).with_name("registry.toml")
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a trained translator can be fetched from, and the sha256 it must have."""
+
+    sha256: str
+    url: str | None = None
+    hf_repo: str | None = None
+    hf_file: str | None = None
+
+
+@dataclass(frozen=True)
+class PairEntry:
+    """One known pair: which experts, how to make training data, and how to train."""
+
+    name: str
+    source: ExpertAddress
+    target: ExpertAddress
+    recipe: str
+    origin: str
+    dataset: str | None = None
+    source_from: str | None = None
+    bridges: tuple[str, ...] | None = None
+    pairs_per_item: int = 1
+    samples: int = 50_000
+    seed: int = 0
+    batch_size: int = 256
+    translator: str = "cinn"
+    description: str = ""
+    flow: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    published: Published | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": str(self.source), "target": str(self.target), "recipe": self.recipe,
+            "dataset": self.dataset, "source_from": self.source_from,
+            "bridges": list(self.bridges) if self.bridges is not None else None,
+            "pairs_per_item": self.pairs_per_item, "samples": self.samples, "seed": self.seed,
+            "translator": self.translator, "description": self.description, "flow": self.flow,
+            "training": self.training, "published": vars(self.published) if self.published else None,
+            "origin": self.origin,
+        }
+
+
+def _fail(path: Path | str, key: str, problem: str) -> RegistryError:
+    return RegistryError(f"{path}: [pairs.{key}] {problem}")
+
+
+def _check_table(path: Path | str, key: str, name: str, table: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _fail(path, key, f"'{name}' must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise _fail(path, key, f"unknown {name} key(s) {unknown}; allowed: {sorted(allowed)}")
+    for k, v in table.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise _fail(path, key, f"{name}.{k} must be a number, got {v!r}")
+    return dict(table)
+
+
+def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
+    """Validate one ``[pairs.KEY]`` table into a :class:`PairEntry`."""
+    if not isinstance(raw, dict):
+        raise _fail(path, key, "must be a table")
+    unknown = sorted(set(raw) - _PAIR_KEYS)
+    if unknown:
+        raise _fail(path, key, f"unknown key(s) {unknown}; allowed: {sorted(_PAIR_KEYS)}")
+    for req in ("source", "target", "recipe"):
+        if not isinstance(raw.get(req), str) or not raw[req].strip():
+            raise _fail(path, key, f"'{req}' is required and must be a string")
+    recipe = raw["recipe"]
+    if recipe not in RECIPES:
+        raise _fail(path, key, f"recipe {recipe!r} is not one of {RECIPES}")
+    if recipe == "dataset" and not isinstance(raw.get("dataset"), str):
+        raise _fail(path, key, "recipe 'dataset' needs 'dataset = \"<dataset id>\"'")
+    bridges = raw.get("bridges")
+    if bridges is not None and (not isinstance(bridges, list) or not all(isinstance(b, str) for b in bridges)):
+        raise _fail(path, key, "'bridges' must be a list of bridge ids")
+    ints = {}
+    for k, default, lo in (("pairs_per_item", 1, 1), ("samples", 50_000, 1), ("seed", 0, 0), ("batch_size", 256, 1)):
+        v = raw.get(k, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise _fail(path, key, f"'{k}' must be an integer >= {lo}, got {v!r}")
+        ints[k] = v
+    translator = raw.get("translator", "cinn")
+    if translator not in TRANSLATORS:
+        raise _fail(path, key, f"translator {translator!r} is not one of {TRANSLATORS}")
+    published = None
+    if "published" in raw:
+        pub = raw["published"]
+        if not isinstance(pub, dict) or set(pub) - _PUBLISHED_KEYS:
+            raise _fail(path, key, f"'published' must be a table with keys among {sorted(_PUBLISHED_KEYS)}")
+        sha = pub.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
+            raise _fail(path, key, "published.sha256 must be 64 hex digits")
+        if not pub.get("url") and not (pub.get("hf_repo") and pub.get("hf_file")):
+            raise _fail(path, key, "published needs 'url', or 'hf_repo' and 'hf_file'")
+        published = Published(sha.lower(), pub.get("url"), pub.get("hf_repo"), pub.get("hf_file"))
+    try:
+        source, target = ExpertAddress.parse(raw["source"]), ExpertAddress.parse(raw["target"])
+    except Exception as e:
+        raise _fail(path, key, str(e)) from None
+    return PairEntry(
+        name=key, source=source, target=target, recipe=recipe, origin=str(path),
+        dataset=raw.get("dataset"), source_from=raw.get("source_from"),
+        bridges=tuple(bridges) if bridges is not None else None, translator=translator,
+        description=str(raw.get("description", "")),
+        flow=_check_table(path, key, "flow", raw.get("flow", {}), _FLOW_KEYS),
+        training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),
+        published=published, **ints,
+    )
+
+
+def default_registry_paths() -> list[Path]:
+    """Shipped, then user, then ``$N2N_HUB_REGISTRY`` (later ones win)."""
+    paths = [shipped_registry_path(), user_registry_path()]
+    extra = os.environ.get(REGISTRY_ENV, "")
+    paths += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
+    return paths
+
+
+class Registry:
+    """All known pairs, merged from several registry files."""
+
+    def __init__(self, entries: dict[str, PairEntry] | None = None, files: list[Path] | None = None) -> None:
+        self.entries = entries or {}
+        self.files = files or []
+
+    @classmethod
+    def load(cls, paths: list[Path] | None = None) -> "Registry":
+        paths = default_registry_paths() if paths is None else paths
+        merged: dict[str, tuple[Path, dict[str, Any]]] = {}
+        used = []
+        for i, path in enumerate(paths):
+            path = Path(path)
+            if not path.is_file():
+                if i > 1:  # explicitly requested via N2N_HUB_REGISTRY
+                    raise RegistryError(f"registry file {path} (from ${REGISTRY_ENV}) does not exist")
+                continue
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise RegistryError(f"{path}: not valid TOML ({e})") from None
+            unknown = sorted(set(data) - {"pairs"})
+            if unknown:
+                raise RegistryError(f"{path}: unknown top-level table(s) {unknown}; only [pairs.NAME] is allowed")
+            pairs = data.get("pairs", {})
+            if not isinstance(pairs, dict):
+                raise RegistryError(f"{path}: 'pairs' must be a table of [pairs.NAME] tables")
+            for key, raw in pairs.items():
+                if key in merged and isinstance(raw, dict):
+                    base = dict(merged[key][1])
+                    for k, v in raw.items():
+                        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                    raw = base
+                merged[key] = (path, raw)
+            used.append(path)
+        entries = {key: parse_entry(path, key, raw) for key, (path, raw) in merged.items()}
+        return cls(entries, used)
+
+    def find(self, source: ExpertAddress, target: ExpertAddress) -> PairEntry | None:
+        """The entry for this pair; ``source``/``target`` have their variants resolved already.
+
+        An entry without a variant matches any variant; one with a variant matches only it.
+        Among matches, the most specific (most variants given) wins.
+        """
+        def matches(want: ExpertAddress, have: ExpertAddress) -> bool:
+            return want.id == have.id and want.tap == have.tap and (want.variant is None or want.variant == have.variant)
+
+        found = [e for e in self.entries.values() if matches(e.source, source) and matches(e.target, target)]
+        found.sort(key=lambda e: (e.source.variant is not None) + (e.target.variant is not None), reverse=True)
+        return found[0] if found else None

@@ -1,0 +1,106 @@
+"""A trained translator bound to its two experts: what users call ``translate`` on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ShapeError
+from .experts import Expert, ExpertAddress
+
+
+@dataclass
+class Translation:
+    """The result of :meth:`Translator.translate`.
+
+    ``latents`` is ``(B, n, *latent_shape)``; ``outputs`` holds the target's decoded
+    outputs for all ``B·n`` samples in that order (a tensor for images); ``info`` has
+    per-sample facts the target reports (e.g. the nearest class).
+    """
+
+    inputs: Any
+    latents: torch.Tensor
+    outputs: Any
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Translator:
+    """τ between two loaded experts, with the metadata it was trained and cached with."""
+
+    def __init__(self, module: nn.Module, metadata: dict[str, Any], source: Expert, target: Expert,
+                 source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None) -> None:
+        self.module = module
+        self.metadata = metadata
+        self.source = source
+        self.target = target
+        self.source_address = source_address
+        self.target_address = target_address
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Translator({self.source_address} -> {self.target_address}, kind={self.kind}, path={self.path})"
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", getattr(self.module, "kind", "?")))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.metadata.get("metrics", {}))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return self.target.latent_representation().shape
+
+    def _device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def encode_source(self, inputs: Any) -> torch.Tensor:
+        with torch.no_grad():
+            c = self.source.encode(inputs, tap=self.source_address.tap)
+        return c.to(self._device())
+
+    def _unflatten(self, z: torch.Tensor) -> torch.Tensor:
+        return z.reshape(*z.shape[:-1], *self.latent_shape)
+
+    def _flatten(self, z: torch.Tensor) -> torch.Tensor:
+        if tuple(z.shape[1:]) != self.latent_shape:
+            raise ShapeError(f"target latents have shape {tuple(z.shape)}, expected (B, {', '.join(map(str, self.latent_shape))})")
+        return z.reshape(z.shape[0], -1).to(self._device())
+
+    @torch.no_grad()
+    def sample_latents(self, inputs: Any, n: int = 1, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
+        """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+        c = self.encode_source(inputs)
+        gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
+        z = self.module.sample(c, n=n, temperature=temperature, generator=gen)
+        return self._unflatten(z)
+
+    @torch.no_grad()
+    def translate(self, inputs: Any, n: int = 1, temperature: float = 1.0, seed: int | None = None,
+                  decode: bool = True) -> Translation:
+        """Sample ``n`` translations per input and decode them with the target expert.
+
+        ``seed`` makes the samples reproducible; ``temperature`` scales the residual noise.
+        """
+        z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
+        flat = z.reshape(-1, *self.latent_shape).to(self.target.device)
+        outputs = self.target.decode(flat) if decode else None
+        info = self.target.describe_latent(flat)
+        return Translation(inputs, z.cpu(), outputs, info)
+
+    @torch.no_grad()
+    def residual(self, source_inputs: Any, target_latents: torch.Tensor) -> torch.Tensor:
+        """v = τ⁻¹(z_Θ | z_Φ): what the source does not determine about each target latent."""
+        return self.module.residual(self._flatten(target_latents), self.encode_source(source_inputs))
+
+    @torch.no_grad()
+    def transfer(self, exemplar_latents: torch.Tensor, exemplar_inputs: Any, new_inputs: Any) -> torch.Tensor:
+        """Keep each exemplar's residual and swap its source condition (Eq. 6): latents ``(B, *latent_shape)``."""
+        z = self.module.transfer(self._flatten(exemplar_latents), self.encode_source(exemplar_inputs),
+                                 self.encode_source(new_inputs))
+        return self._unflatten(z)
