@@ -29,7 +29,8 @@ class ConditionalINN(nn.Module):
         cond_dim: size of h = H(z_Φ) (paper: D).
         embed_hidden: width of the vector embedder's MLP.
         clamp: soft clamp of coupling log-scales.
-        seed: seed of the fixed permutations (the global RNG is never touched).
+        seed: seed of the initial weights and the fixed permutations (the global RNG is
+            neither read nor advanced, so equal configs build equal flows).
     """
 
     kind = "cinn"
@@ -51,12 +52,16 @@ class ConditionalINN(nn.Module):
         self.embed_hidden = embed_hidden or max(self.cond_dim, 256)
         self.clamp = clamp
         self.seed = seed
-        self.embedder = make_embedder(condition, self.cond_dim, self.embed_hidden)
-        # The condition's share of every subnet's first layer, for all 2·n subnets in one matmul.
-        self.cond_proj = nn.Linear(self.cond_dim, 2 * n_blocks * self.hidden)
-        self.blocks = nn.ModuleList(
-            INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
-        )
+        # Initial weights come from ``seed`` too, drawn inside a forked RNG: building a flow
+        # neither depends on nor advances the caller's global random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.embedder = make_embedder(condition, self.cond_dim, self.embed_hidden)
+            # The condition's share of every subnet's first layer, for all 2·n subnets in one matmul.
+            self.cond_proj = nn.Linear(self.cond_dim, 2 * n_blocks * self.hidden)
+            self.blocks = nn.ModuleList(
+                INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
+            )
 
     # -- construction -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
