@@ -165,7 +165,7 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     src_addr, tgt_addr = resolve_variant(src_spec, src_addr), resolve_variant(tgt_spec, tgt_addr)
     if not src_spec.can_encode:
         raise IncompatiblePairError(f"{src_addr} cannot be a source: it does not encode anything "
-                                    f"(it {'decodes ' + tgt_spec.output_domain if src_spec.can_decode else 'has no encoder'})")
+                                    f"(it {'only decodes ' + str(src_spec.output_domain) if src_spec.can_decode else 'has no encoder'})")
     if not tgt_spec.can_decode:
         raise IncompatiblePairError(f"{tgt_addr} cannot be a target: it has no decoder, so translations into "
                                     "its representation could not be turned into outputs")
