@@ -1,0 +1,105 @@
+"""The ``vaegan`` expert: encode images to the posterior mean μ, decode latents to images."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
+from n2n_hub.atomic import sha256_file
+from n2n_hub.errors import ShapeError, UnknownExpertError
+from n2n_hub.experts import check_batch
+
+from .checkpoint import load_model, resolve_weights_file
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+NAMED = {"animals": WEIGHTS_DIR / "animals.safetensors"}
+BATCH = 256
+RANGE_TOLERANCE = 0.05
+
+
+def weights_file_for(variant: str) -> Path:
+    """A named variant's shipped file, or the file behind a user path (``vaegan@/path``)."""
+    if variant in NAMED:
+        return resolve_weights_file(NAMED[variant])
+    looks_like_path = os.sep in variant or variant.endswith(".safetensors") or variant.startswith((".", "~"))
+    if looks_like_path or Path(variant).expanduser().exists():
+        return resolve_weights_file(variant)
+    raise UnknownExpertError(
+        f"vaegan has no variant {variant!r}; named variants: {', '.join(sorted(NAMED))}, "
+        "or give a path to a .safetensors file written by 'n2n-hub train-expert vaegan' (vaegan@/path/to/file)"
+    )
+
+
+class VAEGANExpert(Expert):
+    """Autoencoder g = Λ∘Θ of Sec. F: ``encode`` → μ ``(B, latent)``, ``decode`` → images in [-1, 1].
+
+    ``encode`` returns the deterministic posterior mean (no sampling), so encoding is
+    reproducible; ``sample_prior`` draws z ~ N(0, I), the prior the KL term pulls toward.
+    """
+
+    def __init__(self, spec: ExpertSpec, variant: str | None, device: str | torch.device = "cpu") -> None:
+        variant = variant or spec.default_variant or "animals"
+        super().__init__(spec, variant, device)
+        self.weights_file = weights_file_for(variant)
+        self.model, self.info = load_model(self.weights_file, self.device)
+        self.config = self.model.config
+        self._fingerprint = sha256_file(self.weights_file)
+        latent = Representation((self.config.latent_dim,))
+        shape = self.config.image_shape
+        if (spec.representation, spec.latent, spec.input_shape, spec.output_shape) != (latent, latent, shape, shape):
+            self.spec = dataclasses.replace(spec, representation=latent, latent=latent,
+                                            input_shape=shape, output_shape=shape)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    def representation_for(self, tap: str | None = None) -> Representation:
+        if tap is not None:
+            return self.spec.tap_representation(tap)  # raises: vaegan has no taps
+        return Representation((self.config.latent_dim,))
+
+    def latent_representation(self) -> Representation:
+        return Representation((self.config.latent_dim,))
+
+    def _check_images(self, images: Any) -> torch.Tensor:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            c, h, w = self.image_shape
+            raise ShapeError(f"vaegan@{self.variant} encodes images of shape (B, {c}, {h}, {w}), got {got}")
+        x = images.to(self.device, torch.float32)
+        if x.numel() and (x.min() < -1 - RANGE_TOLERANCE or x.max() > 1 + RANGE_TOLERANCE):
+            raise ShapeError(f"images must have values in [-1, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
+                             "scale 8-bit images with x / 127.5 - 1")
+        return x
+
+    @torch.no_grad()
+    def encode(self, inputs: Any, tap: str | None = None) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [-1, 1] → posterior means μ ``(B, latent_dim)``."""
+        if tap is not None:
+            self.spec.tap_representation(tap)
+        x = self._check_images(inputs)
+        mus = [self.model.encode(x[i:i + BATCH])[0] for i in range(0, x.shape[0], BATCH)]
+        return torch.cat(mus) if mus else x.new_zeros(0, self.config.latent_dim)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, latent_dim)`` → images ``(B, C, H, W)`` in [-1, 1]."""
+        check_batch(z, self.latent_representation(), "vaegan latent")
+        z = z.to(self.device, torch.float32)
+        outs = [self.model.decode(z[i:i + BATCH]) for i in range(0, z.shape[0], BATCH)]
+        return torch.cat(outs) if outs else z.new_zeros(0, *self.image_shape)
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> PriorSample:
+        """``n`` latents z ~ N(0, I) (drawn on the CPU so a seeded generator gives the same z everywhere)."""
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return PriorSample(z=z.to(self.device))
+
+    def fingerprint(self) -> str:
+        """sha256 of the weights file."""
+        return self._fingerprint

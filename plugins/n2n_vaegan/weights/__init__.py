@@ -1,0 +1,1 @@
+"""Shipped vaegan weights (a package so wheels include its .safetensors files)."""
