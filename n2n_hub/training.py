@@ -416,6 +416,23 @@ def train_loader(model: nn.Module, loader: Iterable[Any], config: TrainConfig, *
     return _run(model, _LoaderBatches(loader), val_pairs, config, log, n_train=None)
 
 
+def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (AdamW when weight_decay > 0), fused into one kernel per step where torch has one.
+
+    The default per-tensor Adam reads and writes every weight, gradient and moment several
+    times; at Net2Net size (10⁸ weights, batch 64) that memory traffic took about as long on
+    CPU as the matmuls of the step. The fused kernel makes one pass and gives the same update.
+    """
+    cls = torch.optim.AdamW if config.weight_decay > 0 else torch.optim.Adam
+    kwargs: dict[str, Any] = {"lr": config.lr}
+    if config.weight_decay > 0:
+        kwargs["weight_decay"] = config.weight_decay
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
+        return cls(params, **kwargs)
+
+
 def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: tuple[Tensor, Tensor] | None,
          config: TrainConfig, log: Log | None, n_train: int | None) -> TrainResult:
     """The shared loop.
@@ -445,9 +462,8 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
             batches.source, batches.target = batches.source.to(device), batches.target.to(device)
             batches._epoch = -1
 
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) \
-        if config.weight_decay > 0 else torch.optim.Adam(model.parameters(), lr=config.lr)
     params = [p for p in model.parameters() if p.requires_grad]
+    opt = _adam(params, config)
 
     rng_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):  # the caller's RNG stays untouched
