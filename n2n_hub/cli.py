@@ -325,6 +325,92 @@ def _write_output(output: Path, result, translator, n: int) -> None:  # type: ig
     atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
 
 
+# -- evaluation and model diagnosis ----------------------------------------------------
+def _threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@cli.command(name="evaluate")
+@click.argument("source")
+@click.argument("target")
+@click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
+              help="cinn (default) or the deterministic mlp baseline.")
+@click.option("--samples", type=click.IntRange(min=2), default=None,
+              help="Held-out conditions to evaluate (default: the whole test split).")
+@click.option("--per-condition", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Samples per condition for the diversity metrics.")
+@click.option("--features", help="EXPERT[:TAP] whose encodings of images give the feature-space Fréchet distance "
+                                 "(default: inception if installed, else segmenter:middle, else the target).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), help="Select (or train) the translator trained for this many steps.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, features, seed: int, steps,  # type: ignore[no-untyped-def]
+                 device: str, threads, no_train: bool, as_json: bool) -> None:
+    """Evaluate the translator SOURCE -> TARGET on held-out data.
+
+    Reports the NLL (cINN), Fréchet distances of latents and of image features,
+    sample diversity per condition, and consistency (the source re-encodes the samples).
+    """
+    from .evaluation import evaluate
+
+    _threads(threads)
+    hub = _hub(device=device, quiet=as_json)
+    options = {"steps": steps} if steps is not None else {}
+    report = evaluate(hub, source, target, translator=kind, samples=samples, per_condition=per_condition,
+                      features=features, seed=seed, train_if_missing=not no_train, **options)
+    _echo_json(report.to_dict()) if as_json else click.echo(report.table())
+
+
+@cli.command(name="diagnose")
+@click.argument("source")
+@click.argument("target")
+@click.option("--layers", default="early,middle,last", show_default=True,
+              help="Comma-separated taps of SOURCE to diagnose, shallow to deep.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG figure: inputs, then per layer cINN samples and the MLP output (Fig. S4).")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps of every translator (default: the registry's).")
+@click.option("--samples", type=click.IntRange(min=2), default=None,
+              help="Held-out conditions to evaluate (default: the whole test split).")
+@click.option("--per-condition", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Samples per condition for the diversity metrics.")
+@click.option("--features", help="EXPERT[:TAP] for the feature-space Fréchet distance (as in `evaluate`).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--no-train", is_flag=True, help="Fail instead of training when a translator is not cached.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, per_condition: int, features,  # type: ignore[no-untyped-def]
+                 seed: int, device: str, threads, no_train: bool, as_json: bool) -> None:
+    """Model diagnosis (Sec. E): what does each layer of SOURCE know about its input?
+
+    Trains (or reuses) one cINN and one MLP per layer, SOURCE:LAYER -> TARGET, and
+    compares them on held-out data.
+
+    \b
+    Example:
+      n2n-hub diagnose segmenter vaegan --layers early,middle,last -o diagnosis.png
+    """
+    from .diagnosis import diagnose
+
+    _threads(threads)
+    hub = _hub(device=device, quiet=as_json)
+    result = diagnose(hub, source, target, layers.split(","), steps=steps, samples=samples,
+                      per_condition=per_condition, features=features, seed=seed, figure=output,
+                      train_if_missing=not no_train)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(result.table())
+    if output is not None:
+        click.echo(f"wrote {output}")
+
+
 # -- cache -----------------------------------------------------------------------------
 @cli.group(name="cache")
 def cache() -> None:
