@@ -1,4 +1,4 @@
-"""Find a BERT checkpoint folder for a variant string, without importing torch.
+"""Find a BERT checkpoint folder for a variant string, without importing transformers.
 
 A variant is one of: the packaged default (verified against recorded sha256 hashes),
 a local directory, or a Hugging Face repo id fetched into the Hugging Face cache
