@@ -1,0 +1,1 @@
+"""Shipped weights of the animals plugin (a package so wheels include its .safetensors files)."""
