@@ -239,6 +239,17 @@ def test_dequantizer_trains_once_per_weights_and_is_reused_from_the_cache(bin_di
     assert second.dequantizer_report == first.dequantizer_report
 
 
+def test_a_damaged_dequantizer_file_is_retrained(bin_dir, monkeypatch):
+    quick = DequantizerSettings(width=64, latent_dim=16, steps=20)
+    monkeypatch.setattr(DequantizerSettings, "for_dim", classmethod(lambda cls, dim: quick))
+    first = BigGANExpert(biggan_spec(), str(bin_dir), progress=False)
+    first.dequantizer  # noqa: B018
+    first.dequantizer_path.write_bytes(b"not a safetensors file")
+    second = BigGANExpert(biggan_spec(), str(bin_dir), progress=False)
+    assert second.dequantizer_report.nearest_class_accuracy > 0.9
+    assert second.dequantizer_path.read_bytes()[:8] != b"not a sa"
+
+
 # -- the random-embedding stand-in ----------------------------------------------------------
 def test_random_embedding_variant_samples_without_generator_weights():
     cheap = DequantizerSettings(width=64, latent_dim=128, steps=10)

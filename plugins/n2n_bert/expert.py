@@ -36,7 +36,7 @@ class BertExpert(Expert):
         device: str | torch.device = "cpu",
         *,
         max_length: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = 128,
     ) -> None:
         super().__init__(spec, variant or DEFAULT_VARIANT, device)
         self.checkpoint: Checkpoint = resolve(self.variant)

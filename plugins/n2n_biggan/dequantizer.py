@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -293,6 +293,11 @@ def _load(path: Path, dim: int, settings: DequantizerSettings,
     if (meta.get("format") != FORMAT or meta.get("embedding_sha256") != digest
             or meta.get("settings") != settings.to_json() or meta.get("dim") != str(dim)):
         return None
+    try:
+        saved = json.loads(meta["report"])
+        report = DequantizerReport(**{f.name: float(saved[f.name]) for f in fields(DequantizerReport)})
+    except (KeyError, ValueError, TypeError):
+        return None
     vae = DequantizerVAE(dim, settings)
     try:
         vae.load_state_dict(state)
@@ -301,4 +306,4 @@ def _load(path: Path, dim: int, settings: DequantizerSettings,
     vae.eval()
     for p in vae.parameters():
         p.requires_grad_(False)
-    return vae, DequantizerReport(**json.loads(meta["report"]))
+    return vae, report

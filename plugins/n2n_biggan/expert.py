@@ -12,6 +12,7 @@ dequantising and ``describe_latent`` work; ``decode`` raises.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -96,7 +97,8 @@ class BigGANExpert(Expert):
         self._dq_settings = dequantizer
         self._progress = progress
         self._dequantizer: DequantizerVAE | None = None
-        self.dequantizer_report: DequantizerReport | None = None
+        self._dq_report: DequantizerReport | None = None
+        self._dq_path: Path | None = None
         self._spacing = float(class_spacing(self.embedding).mean())
         if not hasattr(self, "_names"):
             self._names = None
@@ -141,8 +143,22 @@ class BigGANExpert(Expert):
         if self._dequantizer is None:
             vae, report, path = load_or_train(self.embedding, self.weights_fingerprint, self._dq_settings,
                                               progress=self._progress)
-            self._dequantizer, self.dequantizer_report, self.dequantizer_path = vae, report, path
+            self._dequantizer, self._dq_report, self._dq_path = vae, report, path
         return self._dequantizer
+
+    @property
+    def dequantizer_report(self) -> DequantizerReport:
+        """Reconstruction error of ĥ vs the spacing between classes (loads the dequantiser)."""
+        self.dequantizer  # noqa: B018
+        assert self._dq_report is not None
+        return self._dq_report
+
+    @property
+    def dequantizer_path(self) -> Path:
+        """Where the dequantiser is cached (loads it)."""
+        self.dequantizer  # noqa: B018
+        assert self._dq_path is not None
+        return self._dq_path
 
     def dequantize(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """ĥ for class ids: the VAE's stochastic reconstruction of their embedding rows."""
