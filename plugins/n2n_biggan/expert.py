@@ -46,7 +46,8 @@ class BigGANExpert(Expert):
     ) -> None:
         super().__init__(spec, variant or DEFAULT_VARIANT, device)
         settings = _variant_settings(spec, self.variant)
-        t = truncation if truncation is not None else settings.get("truncation", DEFAULT_TRUNCATION)
+        t = check_truncation(truncation if truncation is not None else settings.get("truncation", DEFAULT_TRUNCATION))
+        self.weights_location = None  # set when weights are loaded from files
         if self.variant == RANDOM_EMBEDDING:
             embedding = random_class_embedding(settings["num_classes"], settings["dim"], settings["seed"])
             self._setup(embedding, None, settings["z_dim"], t, dequantizer, progress, None)
@@ -82,6 +83,7 @@ class BigGANExpert(Expert):
             raise ShapeError(f"a class embedding must be (num_classes, dim), got {tuple(embedding.shape)}")
         self = cls.__new__(cls)
         Expert.__init__(self, spec or biggan_spec(), "class-embedding", device)
+        self.weights_location = None
         self._names = tuple(class_names) if class_names is not None else None
         self._setup(embedding, None, int(noise_dim or embedding.shape[1]), truncation, dequantizer, progress, None)
         return self
