@@ -64,7 +64,22 @@ class Diagnosis:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header] + body]
         note = (f"{self.source} -> {self.target}; FD features in {self.features or 'no feature space'}; "
                 "diversity = RMS distance between samples of one condition")
+        lines.append(self.reference())
         return "\n".join([note, *lines])
+
+    def reference(self) -> str:
+        """What real data scores on the same held-out items: the scale to read the FDs against."""
+        if not self.evaluations:
+            return ""
+        m = self.evaluations[0].metrics
+        parts = [f"FD latent {format_value(m.get('fd_latent_floor'))}"]
+        if m.get("fd_features_floor") is not None:
+            parts.append(f"FD features {format_value(m.get('fd_features_floor'))}")
+        text = "reference: independent real data scores " + ", ".join(parts)
+        if m.get("fd_features_reconstruction") is not None:
+            text += (f"; the target's reconstructions of the real items score FD features "
+                     f"{format_value(m.get('fd_features_reconstruction'))}")
+        return text
 
 
 def layer_addresses(source: str, layers: Sequence[str], hub: Hub) -> list[str]:

@@ -32,7 +32,8 @@ def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp
         assert im.size == (120 + 5 * 66 + 2, (2 + 2 * 3) * 66 + 2)
     table = result.table()
     assert table.splitlines()[1].split()[:4] == ["layer", "translator", "NLL", "MSE"]
-    assert len(table.splitlines()) == 2 + 4
+    assert len(table.splitlines()) == 2 + 4 + 1
+    assert table.splitlines()[-1].startswith("reference: independent real data scores FD latent")
     again = diagnose(blob_hub, "segmenter", "tinyae", ["early", "last"], train_if_missing=False, per_condition=3)
     assert again.to_dict()["results"][0]["metrics"] == result.to_dict()["results"][0]["metrics"]  # cached, seeded
 
