@@ -9,6 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# The suite trains many tiny models; one thread is faster for them and keeps the suite's
+# time steady when other processes compete for the cores.
+torch.set_num_threads(1)
 
 TESTS = Path(__file__).resolve().parent
 TOY_PLUGIN = TESTS / "toy_plugin"
