@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from n2n_hub.errors import ShapeError
 from n2n_hub.evaluation import evaluate, frechet_distance, frechet_from_moments, mean_pairwise_rms, pooled
-from test_segmenter import one_thread  # noqa: F401 - autouse: one intra-op thread on the shared cores
 
 
 def _closed_form(mu1, s1, mu2, s2) -> float:

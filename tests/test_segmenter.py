@@ -79,15 +79,6 @@ warmup_steps = 2
     return "".join(out)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores are usually oversubscribed; one intra-op thread is then many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def blob_host(monkeypatch, tmp_path):
     """A host with the real segmenter plugin and the blobs plugin, also used by the CLI."""
