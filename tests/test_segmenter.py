@@ -3,7 +3,6 @@ the animals, and its spatial taps condition translators through the conv embedde
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
