@@ -367,7 +367,7 @@ def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, fe
     _echo_json(report.to_dict()) if as_json else click.echo(report.table())
 
 
-@cli.command(name="diagnose", short_help="What each layer of SOURCE knows: cINN vs MLP per layer (Sec. E).")
+@cli.command(name="diagnose", short_help="What each layer of SOURCE knows (cINN vs MLP).")
 @click.argument("source")
 @click.argument("target")
 @click.option("--layers", default="early,middle,last", show_default=True,
