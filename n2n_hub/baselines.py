@@ -19,6 +19,7 @@ from .errors import ShapeError
 
 class MLPTranslator(nn.Module):
     kind = "mlp"
+    arch_version = 2  # see ConditionalINN.arch_version
 
     def __init__(self, dim: int, condition: ConditionSpec, hidden: int = 1024, depth: int = 3,
                  cond_dim: int | None = None, embed_hidden: int | None = None) -> None:

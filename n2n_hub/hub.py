@@ -180,7 +180,8 @@ class Hub:
             "format": translator_file.FORMAT_VERSION,
             "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
             "recipe": {k: v for k, v in plan.to_dict().items() if k not in ("flow", "training", "source", "target")},
-            "module": {"kind": module.kind, "config": module.config()},  # type: ignore[operator]
+            "module": {"kind": module.kind, "arch": getattr(module, "arch_version", 1),
+                       "config": module.config()},  # type: ignore[operator]
             "training": train_cfg,
         }
         if plan.dataset:

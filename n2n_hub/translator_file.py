@@ -60,6 +60,7 @@ def save(path: str | os.PathLike[str], module: nn.Module, metadata: dict[str, An
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
+        "arch_version": getattr(module, "arch_version", 1),
         "config": module.config(),
         "package_version": package_version(),
     })
@@ -108,6 +109,12 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     kind = meta.get("kind")
     if kind not in builders:
         raise TranslatorFileError(f"{path} holds a module of unknown kind {kind!r}; known: {sorted(builders)}")
+    expected_arch = getattr(getattr(builders[kind], "__self__", None), "arch_version", 1)
+    if meta.get("arch_version", 1) != expected_arch:
+        raise TranslatorFileError(
+            f"{path} holds a {kind} of layout version {meta.get('arch_version', 1)}, but this n2n-hub builds "
+            f"version {expected_arch}; train it again (`n2n-hub pair ... --force`, or remove it with "
+            "`n2n-hub cache rm`)")
     try:
         module = builders[kind](meta["config"])
     except Exception as e:  # a config we cannot build is a corrupt file, not a bug to trace

@@ -118,6 +118,15 @@ def test_a_newer_format_version_asks_to_upgrade(tmp_path: Path) -> None:
         load(path)
 
 
+def test_a_file_from_another_module_layout_asks_to_retrain(tmp_path: Path) -> None:
+    flow, _, _ = trained_like_flow()
+    path = tmp_path / "t.safetensors"
+    assert save(path, flow)["arch_version"] == ConditionalINN.arch_version
+    rewrite(path, meta_update={"arch_version": ConditionalINN.arch_version - 1})
+    with pytest.raises(TranslatorFileError, match="layout version .*train it again"):
+        load(path)
+
+
 def test_missing_or_mismatched_weights_raise_translator_file_error(tmp_path: Path) -> None:
     flow, _, _ = trained_like_flow()
     path = tmp_path / "t.safetensors"

@@ -34,6 +34,8 @@ class ConditionalINN(nn.Module):
     """
 
     kind = "cinn"
+    # Bump when the module's structure changes for the same config, so cache keys change too.
+    arch_version = 2
 
     def __init__(self, dim: int, condition: ConditionSpec, n_blocks: int = 20, hidden: int | None = None,
                  depth: int = 3, cond_dim: int | None = None, embed_hidden: int | None = None,
