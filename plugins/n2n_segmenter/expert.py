@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from n2n_hub.atomic import sha256_file
 from n2n_hub.errors import ShapeError, UnknownExpertError
 
 from . import DEFAULT_TAP
-from .checkpoint import load_model, resolve_weights_file
+from .checkpoint import WEIGHTS, load_model
 from .model import TAP_NAMES
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -25,14 +24,7 @@ RANGE_TOLERANCE = 0.05
 
 def weights_file_for(variant: str) -> Path:
     """A named variant's shipped file, or the file behind a user path (``segmenter@/path``)."""
-    if variant in NAMED:
-        return resolve_weights_file(NAMED[variant])
-    looks_like_path = os.sep in variant or variant.endswith(".safetensors") or variant.startswith((".", "~"))
-    if looks_like_path or Path(variant).expanduser().exists():
-        return resolve_weights_file(variant)
-    raise UnknownExpertError(
-        f"segmenter has no variant {variant!r}; named variants: {', '.join(sorted(NAMED))}, or give a path to "
-        "a .safetensors file written by 'n2n-hub train-expert segmenter' (segmenter@/path/to/file)")
+    return WEIGHTS.for_variant(variant, NAMED)
 
 
 class SegmenterExpert(Expert):

@@ -1,91 +1,44 @@
-"""Weights files: safetensors with the model config (JSON) and training facts in the metadata.
-
-No pickle anywhere: a file is tensors plus strings, so loading one cannot run code.
-"""
+"""vaegan weights files: safetensors with the config (JSON) and training facts in the metadata."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from n2n_hub.atomic import atomic_path
-from n2n_hub.errors import CacheError, InputError, MissingWeightsError
+from n2n_hub.errors import CacheError
+from n2n_hub.weights_file import WeightsFormat
 
 from .config import VAEGANConfig
 from .model import VAEGAN
 
-FORMAT = "n2n-vaegan"
-FORMAT_VERSION = "1"
+WEIGHTS = WeightsFormat(expert_id="vaegan", format="n2n-vaegan", train_command="n2n-hub train-expert vaegan --dataset animals")
 
 
 def save_weights(model: VAEGAN, path: str | os.PathLike[str], info: dict[str, Any] | None = None,
                  dtype: torch.dtype = torch.float32) -> Path:
-    """Write ``model`` atomically; floating tensors are stored as ``dtype`` (fp16 halves the size)."""
-    tensors = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-               for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "config": model.config.to_json(), "info": json.dumps(info or {}, sort_keys=True)}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    """Write ``model`` atomically; floating tensors are stored as ``dtype``."""
+    return WEIGHTS.save(model, model.config.to_json(), path, info, dtype)
 
 
 def resolve_weights_file(path: str | os.PathLike[str]) -> Path:
     """A ``.safetensors`` file, or a folder holding exactly one (``vaegan.safetensors`` wins)."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        return p
-    if p.is_dir():
-        files = sorted(p.glob("*.safetensors"))
-        named = [f for f in files if f.name == "vaegan.safetensors"]
-        if named:
-            return named[0]
-        if len(files) == 1:
-            return files[0]
-        if not files:
-            raise MissingWeightsError(f"no .safetensors file in {p}; train one with "
-                                      f"'n2n-hub train-expert vaegan --out {p / 'vaegan.safetensors'}'")
-        raise InputError(f"{p} holds several .safetensors files ({', '.join(f.name for f in files)}); "
-                         "name one file, or call the one to use vaegan.safetensors")
-    raise MissingWeightsError(f"vaegan weights not found at {p}; train them with "
-                              f"'n2n-hub train-expert vaegan --dataset animals --out {p}'")
+    return WEIGHTS.resolve(path)
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[VAEGANConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Config, float32 state dict and training info of a weights file."""
-    file = resolve_weights_file(path)
+    config_json, state, info, file = WEIGHTS.read(path)
     try:
-        with safe_open(str(file), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CacheError(f"{file} is not a readable safetensors file ({e}); delete it and train it again") from e
-    if meta.get("format") != FORMAT or "config" not in meta:
-        raise CacheError(f"{file} is not a vaegan weights file (metadata format={meta.get('format')!r}); "
-                         "use a file written by 'n2n-hub train-expert vaegan'")
-    try:
-        cfg = VAEGANConfig.from_json(meta["config"])
-        info = json.loads(meta.get("info", "{}"))
+        cfg = VAEGANConfig.from_json(config_json)
     except (ValueError, TypeError) as e:
         raise CacheError(f"{file} has an invalid vaegan config in its metadata ({e}); train it again") from e
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return cfg, state, info
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[VAEGAN, dict[str, Any]]:
     """Rebuild the autoencoder of a weights file, in eval mode on ``device``."""
     cfg, state, info = read_weights(path)
-    model = VAEGAN(cfg)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CacheError(f"{resolve_weights_file(path)} does not match its own config ({str(e)[:300]}); "
-                         "train it again") from e
-    return model.to(device).eval().requires_grad_(False), info
+    return WEIGHTS.load_into(VAEGAN(cfg), state, resolve_weights_file(path), device), info

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,10 @@ import torch
 
 from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
 from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import ShapeError, UnknownExpertError
+from n2n_hub.errors import ShapeError
 from n2n_hub.experts import check_batch
 
-from .checkpoint import load_model, resolve_weights_file
+from .checkpoint import WEIGHTS, load_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 NAMED = {"animals": WEIGHTS_DIR / "animals.safetensors"}
@@ -24,15 +23,7 @@ RANGE_TOLERANCE = 0.05
 
 def weights_file_for(variant: str) -> Path:
     """A named variant's shipped file, or the file behind a user path (``vaegan@/path``)."""
-    if variant in NAMED:
-        return resolve_weights_file(NAMED[variant])
-    looks_like_path = os.sep in variant or variant.endswith(".safetensors") or variant.startswith((".", "~"))
-    if looks_like_path or Path(variant).expanduser().exists():
-        return resolve_weights_file(variant)
-    raise UnknownExpertError(
-        f"vaegan has no variant {variant!r}; named variants: {', '.join(sorted(NAMED))}, "
-        "or give a path to a .safetensors file written by 'n2n-hub train-expert vaegan' (vaegan@/path/to/file)"
-    )
+    return WEIGHTS.for_variant(variant, NAMED)
 
 
 class VAEGANExpert(Expert):
