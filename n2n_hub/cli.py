@@ -270,9 +270,9 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     hub = _hub(device=device, quiet=as_json)
     if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
         raise InputError(f"-o {output}: use a .png, .txt or .safetensors file name")
+    src_spec = hub.plan(source, target, data=data, translator=kind).source_spec
+    batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
-    src_spec = t.source.spec
-    batch = _read_inputs(src_spec.input_domain, inputs, src_spec)
     decode = output is None or output.suffix.lower() != ".safetensors"
     result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
     labels = list(inputs) if src_spec.input_domain == "text" else [str(i) for i in range(len(result.latents))]

@@ -83,6 +83,18 @@ def test_translate_writes_png_grid_json_and_latents(run, tmp_path):
     assert data["results"][0]["input"] == "a circle" and len(data["results"][0]["samples"]) == 2
 
 
+def test_translate_checks_inputs_before_training(run, tmp_path, toy_host):
+    from n2n_hub import ExpertSpec, Representation, hookimpl
+    import types
+
+    spec = ExpertSpec(id="imgenc", version="1", loader="n2n_toy.experts:ToyGenerator", input_domain="image",
+                      representation=Representation((4,)), input_shape=(1, 4, 4))
+    toy_host.register(types.SimpleNamespace(register_experts=hookimpl(lambda register: register(spec))), "imgplug")
+    out = run("translate", "imgenc", "toygen", str(tmp_path / "missing.png"))
+    assert out.exit_code == 1 and "input image" in out.output and "does not exist" in out.output
+    assert not (tmp_path / "home" / "translators").exists()  # nothing was trained
+
+
 def test_translate_error_paths(run, tmp_path):
     bad_ext = run("translate", "toytext", "toygen", "x", "-o", str(tmp_path / "out.jpg"))
     assert bad_ext.exit_code == 1 and "use a .png" in bad_ext.output
