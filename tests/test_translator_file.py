@@ -118,6 +118,20 @@ def test_a_newer_format_version_asks_to_upgrade(tmp_path: Path) -> None:
         load(path)
 
 
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    flow, _, _ = trained_like_flow()
+    path = tmp_path / "t.safetensors"
+    old = os.umask(0o022)
+    try:
+        save(path, flow)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_a_file_from_another_module_layout_asks_to_retrain(tmp_path: Path) -> None:
     flow, _, _ = trained_like_flow()
     path = tmp_path / "t.safetensors"
