@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name
 
 
 def main() -> None:
@@ -93,7 +84,7 @@ def main() -> None:
         f"| top-1: nearest class of a sample's ĥ is the prompted one | {top1 / total:.3f} |",
         f"| top-5: prompted class among the 5 nearest | {top5 / total:.3f} |",
         f"| top-1 of the mean of a prompt's samples | {mean_top1 / n_prompts:.3f} |",
-        f"| chance (top-1 / top-5) | 0.001 / 0.005 |",
+        "| chance (top-1 / top-5) | 0.001 / 0.005 |",
         f"| evaluation time | {eval_s:.0f} s |",
     ]
     text = "\n".join(lines) + "\n"

@@ -38,7 +38,6 @@ import ctypes
 import gc
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -60,24 +59,11 @@ from analytic import make_task  # noqa: E402
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 from n2n_hub.cinn.embedders import make_embedder  # noqa: E402
 from n2n_hub.cinn.nll import LOG_2PI  # noqa: E402
+from machine import cpu_name, loadavg  # noqa: E402
 
 
 # -- machine --------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
+cpu_model = cpu_name
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,17 +24,9 @@ from pathlib import Path
 
 import torch
 
+from machine import cpu_name
+
 PROMPTS = ["a photo of a zebra", "an elephant", "a bird"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed_cli(home: Path, out: Path) -> float:
