@@ -270,7 +270,10 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     hub = _hub(device=device, quiet=as_json)
     if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
         raise InputError(f"-o {output}: use a .png, .txt or .safetensors file name")
-    src_spec = hub.plan(source, target, data=data, translator=kind).source_spec
+    plan = hub.plan(source, target, data=data, translator=kind)
+    src_spec = plan.source_spec
+    if output is None and not as_json and plan.target_spec.output_domain == "image":
+        raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
     batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
     decode = output is None or output.suffix.lower() != ".safetensors"
@@ -292,8 +295,6 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
                 click.echo(f"{label}:")
                 for o in result.outputs[i * n:(i + 1) * n]:
                     click.echo(f"  {o}")
-        else:
-            click.echo("no output file given: pass -o FILE.png to save the images (or --json for details)")
 
 
 def _write_output(output: Path, result, translator, n: int) -> None:  # type: ignore[no-untyped-def]

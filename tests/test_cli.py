@@ -90,7 +90,7 @@ def test_translate_checks_inputs_before_training(run, tmp_path, toy_host):
     spec = ExpertSpec(id="imgenc", version="1", loader="n2n_toy.experts:ToyGenerator", input_domain="image",
                       representation=Representation((4,)), input_shape=(1, 4, 4))
     toy_host.register(types.SimpleNamespace(register_experts=hookimpl(lambda register: register(spec))), "imgplug")
-    out = run("translate", "imgenc", "toygen", str(tmp_path / "missing.png"))
+    out = run("translate", "imgenc", "toygen", str(tmp_path / "missing.png"), "-o", str(tmp_path / "out.png"))
     assert out.exit_code == 1 and "input image" in out.output and "does not exist" in out.output
     assert not (tmp_path / "home" / "translators").exists()  # nothing was trained
 
@@ -100,6 +100,9 @@ def test_translate_error_paths(run, tmp_path):
     assert bad_ext.exit_code == 1 and "use a .png" in bad_ext.output
     unknown = run("translate", "nope", "toygen", "x")
     assert unknown.exit_code == 1 and "unknown expert 'nope'" in unknown.output
+    no_out = run("translate", "toytext", "toygen", "x")
+    assert no_out.exit_code == 1 and "pass -o FILE.png" in no_out.output
+    assert not (tmp_path / "home" / "translators").exists()  # refused before training
     text_out = run("translate", "toytext", "toygen", "x", "-o", str(tmp_path / "out.txt"), "--steps", "30")
     assert text_out.exit_code == 1 and "produces images; use -o FILE.png" in text_out.output
 
