@@ -152,11 +152,12 @@ def pairs_cmd(as_json: bool) -> None:
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
+    width = max((len(e.name) for e in entries), default=0) + 2
     for e in entries:
-        click.echo(f"{e.name:<22} {e.source} -> {e.target}  recipe={e.recipe}"
+        click.echo(f"{e.name:<{width}}{e.source} -> {e.target}  recipe={e.recipe}"
                    + (f" dataset={e.dataset}" if e.dataset else "") + (" (published)" if e.published else ""))
         if e.description:
-            click.echo(f"{'':<22} {e.description}")
+            click.echo(f"{'':<{width}}{e.description}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
 
 
