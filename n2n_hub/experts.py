@@ -280,6 +280,28 @@ def check_batch(x: torch.Tensor, rep: Representation, what: str) -> None:
         raise ShapeError(f"{what} has shape {got}, expected (B, {', '.join(map(str, rep.shape))})")
 
 
+IMAGE_RANGE_TOLERANCE = 0.05
+
+
+def check_images(images: Any, shape: tuple[int, ...], who: str, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Images of the ``image`` domain for an expert that reads ``shape`` = (C, H, W).
+
+    Returns them as float32 on ``device``; raises :class:`ShapeError` for another shape or
+    values outside [-1, 1] (with a small tolerance), saying how to fix 8-bit inputs.
+    """
+    import torch
+
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape):
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        c, h, w = shape
+        raise ShapeError(f"{who} reads images of shape (B, {c}, {h}, {w}), got {got}")
+    x = images.to(device, torch.float32)
+    if x.numel() and (x.min() < -1 - IMAGE_RANGE_TOLERANCE or x.max() > 1 + IMAGE_RANGE_TOLERANCE):
+        raise ShapeError(f"images must have values in [-1, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
+                         "scale 8-bit images with x / 127.5 - 1")
+    return x
+
+
 def as_text_batch(inputs: str | Sequence[str]) -> list[str]:
     """Accept one string or a sequence of strings."""
     if isinstance(inputs, str):

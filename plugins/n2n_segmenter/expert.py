@@ -10,7 +10,8 @@ import torch
 
 from n2n_hub import Expert, ExpertSpec, Representation
 from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import ShapeError, UnknownExpertError
+from n2n_hub.errors import UnknownExpertError
+from n2n_hub.experts import check_images
 
 from . import DEFAULT_TAP
 from .checkpoint import WEIGHTS, load_model
@@ -19,7 +20,6 @@ from .model import TAP_NAMES
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 NAMED = {"animals": WEIGHTS_DIR / "animals.safetensors"}
 BATCH = 512
-RANGE_TOLERANCE = 0.05
 
 
 def weights_file_for(variant: str) -> Path:
@@ -63,15 +63,7 @@ class SegmenterExpert(Expert):
         return name
 
     def _check_images(self, images: Any) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            c, h, w = self.image_shape
-            raise ShapeError(f"segmenter@{self.variant} reads images of shape (B, {c}, {h}, {w}), got {got}")
-        x = images.to(self.device, torch.float32)
-        if x.numel() and (x.min() < -1 - RANGE_TOLERANCE or x.max() > 1 + RANGE_TOLERANCE):
-            raise ShapeError(f"images must have values in [-1, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
-                             "scale 8-bit images with x / 127.5 - 1")
-        return x
+        return check_images(images, self.image_shape, f"segmenter@{self.variant}", self.device)
 
     @torch.no_grad()
     def encode(self, inputs: Any, tap: str | None = None) -> torch.Tensor:

@@ -10,15 +10,13 @@ import torch
 
 from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
 from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import ShapeError
-from n2n_hub.experts import check_batch
+from n2n_hub.experts import check_batch, check_images
 
 from .checkpoint import WEIGHTS, load_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 NAMED = {"animals": WEIGHTS_DIR / "animals.safetensors"}
 BATCH = 256
-RANGE_TOLERANCE = 0.05
 
 
 def weights_file_for(variant: str) -> Path:
@@ -59,15 +57,7 @@ class VAEGANExpert(Expert):
         return Representation((self.config.latent_dim,))
 
     def _check_images(self, images: Any) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            c, h, w = self.image_shape
-            raise ShapeError(f"vaegan@{self.variant} encodes images of shape (B, {c}, {h}, {w}), got {got}")
-        x = images.to(self.device, torch.float32)
-        if x.numel() and (x.min() < -1 - RANGE_TOLERANCE or x.max() > 1 + RANGE_TOLERANCE):
-            raise ShapeError(f"images must have values in [-1, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
-                             "scale 8-bit images with x / 127.5 - 1")
-        return x
+        return check_images(images, self.image_shape, f"vaegan@{self.variant}", self.device)
 
     @torch.no_grad()
     def encode(self, inputs: Any, tap: str | None = None) -> torch.Tensor:
