@@ -267,7 +267,7 @@ def train_interleaved(peers: dict[str, nn.Module], data: tuple[Tensor, Tensor], 
         c0, z0 = c_all[:batch].to(device), z_all[:batch].to(device)
         with torch.no_grad():  # data-dependent initialisation where the peer has it (ActNorm)
             if isinstance(model, Ours):
-                model.flow.initialize(z0, c0)
+                model.flow.initialize(z0, c0, whitening_rows=z_all.to(device))
             else:
                 model.nll(z0, c0)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (bf16 and device.type == "cuda") else None

@@ -35,7 +35,7 @@ from .translator import Translation, Translator
 
 logger = logging.getLogger("n2n_hub")
 
-_FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed"}
+_FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
 _MLP_ARGS = {"hidden", "depth", "cond_dim", "embed_hidden"}
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}

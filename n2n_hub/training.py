@@ -4,10 +4,10 @@ Only the translator trains; the experts' encodings are given as tensors (or a
 DataLoader of ``(z_Φ, z_Θ)`` batches), so no expert forward pass is ever repeated.
 
 What it does, in order: carve a held-out split from the seed (unless one is given),
-initialise ActNorm from the first batch, then run Adam with linear warmup and cosine
-decay, clip gradients, skip any step whose loss or gradient is not finite, validate
-every ``val_every`` steps, stop early when validation stops improving, and return the
-best weights. A checkpoint (one safetensors file, scalars as JSON in its header) lets
+fit the flow's whitening to the training targets and ActNorm to the first batch, then
+run Adam with linear warmup and cosine decay, clip gradients, skip any step whose loss
+or gradient is not finite, validate every ``val_every`` steps, stop early when
+validation stops improving, and return the best weights. A checkpoint (one safetensors file, scalars as JSON in its header) lets
 an interrupted run resume and end with exactly the weights of an uninterrupted one.
 
 Objectives, per dimension so numbers compare across target sizes:
@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from .atomic import atomic_path
 from .cinn.actnorm import ActNorm
 from .cinn.nll import nats_to_bits, standard_normal_nll_per_dim
+from .cinn.whitening import Whitening
 from .errors import InputError, ShapeError, TrainingError
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,13 @@ class _TensorBatches:
         idx = self._perm[j * self.batch_size:(j + 1) * self.batch_size]
         return self.source[idx], self.target[idx]
 
+    def peek_targets(self, rows: int) -> Tensor:
+        """Up to ``rows`` training targets (a seeded subset when there are more) for data-dependent init."""
+        if self.n <= rows:
+            return self.target
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + 17)
+        return self.target[torch.randperm(self.n, generator=g)[:rows].to(self.target.device)]
+
 
 class _LoaderBatches:
     """Batches from a DataLoader, re-iterated each epoch; ``batch(step)`` must be called in order.
@@ -225,8 +233,18 @@ class _LoaderBatches:
         self._it: Iterator[Any] | None = None
         self._next = 0
         self._last: tuple[int, tuple[Tensor, Tensor]] | None = None
+        self._ahead: list[tuple[Tensor, Tensor]] = []  # pulled by peek_targets, not yet served
+
+    @staticmethod
+    def _pair(item: Any) -> tuple[Tensor, Tensor]:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise InputError("a training DataLoader must yield (z_source, z_target) pairs of tensors, "
+                             f"got {type(item).__name__}")
+        return item[0], item[1]
 
     def _pull(self) -> tuple[Tensor, Tensor]:
+        if self._ahead:
+            return self._ahead.pop(0)
         for attempt in range(2):
             if self._it is None:
                 self._it = iter(self.loader)
@@ -237,10 +255,30 @@ class _LoaderBatches:
                 self._it = None
                 if attempt:
                     raise InputError("the training DataLoader yields no batches") from None
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise InputError("a training DataLoader must yield (z_source, z_target) pairs of tensors, "
-                             f"got {type(item).__name__}")
-        return item[0], item[1]
+        return self._pair(item)
+
+    def peek_targets(self, rows: int) -> Tensor:
+        """Targets of the coming batches, at least ``rows`` unless the first epoch ends sooner.
+
+        The batches stay queued and are served in order, so peeking changes nothing the
+        training sees (and a resumed run, which does not peek, sees the same batches).
+        """
+        got = sum(t.shape[0] for _, t in self._ahead)
+        while got < rows:
+            if self._it is None:
+                if self._ahead:
+                    break  # the epoch ended: do not wrap around
+                self._it = iter(self.loader)
+            try:
+                pair = self._pair(next(self._it))
+            except StopIteration:
+                self._it = None
+                if not self._ahead:
+                    raise InputError("the training DataLoader yields no batches") from None
+                break
+            self._ahead.append(pair)
+            got += pair[1].shape[0]
+        return torch.cat([t for _, t in self._ahead])
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         if self._last is not None and self._last[0] == step:  # ActNorm init and step 0 share a batch
@@ -299,9 +337,17 @@ def _finite_rows(c: Tensor, z: Tensor) -> Tensor:
     return ok
 
 
-def _needs_actnorm_init(model: nn.Module) -> bool:
-    return getattr(model, "kind", None) == "cinn" and not all(
-        m._initialized for m in model.modules() if isinstance(m, ActNorm))
+def _needs_data_init(model: nn.Module) -> bool:
+    """A cINN whose ActNorms or whitening have not seen data yet."""
+    if getattr(model, "kind", None) != "cinn":
+        return False
+    return not all(m._initialized for m in model.modules() if isinstance(m, ActNorm)) or not all(
+        m._fitted for m in model.modules() if isinstance(m, Whitening))
+
+
+def _whitening_rows(dim: int, batches: _TensorBatches | _LoaderBatches) -> int:
+    """Rows to fit a D×D covariance to: in-memory data up to 100 000; from a loader, 16·D (≥ 4096)."""
+    return max(100_000, 16 * dim) if isinstance(batches, _TensorBatches) else max(4096, 16 * dim)
 
 
 def _emit(log: Log | None, event: str, message: str, level: int = logging.INFO, **data: Any) -> None:
@@ -546,14 +592,25 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
               step=at, value=value, best=best_val)
         return config.patience > 0 and checks_without_gain >= config.patience
 
-    if step == 0 and _needs_actnorm_init(model):
+    if step == 0 and _needs_data_init(model):
+        whitening = next((m for m in model.modules() if isinstance(m, Whitening)), None)
+        rows = None
+        if whitening is not None:
+            rows = _to(batches.peek_targets(_whitening_rows(whitening.dim, batches)), device, dtype)
+            rows = rows[torch.isfinite(rows).all(dim=1)]
+            if rows.shape[0] < 2:
+                raise TrainingError("fewer than 2 finite training targets, so the whitening cannot be "
+                                    "fitted: check the data for NaN/inf")
         c0, z0 = batches.batch(0)
         c0, z0 = _to(c0, device, dtype), _to(z0, device, dtype)
         ok = _finite_rows(c0, z0)
         if int(ok.sum()) < 2:
             raise TrainingError("the first batch has fewer than 2 finite pairs, so ActNorm cannot be "
                                 "initialised: check the data for NaN/inf")
-        model.initialize(z0[ok], c0[ok])  # type: ignore[operator]
+        if whitening is not None:
+            model.initialize(z0[ok], c0[ok], whitening_rows=rows)  # type: ignore[operator]
+        else:
+            model.initialize(z0[ok], c0[ok])  # type: ignore[operator]
 
     bar = None
     if config.progress:

@@ -13,6 +13,9 @@ import torch
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.cinn.coupling import INNBlock
+from n2n_hub.cinn.whitening import MAX_DIM as MAX_WHITENED_DIM
+from n2n_hub.cinn.whitening import RELATIVE_RIDGE
+from n2n_hub.cinn.whitening import Whitening
 from n2n_hub.errors import ShapeError
 
 
@@ -151,18 +154,65 @@ def test_equal_configs_build_equal_flows_whatever_the_global_seed() -> None:
         a.cond_proj.weight, c.cond_proj.weight)
 
 
-def test_lazy_actnorm_init_on_first_training_batch_standardises_the_output() -> None:
+def test_lazy_init_on_first_training_batch_whitens_and_standardises() -> None:
     spec = ConditionSpec((4,), "vector")
     flow = ConditionalINN(3, spec, n_blocks=2, hidden=8)
-    z, c = torch.randn(256, 3) * 5 + 3, torch.randn(256, 4)
+    mix = torch.tensor([[3.0, 0, 0], [2.0, 1.5, 0], [-1.0, 1.0, 1.0]])  # correlated, well conditioned
+    z, c = torch.randn(256, 3) @ mix.T + 3, torch.randn(256, 4)
     flow.train()
     with torch.no_grad():
         flow(z, c)
-        x, _ = flow.blocks[0].coupling(z, *flow.embed(c)[:2])
+        w, _ = flow.whitening(z)
+        x, _ = flow.blocks[0].coupling(w, *flow.embed(c)[:2])
         y, _ = flow.blocks[0].actnorm(x)
+    assert w.mean(0).abs().max().item() < 1e-4
+    assert (torch.cov(w.T, correction=0) - torch.eye(3)).abs().max().item() < 1e-3
     assert y.mean(0).abs().max().item() < 1e-4
     assert (y.std(0, unbiased=False) - 1).abs().max().item() < 1e-3
     assert bool(flow.blocks[0].actnorm.initialized)
+
+
+def correlated(n: int, dim: int, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    mix = (torch.randn(dim, dim, generator=g, dtype=dtype).tril(-1) + 1.5 * torch.eye(dim, dtype=dtype)).flip(0)
+    return torch.randn(n, dim, generator=g, dtype=dtype) @ mix.T + torch.arange(dim, dtype=dtype)
+
+
+def test_whitening_is_an_exact_affine_map_with_the_cholesky_log_det() -> None:
+    w = Whitening(5).double()
+    z = correlated(500, 5)
+    w.fit(z)
+    v, logdet = w(z)
+    assert v.mean(0).abs().max() < 1e-10
+    # Whitened up to the ridge r that keeps the factorisation stable: cov(v) has eigenvalues λ/(λ + r).
+    lam = torch.linalg.eigvalsh(torch.cov(z.T, correction=0))
+    ridge = RELATIVE_RIDGE * lam.mean()
+    assert torch.allclose(torch.linalg.eigvalsh(torch.cov(v.T, correction=0)), lam / (lam + ridge), atol=1e-10)
+    back, _ = w(v, rev=True)
+    assert (back - z).abs().max() < 1e-10
+    jac = torch.autograd.functional.jacobian(lambda x: w(x.unsqueeze(0))[0][0], z[0])
+    assert abs(torch.linalg.slogdet(jac).logabsdet - logdet[0]) < 1e-10
+
+
+def test_whitening_survives_rank_deficient_data() -> None:
+    z = correlated(200, 4)
+    z = torch.cat([z, z[:, :1], torch.full((200, 1), 3.0, dtype=torch.float64)], dim=1)  # a copy, a constant
+    w = Whitening(6).double()
+    w.fit(z)
+    v, logdet = w(z)
+    assert torch.isfinite(v).all() and torch.isfinite(logdet).all()
+    assert (w(v, rev=True)[0] - z).abs().max() < 1e-8
+
+
+def test_whitening_is_on_by_default_recorded_in_the_config_and_can_be_turned_off() -> None:
+    spec = ConditionSpec((4,), "vector")
+    assert ConditionalINN(6, spec, n_blocks=1, hidden=8).config()["whiten"] is True
+    off = ConditionalINN(6, spec, n_blocks=1, hidden=8, whiten=False)
+    assert off.whitening is None and off.config()["whiten"] is False
+    big = ConditionalINN(MAX_WHITENED_DIM + 1, spec, n_blocks=1, hidden=4, cond_dim=4, embed_hidden=4)
+    assert big.whitening is None and big.config()["whiten"] is False  # its D×D factor would be too large
+    rebuilt = ConditionalINN.from_config(off.config())
+    assert rebuilt.whitening is None
 
 
 def test_sample_shape_temperature_and_generator() -> None:

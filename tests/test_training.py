@@ -91,6 +91,30 @@ def test_first_batch_initialises_actnorm_before_the_first_step() -> None:
     assert not any(e["event"] == "val" for e in seen)  # val_fraction 0 and no val: no validation
 
 
+def test_the_whitening_is_fitted_to_every_training_target_not_just_the_first_batch() -> None:
+    c, z = data()
+    z = z @ torch.tensor([[2.0, 1.0, 0, 0], [0, 1.0, 0, 0], [0, 0.5, 3.0, 0], [1.0, 0, 0, 0.2]]) + 4
+    model = flow()
+    train(model, c, z, cfg(steps=1), val=(c[:64], z[:64]))
+    w = model.whitening
+    assert torch.allclose(w.mean, z.mean(0), atol=1e-5)
+    cov = torch.cov(z.T.double(), correction=0)
+    ridge = 1e-4 * cov.diagonal().mean()
+    assert torch.allclose((w.lower @ w.lower.T).double(), cov + ridge * torch.eye(4, dtype=torch.float64), atol=1e-4)
+
+
+def test_peeking_at_a_loader_for_the_whitening_keeps_the_batch_order() -> None:
+    c, z = data(96)
+    batches = [(c[i:i + 32], z[i:i + 32]) for i in (0, 32, 64)]
+    reference = flow()
+    reference.initialize(z[:32], c[:32], whitening_rows=z)  # what the trainer should do by itself
+    train_loader(reference, batches, constant_lr(steps=5))
+    model = flow()
+    train_loader(model, batches, constant_lr(steps=5))
+    assert torch.allclose(model.whitening.mean, z.mean(0), atol=1e-6)
+    assert_same_weights(weights(model), weights(reference))
+
+
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:
     config = TrainConfig(steps=110, lr=1e-3, warmup_steps=10, min_lr_ratio=0.01)
     assert lr_at(0, config) == pytest.approx(1e-4)
@@ -113,9 +137,11 @@ def test_a_nan_batch_is_skipped_without_touching_weights_or_adam_state() -> None
     poisoned[1][5, 2] = float("nan")
 
     reference = flow()
+    reference.initialize(good1[1], good1[0], whitening_rows=z[:64])  # both fitted to the same data
     train_loader(reference, [good1, good2], constant_lr(steps=2))
     events: list[dict] = []
     model = flow()
+    model.initialize(good1[1], good1[0], whitening_rows=z[:64])
     result = train_loader(model, [good1, poisoned, good2], constant_lr(steps=3), log=events.append)
 
     # Same weights as if the poisoned batch had never been there: no update, no Adam moment or count.

@@ -15,10 +15,12 @@ from ..errors import ShapeError
 from .coupling import INNBlock
 from .embedders import ConditionSpec, make_embedder
 from .nll import gaussian_nll
+from .whitening import MAX_DIM as MAX_WHITENED_DIM
+from .whitening import Whitening
 
 
 class ConditionalINN(nn.Module):
-    """τ: ``n_blocks`` × (alternating affine coupling, ActNorm, permutation) with embedder H.
+    """τ: whitening, then ``n_blocks`` × (alternating affine coupling, ActNorm, permutation), with embedder H.
 
     Args:
         dim: dimension D of the target representation z_Θ (any D ≥ 2).
@@ -31,15 +33,18 @@ class ConditionalINN(nn.Module):
         clamp: soft clamp of coupling log-scales.
         seed: seed of the initial weights and the fixed permutations (the global RNG is
             neither read nor advanced, so equal configs build equal flows).
+        whiten: start with a fixed affine whitening fitted to the training targets
+            (:class:`~n2n_hub.cinn.whitening.Whitening`); default: on for D ≤ 4096, where
+            its D×D factor stays small. The resolved value is part of :meth:`config`.
     """
 
     kind = "cinn"
     # Bump when the module's structure changes for the same config, so cache keys change too.
-    arch_version = 2
+    arch_version = 3
 
     def __init__(self, dim: int, condition: ConditionSpec, n_blocks: int = 20, hidden: int | None = None,
                  depth: int = 3, cond_dim: int | None = None, embed_hidden: int | None = None,
-                 clamp: float = 2.0, seed: int = 0) -> None:
+                 clamp: float = 2.0, seed: int = 0, whiten: bool | None = None) -> None:
         super().__init__()
         if dim < 2:
             raise ShapeError(f"the flow needs a target dimension >= 2, got {dim}")
@@ -54,6 +59,8 @@ class ConditionalINN(nn.Module):
         self.embed_hidden = embed_hidden or max(self.cond_dim, 256)
         self.clamp = clamp
         self.seed = seed
+        self.whiten = dim <= MAX_WHITENED_DIM if whiten is None else bool(whiten)
+        self.whitening = Whitening(dim) if self.whiten else None
         # Initial weights come from ``seed`` too, drawn inside a forked RNG: building a flow
         # neither depends on nor advances the caller's global random state.
         with torch.random.fork_rng(devices=[]):
@@ -71,7 +78,7 @@ class ConditionalINN(nn.Module):
         return {
             "dim": self.dim, "condition": self.condition.to_dict(), "n_blocks": self.n_blocks,
             "hidden": self.hidden, "depth": self.depth, "cond_dim": self.cond_dim,
-            "embed_hidden": self.embed_hidden, "clamp": self.clamp, "seed": self.seed,
+            "embed_hidden": self.embed_hidden, "clamp": self.clamp, "seed": self.seed, "whiten": self.whiten,
         }
 
     @classmethod
@@ -89,6 +96,8 @@ class ConditionalINN(nn.Module):
         """``(v, log|det ∂v/∂z|)`` with ``v = τ⁻¹(z | c)``."""
         cs = self.embed(c)
         logdet = z.new_zeros(z.shape[0])
+        if self.whitening is not None:
+            z, logdet = self.whitening(z)
         for i, block in enumerate(self.blocks):
             z, ld = block(z, cs[2 * i], cs[2 * i + 1])
             logdet = logdet + ld
@@ -99,6 +108,8 @@ class ConditionalINN(nn.Module):
         cs = self.embed(c)
         for i in reversed(range(self.n_blocks)):
             v, _ = self.blocks[i](v, cs[2 * i], cs[2 * i + 1], rev=True)
+        if self.whitening is not None:
+            v, _ = self.whitening(v, rev=True)
         return v
 
     def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -110,10 +121,16 @@ class ConditionalINN(nn.Module):
         return -self.nll(z, c)
 
     @torch.no_grad()
-    def initialize(self, z: torch.Tensor, c: torch.Tensor) -> None:
-        """Data-dependent ActNorm initialisation from one batch (done lazily otherwise)."""
+    def initialize(self, z: torch.Tensor, c: torch.Tensor, whitening_rows: torch.Tensor | None = None) -> None:
+        """Data-dependent initialisation (done lazily from the first training batch otherwise).
+
+        The whitening is fitted to ``whitening_rows`` (the more rows, the better its covariance;
+        the trainer passes the training targets), or to ``z``; ActNorm to the batch ``(z, c)``.
+        """
         was = self.training
         self.train()
+        if self.whitening is not None:
+            self.whitening.fit(z if whitening_rows is None else whitening_rows.to(z))
         for block in self.blocks:
             block.actnorm._initialized = False
         self(z, c)
