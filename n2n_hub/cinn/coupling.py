@@ -27,8 +27,8 @@ class ConditionalSubnet(nn.Module):
         self.slope = slope
         self.inp = nn.Linear(in_features, hidden, bias=False)
         layers: list[nn.Module] = []
-        for _ in range(depth - 1):
-            layers += [nn.Linear(hidden, hidden), nn.LeakyReLU(slope)]
+        for _ in range(depth - 1):  # in place: each Linear's output is fresh and used once
+            layers += [nn.Linear(hidden, hidden), nn.LeakyReLU(slope, inplace=True)]
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(hidden, 2 * out_features)
         # Start close to the identity map: small (not zero) output weights keep every
@@ -38,7 +38,8 @@ class ConditionalSubnet(nn.Module):
             self.out.bias.zero_()
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = F.leaky_relu(self.inp(x) + c, self.slope)
+        # c + x·Wᵀ in one GEMM (the condition's slice is the accumulator), activated in place.
+        a = F.leaky_relu_(torch.addmm(c, x, self.inp.weight.t()), self.slope)
         s, t = self.out(self.body(a)).chunk(2, dim=-1)
         return s, t
 
@@ -66,11 +67,11 @@ class AlternatingCoupling(nn.Module):
         if not rev:
             s, t = self.f1(x1, c1)
             s = soft_clamp(s, self.clamp)
-            x2 = x2 * torch.exp(s) + t
+            x2 = torch.addcmul(t, x2, torch.exp(s))
             logdet = s.sum(dim=1)
             s, t = self.f2(x2, c2)
             s = soft_clamp(s, self.clamp)
-            x1 = x1 * torch.exp(s) + t
+            x1 = torch.addcmul(t, x1, torch.exp(s))
             return torch.cat([x1, x2], dim=1), logdet + s.sum(dim=1)
         s, t = self.f2(x2, c2)
         s = soft_clamp(s, self.clamp)
