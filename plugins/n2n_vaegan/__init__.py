@@ -24,7 +24,7 @@ def vaegan_spec() -> ExpertSpec:
         variants=(
             Variant("animals", "32×32 grayscale animal silhouettes (trained on the animals train split)",
                     source="shipped: n2n_vaegan/weights/animals.safetensors; reproduce with "
-                           "'n2n-hub train-expert vaegan --dataset animals --steps 3500 --seed 0 --threads 1'",
+                           "'n2n-hub train-expert vaegan --dataset animals --steps 12000 --seed 0 --threads 1'",
                     settings={"image_shape": (1, 32, 32), "dataset": "animals"}),
         ),
         default_variant="animals",

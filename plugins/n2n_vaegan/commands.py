@@ -51,7 +51,7 @@ def register(cli: click.Group) -> None:
               help="1 = grayscale, 3 = RGB.")
 @click.option("--config", "preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="'small': about 1 M parameters; 'paper': Table S2 (ResNet-101, BigGAN ch=96).")
-@click.option("--steps", type=int, default=3500, show_default=True)
+@click.option("--steps", type=int, default=12000, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=None, help="Adam step size (default: 1e-3 small, 1e-4 paper).")
 @click.option("--kl-weight", type=float, default=None, help="Weight of the KL term (default: the config's).")

@@ -25,7 +25,7 @@ MAX_BAD_STEPS = 10
 class TrainSettings:
     """Optimisation settings (the defaults trained the shipped ``animals`` variant)."""
 
-    steps: int = 3500
+    steps: int = 12000
     batch_size: int = 32
     lr: float = 1e-3
     gamma_lr: float = 1e-2  # γ is one scalar: a larger step lets it track the reconstruction error
