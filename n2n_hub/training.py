@@ -647,7 +647,8 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
                 consecutive_bad += 1
                 opt.zero_grad(set_to_none=True)
                 _emit(log, "skip", f"step {step}: non-finite {'loss' if not math.isfinite(loss_v) else 'gradient'}"
-                      f" ({loss_v}), step skipped without updating the weights", logging.WARNING, step=step)
+                      f" (loss {loss_v:.4g}, gradient norm {gnorm_v:.4g}), step skipped without updating the "
+                      "weights", logging.WARNING, step=step)
                 if consecutive_bad >= config.max_bad_steps:
                     raise TrainingError(
                         f"{consecutive_bad} consecutive training steps had a non-finite loss or gradient "
