@@ -155,7 +155,9 @@ def pairs_cmd(as_json: bool) -> None:
     width = max((len(e.name) for e in entries), default=0) + 2
     for e in entries:
         click.echo(f"{e.name:<{width}}{e.source} -> {e.target}  recipe={e.recipe}"
-                   + (f" dataset={e.dataset}" if e.dataset else "") + (" (published)" if e.published else ""))
+                   + (f" dataset={e.dataset}" if e.dataset else "")
+                   + (f" temperature={e.temperature:g}" if e.temperature != 1.0 else "")
+                   + (" (published)" if e.published else ""))
         if e.description:
             click.echo(f"{'':<{width}}{e.description}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
@@ -248,8 +250,9 @@ def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # t
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-n", "--num-samples", "n", type=click.IntRange(min=1), default=8, show_default=True,
               help="Samples per input.")
-@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Scale of the residual noise v (lower: more typical, less diverse).")
+@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=None,
+              help="Scale of the residual noise v (lower: more typical, less diverse). "
+                   "Default: the pair's registry setting (see `n2n-hub pairs`), else 1.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes the samples reproducible.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="PNG grid (image targets), .txt (text targets) or .safetensors (raw latents).")
@@ -289,6 +292,7 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
         for i, label in enumerate(labels):
             rows.append({"input": label, "samples": result.info[i * n:(i + 1) * n]})
         _echo_json({"source": str(t.source_address), "target": str(t.target_address), "translator": str(t.path),
+                    "temperature": t.temperature if temperature is None else temperature,
                     "output": str(output) if output else None, "results": rows})
     elif output is None:
         if isinstance(result.outputs, list):

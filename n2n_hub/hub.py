@@ -41,6 +41,11 @@ _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
 
 
+def _temperature(plan: PairPlan) -> float:
+    """A pair's default sampling temperature: its registry entry's, else 1."""
+    return plan.entry.temperature if plan.entry is not None else 1.0
+
+
 class Hub:
     """Find experts, pair them, and translate.
 
@@ -239,7 +244,7 @@ class Hub:
             return None
         module, meta = self.cache.load(path, map_location=self.device)
         self._check_loaded(module, plan, src, tgt, path)
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 
     def _check_loaded(self, module: nn.Module, plan: PairPlan, src: Expert, tgt: Expert, path: Path) -> None:
         want_dim = tgt.latent_representation().numel
@@ -275,9 +280,9 @@ class Hub:
         path = self.cache.save(module, meta, key, plan.label)
         self._log(f"saved translator {key} to {path}")
         module, meta = translator_file.load(path, map_location=self.device)
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 
-    def translate(self, source: str, target: str, inputs: Any, n: int = 1, temperature: float = 1.0,
+    def translate(self, source: str, target: str, inputs: Any, n: int = 1, temperature: float | None = None,
                   seed: int | None = None, **pair_options: Any) -> Translation:
         """Pair (if needed) and translate ``inputs`` in one call."""
         return self.pair(source, target, **pair_options).translate(inputs, n=n, temperature=temperature, seed=seed)

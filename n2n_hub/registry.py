@@ -26,8 +26,8 @@ from .paths import REGISTRY_ENV, user_registry_path
 RECIPES = ("dataset", "target-prior")
 TRANSLATORS = ("cinn", "mlp")
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
-              "seed", "description", "flow", "training", "published", "translator", "batch_size"}
-_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed"}
+              "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature"}
+_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
 _TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
                "val_fraction", "val_every", "patience", "seed", "max_bad_steps"}
 _PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256"}
@@ -64,6 +64,7 @@ class PairEntry:
     seed: int = 0
     batch_size: int = 256
     translator: str = "cinn"
+    temperature: float = 1.0  # default sampling temperature of this pair's translations
     description: str = ""
     flow: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +76,8 @@ class PairEntry:
             "dataset": self.dataset, "source_from": self.source_from,
             "bridges": list(self.bridges) if self.bridges is not None else None,
             "pairs_per_item": self.pairs_per_item, "samples": self.samples, "seed": self.seed,
-            "translator": self.translator, "description": self.description, "flow": self.flow,
+            "translator": self.translator, "temperature": self.temperature, "description": self.description,
+            "flow": self.flow,
             "training": self.training, "published": vars(self.published) if self.published else None,
             "origin": self.origin,
         }
@@ -121,6 +123,9 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise _fail(path, key, f"'{k}' must be an integer >= {lo}, got {v!r}")
         ints[k] = v
+    temperature = raw.get("temperature", 1.0)
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature <= 10:
+        raise _fail(path, key, f"'temperature' must be a number in (0, 10], got {temperature!r}")
     translator = raw.get("translator", "cinn")
     if translator not in TRANSLATORS:
         raise _fail(path, key, f"translator {translator!r} is not one of {TRANSLATORS}")
@@ -143,7 +148,7 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         name=key, source=source, target=target, recipe=recipe, origin=str(path),
         dataset=raw.get("dataset"), source_from=raw.get("source_from"),
         bridges=tuple(bridges) if bridges is not None else None, translator=translator,
-        description=str(raw.get("description", "")),
+        temperature=float(temperature), description=str(raw.get("description", "")),
         flow=_check_table(path, key, "flow", raw.get("flow", {}), _FLOW_KEYS),
         training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),
         published=published, **ints,

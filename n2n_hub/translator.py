@@ -32,8 +32,11 @@ class Translator:
     """τ between two loaded experts, with the metadata it was trained and cached with."""
 
     def __init__(self, module: nn.Module, metadata: dict[str, Any], source: Expert, target: Expert,
-                 source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None) -> None:
+                 source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None,
+                 temperature: float = 1.0) -> None:
         self.module = module
+        # Sampling temperature used when a call gives none: the registry entry's, else 1.
+        self.temperature = temperature
         self.metadata = metadata
         self.source = source
         self.target = target
@@ -73,19 +76,22 @@ class Translator:
         return z.reshape(z.shape[0], -1).to(self._device())
 
     @torch.no_grad()
-    def sample_latents(self, inputs: Any, n: int = 1, temperature: float = 1.0, seed: int | None = None) -> torch.Tensor:
+    def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
+                       seed: int | None = None) -> torch.Tensor:
         """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
         c = self.encode_source(inputs)
         gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
+        temperature = self.temperature if temperature is None else temperature
         z = self.module.sample(c, n=n, temperature=temperature, generator=gen)
         return self._unflatten(z)
 
     @torch.no_grad()
-    def translate(self, inputs: Any, n: int = 1, temperature: float = 1.0, seed: int | None = None,
+    def translate(self, inputs: Any, n: int = 1, temperature: float | None = None, seed: int | None = None,
                   decode: bool = True) -> Translation:
         """Sample ``n`` translations per input and decode them with the target expert.
 
-        ``seed`` makes the samples reproducible; ``temperature`` scales the residual noise.
+        ``seed`` makes the samples reproducible; ``temperature`` scales the residual noise
+        (default: :attr:`temperature`, the pair's registry setting or 1).
         """
         z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
         flat = z.reshape(-1, *self.latent_shape).to(self.target.device)

@@ -81,6 +81,9 @@ def test_translate_writes_png_grid_json_and_latents(run, tmp_path):
     assert load_file(str(latents))["latents"].shape == (1, 2, 4)
     data = json.loads(run("translate", "toytext", "toygen", "a circle", "-n", "2", "--json", "--steps", "30").output)
     assert data["results"][0]["input"] == "a circle" and len(data["results"][0]["samples"]) == 2
+    assert data["temperature"] == 1.0  # the toy pair sets none
+    cooler = run("translate", "toytext", "toygen", "a circle", "-n", "2", "--json", "--steps", "30", "-t", "0.7")
+    assert json.loads(cooler.output)["temperature"] == 0.7
 
 
 def test_translate_checks_inputs_before_training(run, tmp_path, toy_host):

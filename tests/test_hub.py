@@ -50,6 +50,21 @@ def test_translate_samples_are_reproducible_and_follow_the_condition(toy_hub):
     assert r1.latents[0].std(dim=0).min() > 0.05  # diverse, not collapsed
 
 
+def test_a_pair_samples_at_its_registry_temperature_unless_told_otherwise(toy_hub, toy_host, toy_registry_file,
+                                                                         tmp_path):
+    cold = toy_hub.pair("toytext", "toygen", steps=20)
+    toy_registry_file.write_text(toy_registry_file.read_text().replace(
+        'pairs_per_item = 2', 'pairs_per_item = 2\ntemperature = 0.5'))
+    hub = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
+    t = hub.pair("toytext", "toygen", steps=20)
+    assert t.path == cold.path  # a sampling setting: the cached translator is reused
+    assert cold.temperature == 1.0 and t.temperature == 0.5
+    default = t.translate(["a circle"], n=4, seed=1, decode=False).latents
+    explicit = t.translate(["a circle"], n=4, seed=1, temperature=0.5, decode=False).latents
+    other = t.translate(["a circle"], n=4, seed=1, temperature=1.0, decode=False).latents
+    assert torch.equal(default, explicit) and not torch.equal(default, other)
+
+
 def test_residual_and_transfer_round_trip(toy_hub):
     t = toy_hub.pair("toytext", "toygen")
     z = t.sample_latents(["a square"] * 5, n=1, seed=0)[:, 0]

@@ -45,6 +45,7 @@ def test_user_registry_merges_key_by_key(tmp_path, monkeypatch):
      "training.steps must be a number"),
     ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "target-prior"\n[pairs.x.published]\nurl = "u"\nsha256 = "12"\n',
      "64 hex"),
+    ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "target-prior"\ntemperature = 0\n', "'temperature' must be"),
     ('[pairs.x\n', "not valid TOML"),
 ])
 def test_invalid_entries_name_file_key_and_problem(tmp_path, monkeypatch, body, problem):
