@@ -183,9 +183,9 @@ def main() -> None:
           + f", warm {runs[1]:.0f} s (evaluation and figure only)")
     print(f"feature space of 'FD features': {result['features']}; held-out conditions per row: "
           f"{result['results'][0]['conditions']}\n")
-    print("| layer | translator | NLL (nats/dim) | MSE/dim | FD latent | FD features | FD classifier | "
-          "class acc. | diversity latent | diversity pixels | consistency (cos) |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| layer | translator | NLL (nats/dim) | MSE/dim | FD latent | FD latent unpaired | FD features | "
+          "FD classifier | class acc. | diversity latent | diversity pixels | consistency (cos) |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def f(v: float | None, spec: str = ".3f") -> str:
         return "-" if v is None else format(v, spec)
@@ -193,14 +193,14 @@ def main() -> None:
     for row in result["results"]:
         m, e = row["metrics"], extra[(row["layer"], row["kind"])]
         print(f"| {row['layer']} | {row['kind']} | {f(m['nll'])} | {f(m['mse'])} | {f(m['fd_latent'])} | "
-              f"{f(m['fd_features'], '.3f')} | {f(e['fd_classifier'], '.2f')} | {e['class_accuracy']:.3f} | "
+              f"{f(m['fd_latent_unpaired'])} | {f(m['fd_features'], '.3f')} | {f(e['fd_classifier'], '.2f')} | {e['class_accuracy']:.3f} | "
               f"{f(m['diversity_latent'])} | {f(m['diversity_pixels'])} | {f(m['consistency_cosine'])} |")
     rec, real = extra[("reconstruction", "-")], extra[("independent real", "-")]
     first = result["results"][0]["metrics"]
-    print(f"| *vaegan reconstruction of the input* | - | - | - | - | {f(first['fd_features_reconstruction'])} | "
+    print(f"| *vaegan reconstruction of the input* | - | - | - | - | - | {f(first['fd_features_reconstruction'])} | "
           f"{rec['fd_classifier']:.2f} | {rec['class_accuracy']:.3f} | - | - | "
           f"{f(first['consistency_cosine_reconstruction'])} (early) |")
-    print(f"| *independent real images (train split)* | - | - | - | {f(first['fd_latent_floor'])} | "
+    print(f"| *independent real images (train split)* | - | - | - | {f(first['fd_latent_floor'])} | - | "
           f"{f(first['fd_features_floor'])} | {real['fd_classifier']:.2f} | - | - | - | - |")
     print(f"\nfigure: {args.figure.relative_to(ROOT) if args.figure.is_relative_to(ROOT) else args.figure}")
     if args.global_context:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 DEFAULT_LAYERS = ("early", "middle", "last")
 KINDS = ("cinn", "mlp")
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("nll", "NLL"), ("mse", "MSE"), ("fd_latent", "FD latent"), ("fd_features", "FD features"),
+    ("nll", "NLL"), ("mse", "MSE"), ("fd_latent", "FD latent"), ("fd_latent_unpaired", "FD latent unpaired"),
+    ("fd_features", "FD features"),
     ("diversity_latent", "div latent"), ("diversity_pixels", "div pixels"), ("consistency_cosine", "consistency"),
 )
 

@@ -11,6 +11,10 @@ and, for dataset recipes, the dataset's raw test items):
   bias is not small, so a sampler of the true p(z | c) lands near the floor, while a
   translator that reproduces each held-out item almost exactly (a near-invertible layer)
   can score far below it;
+* ``fd_latent_unpaired``: the generated latents against that independent real set instead:
+  copying each held-out item earns nothing here, so a sampler of the true p(z | c) scores
+  about ``fd_latent_floor`` at every layer, and only a translator whose samples lose the
+  distribution (an MLP returning conditional means) rises above it;
 * ``fd_features``: the same in a feature space of images: an expert's encoding of the
   decoded samples vs. of the real images (Inception's when installed, as FID; otherwise
   another image expert). Spatial features are averaged over positions, as FID pools
@@ -112,6 +116,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("nll", "NLL of real latents (nats/dim)"),
     ("mse", "squared error of the prediction (per dim)"),
     ("fd_latent", "Fréchet distance, latents"),
+    ("fd_latent_unpaired", "  same against independent real latents"),
     ("fd_latent_floor", "  same for independent real latents"),
     ("fd_features", "Fréchet distance, image features"),
     ("fd_features_reconstruction", "  same for reconstructions of the real items"),
@@ -250,6 +255,7 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, sample
     z_train = hub.training_pairs(plan, split="train").target
     floor_rows = torch.randperm(z_train.shape[0], generator=gen)[:m]
     metrics["fd_latent_floor"] = frechet_distance(z_train[floor_rows], z_real)
+    metrics["fd_latent_unpaired"] = frechet_distance(z_gen, z_train[floor_rows])
 
     k_cond = min(diversity_conditions, m)
     z_div = sample(c[:k_cond], per_condition, g)  # (k, n, D)

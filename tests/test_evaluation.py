@@ -81,6 +81,7 @@ def test_evaluation_runs_offline_for_both_translator_kinds(toy_hub, monkeypatch)
     assert cinn.kind == "cinn" and cinn.conditions == 120  # toyshapes' 60 test items, 2 captions each
     assert m["nll"] is not None and m["mse"] is None
     assert m["fd_latent"] >= 0 and m["fd_features"] >= 0 and m["fd_features_reconstruction"] >= 0
+    assert m["fd_latent_unpaired"] > 0 and m["fd_latent_unpaired"] != m["fd_latent"]  # another reference set
     assert m["fd_latent_floor"] > 0 and m["fd_features_floor"] > 0  # what independent real data scores
     assert m["diversity_latent"] > 0.05 and m["diversity_pixels"] > 0
     assert m["consistency_cosine"] is None  # a text source cannot re-read images
