@@ -12,8 +12,16 @@ import pytest
 import torch
 
 # The suite trains many tiny models; one thread is faster for them and keeps the suite's
-# time steady when other processes compete for the cores.
+# time steady when other processes compete for the cores. Set at import (for module-scoped
+# fixtures) and again around every test, since CLI commands under test take --threads.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
 
 TESTS = Path(__file__).resolve().parent
 TOY_PLUGIN = TESTS / "toy_plugin"

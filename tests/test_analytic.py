@@ -23,14 +23,6 @@ D, C = 6, 4
 N_SAMPLES = 20_000  # samples drawn per fixed condition
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU then cannot stall OpenMP barriers."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[LinearGaussianTask, ConditionalINN, float, tuple[torch.Tensor, torch.Tensor]]:

@@ -20,14 +20,6 @@ from n2n_hub.errors import ShapeError
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU then cannot stall OpenMP barriers."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 CONDITIONS = {
     "vector": (ConditionSpec((7,), "vector"), lambda g, b: torch.randn(b, 7, generator=g)),

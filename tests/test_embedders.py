@@ -10,14 +10,6 @@ from n2n_hub.cinn.embedders import LabelEmbedder, SpatialEmbedder, VectorEmbedde
 from n2n_hub.errors import ShapeError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU then cannot stall OpenMP barriers."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_a_float_vector_gets_an_mlp() -> None:
     spec = ConditionSpec.infer((768,), "float32")

@@ -16,14 +16,6 @@ from n2n_hub.training import TrainConfig, TrainResult, evaluate, lr_at, train, t
 SPEC = ConditionSpec((3,), "vector")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU then cannot stall OpenMP barriers."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def flow(seed: int = 0) -> ConditionalINN:
     return ConditionalINN(4, SPEC, n_blocks=2, hidden=16, seed=seed)

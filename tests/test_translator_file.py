@@ -17,14 +17,6 @@ from n2n_hub.errors import TranslatorFileError
 from n2n_hub.translator_file import FORMAT_VERSION, load, read_metadata, save
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU then cannot stall OpenMP barriers."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def trained_like_flow() -> tuple[ConditionalINN, torch.Tensor, torch.Tensor]:
     """A flow with ActNorm initialised and weights moved off their initial values."""

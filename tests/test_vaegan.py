@@ -34,14 +34,6 @@ MIN_IOU = 0.82
 MAX_MSE = 0.05
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread avoids OpenMP spin-waits on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _batch(n: int = 8, size: int = 16) -> torch.Tensor:
     """Deterministic blob images in [-1, 1] (a disc of varying radius and position)."""
