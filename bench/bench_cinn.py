@@ -515,7 +515,7 @@ def main() -> None:
                 f"{fmt(100 * eff / roof if roof else None, '.0f')} | {fmt(nll, '.4f')} | {fmt(mem, '.0f')} | "
                 f"{lat:.1f} | {thr:.0f} |")
         say()
-        say(f"- forward matmul GFLOP per sample: " + ", ".join(f"{k} {v / B / 1e9:.3f}" for k, v in flops.items()))
+        say("- forward matmul GFLOP per sample: " + ", ".join(f"{k} {v / B / 1e9:.3f}" for k, v in flops.items()))
         if roof is not None:
             say(f"- matmul roofline (torch.mm on our forward+backward shapes at batch {B}): "
                 f"{fmt(roof_before, '.1f')} GFLOP/s before training, {fmt(roof_after, '.1f')} after; the best is used")

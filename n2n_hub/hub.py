@@ -13,7 +13,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from . import translator_file

@@ -28,7 +28,7 @@ from torch import nn
 
 from . import translator_file
 from .atomic import atomic_path, atomic_write_bytes, sha256_file
-from .errors import CacheError, IntegrityError, OfflineError, TranslatorFileError
+from .errors import CacheError, IntegrityError, OfflineError
 from .paths import is_offline
 from .registry import Published
 

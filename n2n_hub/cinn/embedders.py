@@ -7,7 +7,7 @@ vector h that every coupling subnet sees.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
