@@ -442,22 +442,42 @@ def cache_list(as_json: bool) -> None:
         click.echo("no cached translators")
     for e in entries:
         d = e.to_dict()
-        nll = (d.get("metrics") or {}).get("best_val_nll")
+        metrics = d.get("metrics") if isinstance(d.get("metrics"), dict) else {}
+        nll = metrics.get("best_val_nll")
         size = f"{(d['size'] or 0) / 1e6:.1f} MB"
-        click.echo(f"{e.key}  {e.pair}  {d.get('kind')}  {size}" + (f"  NLL {nll:.3f}" if nll is not None else ""))
+        click.echo(f"{e.key}  {e.pair}  {d.get('kind')}  {size}"
+                   + (f"  NLL {nll:.3f}" if isinstance(nll, (int, float)) else "")
+                   + (f"  PROBLEM: {d['problem']}" if d.get("problem") else ""))
 
 
 @cache.command(name="verify")
 def cache_verify() -> None:
     """Check every cached translator against the sha256 recorded when it was written."""
-    results = _hub(quiet=True).cache.verify()
+    hub = _hub(quiet=True)
+    results = hub.cache.verify()
     bad = 0
     for entry, problem in results:
         click.echo(f"{'OK ' if problem is None else 'BAD'} {entry.key} {entry.pair}" + (f": {problem}" if problem else ""))
         bad += problem is not None
     click.echo(f"{len(results) - bad} ok, {bad} bad")
+    leftovers = hub.cache.leftovers(hub.features.root)
+    for path, why in leftovers:
+        click.echo(f"LEFTOVER {path}: {why}")
+    if leftovers:
+        click.echo(f"{len(leftovers)} leftover(s) of interrupted runs; `n2n-hub cache gc` removes them")
     if bad:
         sys.exit(1)
+
+
+@cache.command(name="gc")
+def cache_gc() -> None:
+    """Remove what interrupted runs left (temp files, orphan weights, partial feature folders)."""
+    hub = _hub(quiet=True)
+    removed = hub.cache.gc(hub.features.root)
+    for path, why in removed:
+        click.echo(f"removed {path}: {why}")
+    size = "nothing to remove" if not removed else f"removed {len(removed)} leftover(s)"
+    click.echo(size)
 
 
 @cache.command(name="rm")
@@ -469,7 +489,11 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 
     if not selector and not remove_all:
         raise InputError("say what to remove: a key prefix or pair folder (see `n2n-hub cache list`), or --all")
-    removed = _hub(quiet=True).cache.remove(None if remove_all else selector)
+    hub = _hub(quiet=True)
+    if remove_all:
+        for path, why in hub.cache.gc(hub.features.root):
+            click.echo(f"removed {path}: {why}")
+    removed = hub.cache.remove(None if remove_all else selector)
     if not removed and selector:
         raise InputError(f"no cached translator matches {selector!r} (see `n2n-hub cache list`)")
     for e in removed:

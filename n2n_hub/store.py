@@ -100,10 +100,10 @@ class TranslatorStore:
     def checkpoint_for(self, key: str, label: str) -> Path:
         return self.root / safe_label(label) / f"{key}{CHECKPOINT_SUFFIX}"
 
-    def _inside(self, path: Path) -> bool:
-        """True if ``path`` is a plain file or folder whose real location is inside the root."""
+    def _inside(self, path: Path, root: Path | None = None) -> bool:
+        """True if ``path`` is a plain file or folder whose real location is inside ``root`` (ours by default)."""
         try:
-            real, root = path.resolve(), self.root.resolve()
+            real, root = path.resolve(), (root or self.root).resolve()
         except OSError:
             return False
         return not path.is_symlink() and root in real.parents
@@ -248,10 +248,10 @@ class TranslatorStore:
         return key if isinstance(key, str) and self.find(key) is not None else None
 
     # -- removal ------------------------------------------------------------------------
-    def _unlink(self, path: Path) -> None:
+    def _unlink(self, path: Path, root: Path | None = None) -> None:
         if path.is_symlink():
             path.unlink()  # the link is ours to drop; what it points at is not
-        elif path.exists() and self._inside(path):
+        elif path.exists() and self._inside(path, root):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -323,7 +323,7 @@ class TranslatorStore:
         """Remove :meth:`leftovers`; return what was removed and why."""
         found = self.leftovers(features)
         for p, _ in found:
-            self._unlink(p)
+            self._unlink(p, features if features is not None and p.parent == features else None)
         self._drop_empty_folders()
         return found
 
