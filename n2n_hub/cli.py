@@ -182,10 +182,11 @@ def _train_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def _pair(hub, source: str, target: str, data, kind, steps, batch_size, lr, train_seed, force, no_train):  # type: ignore[no-untyped-def]
+def _pair(hub, source: str, target: str, data, kind, steps, batch_size, lr, train_seed, force, no_train,  # type: ignore[no-untyped-def]
+          **current):
     options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed}
     return hub.pair(source, target, data=data, translator=kind, force=force, train_if_missing=not no_train,
-                    **{k: v for k, v in options.items() if v is not None})
+                    **current, **{k: v for k, v in options.items() if v is not None})
 
 
 @cli.command(name="pair")
@@ -206,7 +207,9 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
         plan = hub.plan(source, target, data=data, translator=kind)
         _echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
         return
-    t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
+    # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
+    t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train,
+              make_current=True, use_current=False)
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return

@@ -300,6 +300,7 @@ class Hub:
             return None
         module, meta = self.cache.load(path, map_location=self.device)
         self._check_loaded(module, meta, plan, src, tgt, path, request)
+        self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 
     @staticmethod

@@ -143,3 +143,51 @@ def test_a_cache_root_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
     for args in (("cache", "list"), ("pair", "toytext", "toygen", "--steps", "5")):
         out = run(*args)
         assert out.exit_code == 1 and "is a file, not a folder" in out.output and "Traceback" not in out.output
+
+
+def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, tmp_path, toy_host):
+    paired = run("pair", "toytext", "toygen", "--steps", "25", "--json")
+    key = json.loads(paired.output[paired.output.index("{"):])["key"]
+    out = run("translate", "toytext", "toygen", "a circle", "-o", str(tmp_path / "c.png"))
+    assert out.exit_code == 0 and f"using translator {key}" in out.output and "current one" in out.output
+    assert "training" not in out.output and len(json.loads(run("cache", "list", "--json").output)) == 1
+    api = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
+    assert api.pair("toytext", "toygen").path.stem == key
+    from n2n_hub.evaluation import evaluate
+
+    report = evaluate(api, "toytext", "toygen", samples=8, per_condition=2, features="toygen",
+                      train_if_missing=False)
+    assert report.translator_path.endswith(f"{key}.safetensors")
+    # explicit settings still choose another translator; `pair` with none goes back to the defaults
+    assert api.pair("toytext", "toygen", steps=30).path.stem != key
+    again = run("pair", "toytext", "toygen")
+    assert again.exit_code == 0 and key not in again.output
+    assert Hub(home=tmp_path / "home", host=toy_host, progress=False).pair("toytext", "toygen").metrics["steps"] == 150
+
+
+def test_too_little_data_is_refused_and_a_failed_translator_is_not_cached(toy_hub, monkeypatch):
+    from n2n_hub.errors import InputError, TrainingError
+    from n2n_hub.recipes import PairData
+
+    full = toy_hub.training_pairs
+
+    def three(plan, split="train"):
+        d = full(plan, split)
+        return PairData(d.source[:3], d.target[:3])
+    monkeypatch.setattr(toy_hub, "training_pairs", three)
+    with pytest.raises(InputError, match="only 3 training pairs.*at least 32"):
+        toy_hub.pair("toytext", "toygen", steps=20)
+    monkeypatch.setattr(toy_hub, "training_pairs", full)
+
+    import n2n_hub.hub
+
+    real_train = n2n_hub.hub.train
+
+    def diverged(*args, **kwargs):  # what a run on too little data reports: a held-out NLL of 6e16
+        result = real_train(*args, **kwargs)
+        result.best_val_nll = 6e16
+        return result
+    monkeypatch.setattr(n2n_hub.hub, "train", diverged)
+    with pytest.raises(TrainingError, match="failed validation.*6e\\+16.*nothing was cached"):
+        toy_hub.pair("toytext", "toygen", steps=20)
+    assert toy_hub.cache.entries() == [] and not list(toy_hub.cache.root.rglob("*.ckpt.safetensors"))
