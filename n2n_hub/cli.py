@@ -11,7 +11,11 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_errors import DEBUG_ENV, FiniteFloat, run_main
 from .errors import N2NError
+
+MAX_SAMPLES = 1024  # -n: more samples per input than a grid can usefully show
+MAX_SEED = 2**63 - 1
 
 
 class _Group(click.Group):
@@ -25,6 +29,10 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        return run_main(self, super().main, args, prog_name, complete_var, standalone_mode, extra)
 
 
 def _echo_json(obj: Any) -> None:
@@ -40,12 +48,23 @@ def _catalog():  # type: ignore[no-untyped-def]
 
 def _hub(device: str = "cpu", quiet: bool = False):
     from .hub import Hub
+    from .validation import check_device
 
+    check_device(device)
     return Hub(device=device, progress=not quiet, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+
+
+def _debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        import os
+
+        os.environ[DEBUG_ENV] = "1"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="n2n-hub")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_debug,
+              help=f"Show the traceback of an unexpected error (same as {DEBUG_ENV}=1).")
 def cli() -> None:
     """Pair frozen pretrained experts with conditional INNs and translate between them.
 
@@ -169,10 +188,10 @@ def _train_options(f):  # type: ignore[no-untyped-def]
                      help="Folder of images or .txt file (one text per line) both experts can read."),
         click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
                      help="cinn (default) or the deterministic mlp baseline."),
-        click.option("--steps", type=click.IntRange(min=1), help="Training steps (default: the pair's recipe)."),
-        click.option("--batch-size", type=click.IntRange(min=1), help="Training batch size."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate."),
-        click.option("--train-seed", type=click.IntRange(min=0), help="Seed of the training run."),
+        click.option("--steps", type=click.IntRange(min=1, max=10**8), help="Training steps (default: the pair's recipe)."),
+        click.option("--batch-size", type=click.IntRange(min=1, max=10**7), help="Training batch size."),
+        click.option("--lr", type=FiniteFloat(0, 10, low_open=True), help="Peak learning rate."),
+        click.option("--train-seed", type=click.IntRange(min=0, max=MAX_SEED), help="Seed of the training run."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
         click.option("--force", is_flag=True, help="Retrain even if a cached translator exists."),
         click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached."),
@@ -227,7 +246,9 @@ def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # t
     from .errors import InputError
 
     if domain == "text":
-        return list(inputs)
+        from .validation import check_texts
+
+        return check_texts(list(inputs))
     if domain == "image":
         from .inputs import image_files, read_images
 
@@ -250,12 +271,12 @@ def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # t
 @click.argument("source")
 @click.argument("target")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-n", "--num-samples", "n", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=1, max=MAX_SAMPLES), default=8, show_default=True,
               help="Samples per input.")
-@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=None,
+@click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None,
               help="Scale of the residual noise v (lower: more typical, less diverse). "
                    "Default: the pair's registry setting (see `n2n-hub pairs`), else 1.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes the samples reproducible.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None, help="Makes the samples reproducible.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="PNG grid (image targets), .txt (text targets) or .safetensors (raw latents).")
 @click.option("--json", "as_json", is_flag=True, help="Print per-sample information as JSON.")
@@ -276,6 +297,10 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     hub = _hub(device=device, quiet=as_json)
     if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
         raise InputError(f"-o {output}: use a .png, .txt or .safetensors file name")
+    if output is not None:
+        from .validation import check_output_path
+
+        check_output_path(output)
     plan = hub.plan(source, target, data=data, translator=kind)
     src_spec = plan.source_spec
     if output is None and not as_json and plan.target_spec.output_domain == "image":
@@ -346,16 +371,16 @@ def _threads(threads: int | None) -> None:
 @click.argument("target")
 @click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
               help="cinn (default) or the deterministic mlp baseline.")
-@click.option("--samples", type=click.IntRange(min=2), default=None,
+@click.option("--samples", type=click.IntRange(min=2, max=10**6), default=None,
               help="Held-out conditions to evaluate (default: the whole test split).")
-@click.option("--per-condition", type=click.IntRange(min=2), default=8, show_default=True,
+@click.option("--per-condition", type=click.IntRange(min=2, max=256), default=8, show_default=True,
               help="Samples per condition for the diversity metrics.")
 @click.option("--features", help="EXPERT[:TAP] whose encodings of images give the feature-space Fréchet distance "
                                  "(default: inception if installed, else segmenter:middle, else the target).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), help="Select (or train) the translator trained for this many steps.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1, max=10**8), help="Select (or train) the translator trained for this many steps.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 @click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, features, seed: int, steps,  # type: ignore[no-untyped-def]
@@ -382,15 +407,15 @@ def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, fe
               help="Comma-separated taps of SOURCE to diagnose, shallow to deep.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="PNG figure: inputs, then per layer cINN samples and the MLP output (Fig. S4).")
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps of every translator (default: the registry's).")
-@click.option("--samples", type=click.IntRange(min=2), default=None,
+@click.option("--steps", type=click.IntRange(min=1, max=10**8), help="Training steps of every translator (default: the registry's).")
+@click.option("--samples", type=click.IntRange(min=2, max=10**6), default=None,
               help="Held-out conditions to evaluate (default: the whole test split).")
-@click.option("--per-condition", type=click.IntRange(min=2), default=8, show_default=True,
+@click.option("--per-condition", type=click.IntRange(min=2, max=256), default=8, show_default=True,
               help="Samples per condition for the diversity metrics.")
 @click.option("--features", help="EXPERT[:TAP] for the feature-space Fréchet distance (as in `evaluate`).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 @click.option("--no-train", is_flag=True, help="Fail instead of training when a translator is not cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, per_condition: int, features,  # type: ignore[no-untyped-def]
@@ -406,6 +431,10 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
     """
     from .diagnosis import diagnose
 
+    if output is not None:
+        from .validation import check_output_path
+
+        check_output_path(output)
     _threads(threads)
     hub = _hub(device=device, quiet=as_json)
     result = diagnose(hub, source, target, layers.split(","), steps=steps, samples=samples,
