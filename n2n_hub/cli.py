@@ -93,9 +93,10 @@ def experts(ctx: click.Context, query: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def experts_list(query: str | None, as_json: bool) -> None:
     """List experts: id, what they encode and decode, and their plugin."""
-    specs = _catalog().search(query)
+    catalog = _catalog()
+    specs = catalog.search(query)
     if as_json:
-        _echo_json([s.to_dict() for s in specs])
+        _echo_json([{**s.to_dict(), "conflict": catalog.conflicts.get(f"expert:{s.id}")} for s in specs])
         return
     if not specs:
         click.echo("no experts match" if query else "no experts installed (see `n2n-hub plugins`)")
@@ -108,7 +109,9 @@ def experts_list(query: str | None, as_json: bool) -> None:
             can.append(f"decodes {s.latent.describe() if s.latent else '?'} -> {s.output_domain}")
         if s.can_sample:
             can.append(f"prior {s.prior}")
-        click.echo(f"{s.id:<12} {s.description}")
+        clash = catalog.conflicts.get(f"expert:{s.id}")
+        click.echo(f"{s.id:<12} {s.description}" + (f"  [CONFLICT: registered by {', '.join(clash)}; "
+                                                   "unusable until one is uninstalled]" if clash else ""))
         click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}, default variant {s.default_variant}]")
 
 
@@ -576,7 +579,7 @@ def _register_plugin_commands() -> None:
     for impl in host.pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the CLI
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the CLI
             host.load_problems.append(PluginProblem(impl.plugin_name, f"register_commands raised {type(e).__name__}: {e}"))
 
 
