@@ -308,6 +308,9 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     src_spec = plan.source_spec
     if output is None and not as_json and plan.target_spec.output_domain == "image":
         raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
+    if len(inputs) * n > MAX_SAMPLES * 64:
+        raise InputError(f"{len(inputs)} inputs x {n} samples is more than n2n-hub makes in one call "
+                         f"({MAX_SAMPLES * 64}); split the inputs over several calls")
     batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
     decode = output is None or output.suffix.lower() != ".safetensors"

@@ -12,6 +12,8 @@ from torch import nn
 from .errors import ShapeError
 from .experts import Expert, ExpertAddress
 
+DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
+
 
 @dataclass
 class Translation:
@@ -95,9 +97,18 @@ class Translator:
         """
         z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
         flat = z.reshape(-1, *self.latent_shape).to(self.target.device)
-        outputs = self.target.decode(flat) if decode else None
+        outputs = self._decode_in_chunks(flat) if decode else None
         info = self.target.describe_latent(flat)
         return Translation(inputs, z.cpu(), outputs, info)
+
+    def _decode_in_chunks(self, flat: torch.Tensor) -> Any:
+        """Decode at most :data:`DECODE_CHUNK` latents at once, so memory does not grow with ``n``."""
+        parts = [self.target.decode(flat[i:i + DECODE_CHUNK]) for i in range(0, len(flat), DECODE_CHUNK)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat([p.cpu() for p in parts])
+        return [o for p in parts for o in p]
 
     @torch.no_grad()
     def residual(self, source_inputs: Any, target_latents: torch.Tensor) -> torch.Tensor:
