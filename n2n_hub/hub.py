@@ -24,7 +24,7 @@ from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityErr
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
 from .features import FeatureStore, stable_hash
 from .pairing import PairPlan, lookup_spec, resolve_pair, resolve_variant
-from .paths import hub_home
+from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
 from .recipes import PairData, dataset_pairs, prior_pairs
 from .registry import PairEntry, Registry
@@ -119,7 +119,8 @@ class Hub:
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
             try:
-                self._experts[key] = cls(spec, addr.variant, device=self.device)
+                with using_home(self.home):
+                    self._experts[key] = cls(spec, addr.variant, device=self.device)
             except N2NError:
                 raise
             except (FileNotFoundError, OSError) as e:
