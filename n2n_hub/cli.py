@@ -145,7 +145,13 @@ def plugins_cmd(as_json: bool) -> None:
 @cli.command(name="pairs")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pairs_cmd(as_json: bool) -> None:
-    """Pairs the registry knows, with their recipes (any other pair is resolved from the specs)."""
+    """Pairs the registry knows, with their recipes and where each entry came from.
+
+    An entry comes from the built-in registry, a plugin (``register_pairs``) or a user file;
+    any other pair is resolved from the specs.
+    """
+    from .registry import describe_origin
+
     hub = _hub(quiet=True)
     entries = hub.pairs()
     if as_json:
@@ -156,7 +162,7 @@ def pairs_cmd(as_json: bool) -> None:
         click.echo(f"{e.name:<{width}}{e.source} -> {e.target}  recipe={e.recipe}"
                    + (f" dataset={e.dataset}" if e.dataset else "")
                    + (f" temperature={e.temperature:g}" if e.temperature != 1.0 else "")
-                   + (" (published)" if e.published else ""))
+                   + (" (published)" if e.published else "") + f"  from: {describe_origin(e.origin)}")
         if e.description:
             click.echo(f"{'':<{width}}{e.description}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")

@@ -81,7 +81,7 @@ class Hub:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry.load()
+            self._registry = Registry.load(plugin_pairs=self.catalog.pairs)
         return self._registry
 
     def refresh(self) -> None:

@@ -64,3 +64,59 @@ def test_hook_register_commands_adds_a_working_cli_command(monkeypatch):
         assert result.exit_code == 0 and result.output == "hello you\n"
     finally:
         n2n_hub.cli.cli.commands.pop("hello-mine", None)
+
+
+TOY_PAIR = {"source": "toytext", "target": "toygen", "recipe": "dataset", "dataset": "toyshapes",
+            "source_from": "label", "bridges": ["label-caption"], "flow": {"n_blocks": 2, "hidden": 16},
+            "training": {"steps": 40}}
+
+
+def _pairs_plugin(entries):
+    def register_pairs(register):
+        for name, entry in entries.items():
+            register(name, entry)
+
+    return types.SimpleNamespace(register_pairs=hookimpl(register_pairs))
+
+
+def test_hook_register_pairs_ships_an_entry_that_user_files_still_override(toy_host, tmp_path, monkeypatch):
+    from n2n_hub.hub import Hub
+
+    assert toy_host.register(_pairs_plugin({"toy-from-plugin": TOY_PAIR}), "shipper")
+    hub = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
+    plan = hub.plan("toytext", "toygen")
+    assert plan.entry.name == "toy-from-plugin" and plan.entry.origin == "plugin shipper"
+    assert plan.flow == {"n_blocks": 2, "hidden": 16} and plan.dataset == "toyshapes"
+
+    user = tmp_path / "mine.toml"
+    user.write_text('[pairs.toy-from-plugin.training]\nsteps = 7\n')
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(user))
+    entry = Hub(home=tmp_path / "home", host=toy_host, progress=False).plan("toytext", "toygen").entry
+    assert entry.training == {"steps": 7} and entry.flow == {"n_blocks": 2, "hidden": 16}  # merged key by key
+    assert entry.origin == str(user)
+
+
+def test_register_pairs_refuses_an_invalid_entry_and_a_duplicate_name(toy_host):
+    assert toy_host.register(_pairs_plugin({"ok": TOY_PAIR, "bad": {**TOY_PAIR, "recipe": "nope"}}), "one")
+    assert toy_host.register(_pairs_plugin({"ok": TOY_PAIR}), "two")
+    catalog = toy_host.collect()
+    assert list(catalog.pairs) == ["ok"]
+    reasons = [(p.plugin, p.reason) for p in catalog.problems]
+    assert any(p == "one" and "[pairs.bad]" in r and "recipe 'nope'" in r for p, r in reasons)
+    assert any("pair 'ok' is already registered by plugin" in r for _, r in reasons)
+
+
+def test_pairs_command_says_where_each_entry_came_from(toy_cli_host, toy_registry_file):
+    import json
+
+    from n2n_hub.cli import cli
+
+    assert toy_cli_host.register(_pairs_plugin({"toy-plugin-pair": TOY_PAIR}), "shipper")
+    result = CliRunner().invoke(cli, ["pairs"])
+    assert result.exit_code == 0, result.output
+    lines = {ln.split()[0]: ln for ln in result.output.splitlines() if ln and not ln.startswith(" ")}
+    assert lines["toy-plugin-pair"].endswith("from: plugin shipper")
+    assert lines["bert-vaegan-animals"].endswith("from: built-in")
+    assert lines["toy-shapes"].endswith(f"from: user file {toy_registry_file}")
+    data = {e["name"]: e["from"] for e in json.loads(CliRunner().invoke(cli, ["pairs", "--json"]).output)}
+    assert data["toy-plugin-pair"] == "plugin shipper"

@@ -65,7 +65,8 @@ def _hooks() -> dict[str, inspect.Signature]:
 
 def test_every_hook_is_documented_and_has_a_test_of_its_own():
     hooks = _hooks()
-    assert {"register_experts", "register_bridges", "register_datasets", "register_commands"} <= set(hooks)
+    assert {"register_experts", "register_bridges", "register_datasets", "register_commands",
+            "register_pairs"} <= set(hooks)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tests = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py"))
     problems = []
