@@ -23,7 +23,7 @@ from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityErr
                      N2NError, OfflineError, PluginError, ShapeError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
 from .features import FeatureStore, stable_hash
-from .pairing import PairPlan, lookup_spec, resolve_pair, resolve_variant
+from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
 from .recipes import PairData, dataset_pairs, prior_pairs
@@ -129,11 +129,18 @@ class Hub:
 
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
-             translator: str | None = None) -> PairPlan:
-        """How ``source -> target`` would be trained (no expert is loaded)."""
+             translator: str | None = None, size: str | None = None, n_blocks: int | None = None,
+             hidden: int | None = None) -> PairPlan:
+        """How ``source -> target`` would be trained (no expert is loaded).
+
+        ``size`` (``small``, ``medium``, ``paper``), ``n_blocks`` and ``hidden`` override the
+        flow's size; without them a pair with no sized registry entry gets one chosen from
+        the target's dimension, the data and the device (``plan.sizing`` says which and why).
+        """
         if translator is not None and translator not in ("cinn", "mlp"):
             raise InputError(f"unknown translator kind {translator!r}; use 'cinn' or 'mlp'")
-        return resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+        plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+        return apply_size(plan, self.device, size, n_blocks, hidden)
 
     def training_pairs(self, plan: PairPlan, split: str = "train") -> PairData:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
@@ -184,7 +191,8 @@ class Hub:
         parts = {
             "format": translator_file.FORMAT_VERSION,
             "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
-            "recipe": {k: v for k, v in plan.to_dict().items() if k not in ("flow", "training", "source", "target")},
+            "recipe": {k: v for k, v in plan.to_dict().items()
+                       if k not in ("flow", "training", "source", "target", "sizing")},
             "module": {"kind": module.kind, "arch": getattr(module, "arch_version", 1),
                        "config": module.config()},  # type: ignore[operator]
             "training": train_cfg,
@@ -199,7 +207,8 @@ class Hub:
                 "variant": address.variant, "tap": address.tap, "fingerprint": expert.fingerprint()}
 
     def pair(self, source: str, target: str, *, data: str | Path | None = None, translator: str | None = None,
-             force: bool = False, train_if_missing: bool = True, **options: Any) -> Translator:
+             force: bool = False, train_if_missing: bool = True, size: str | None = None,
+             **options: Any) -> Translator:
         """Return the translator for ``source -> target``: from the cache, a published file, or trained now.
 
         Args:
@@ -207,10 +216,12 @@ class Hub:
             translator: ``cinn`` (default) or ``mlp`` (the deterministic baseline of Sec. E).
             force: retrain even if a cached translator exists.
             train_if_missing: if False, raise :class:`CacheError` instead of training.
+            size: ``small``, ``medium`` or ``paper`` flow size instead of the registry's or the chosen one.
             options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
                 options (``n_blocks``, ``hidden``, ...); they enter the cache key.
         """
-        plan = self.plan(source, target, data=data, translator=translator)
+        plan = self.plan(source, target, data=data, translator=translator, size=size,
+                         n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         config = self._train_config(plan, options)
         module = self._build(plan, src, tgt, options)
