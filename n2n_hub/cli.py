@@ -164,7 +164,13 @@ def plugins_cmd(as_json: bool) -> None:
 @cli.command(name="pairs")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pairs_cmd(as_json: bool) -> None:
-    """Pairs the registry knows, with their recipes (any other pair is resolved from the specs)."""
+    """Pairs the registry knows, with their recipes and where each entry came from.
+
+    An entry comes from the built-in registry, a plugin (``register_pairs``) or a user file;
+    any other pair is resolved from the specs.
+    """
+    from .registry import describe_origin
+
     hub = _hub(quiet=True)
     entries = hub.pairs()
     if as_json:
@@ -175,7 +181,7 @@ def pairs_cmd(as_json: bool) -> None:
         click.echo(f"{e.name:<{width}}{e.source} -> {e.target}  recipe={e.recipe}"
                    + (f" dataset={e.dataset}" if e.dataset else "")
                    + (f" temperature={e.temperature:g}" if e.temperature != 1.0 else "")
-                   + (" (published)" if e.published else ""))
+                   + (" (published)" if e.published else "") + f"  from: {describe_origin(e.origin)}")
         if e.description:
             click.echo(f"{'':<{width}}{e.description}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
@@ -202,20 +208,37 @@ def _train_options(f):  # type: ignore[no-untyped-def]
 
 
 def _pair(hub, source: str, target: str, data, kind, steps, batch_size, lr, train_seed, force, no_train,  # type: ignore[no-untyped-def]
-          **current):
-    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed}
+          size=None, n_blocks=None, hidden=None, **current):
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed, "n_blocks": n_blocks,
+               "hidden": hidden}
     return hub.pair(source, target, data=data, translator=kind, force=force, train_if_missing=not no_train,
-                    **current, **{k: v for k, v in options.items() if v is not None})
+                    size=size, **current, **{k: v for k, v in options.items() if v is not None})
+
+
+def _size_options(f):  # type: ignore[no-untyped-def]
+    """--size/--blocks/--hidden: how large the flow is (default: the registry's, else chosen for the device)."""
+    from .pairing import SIZES
+
+    opts = [
+        click.option("--size", type=click.Choice(SIZES), default=None,
+                     help="Flow size preset: small (minutes on a CPU), medium, paper (Table S3, for a GPU)."),
+        click.option("--blocks", "n_blocks", type=click.IntRange(min=1), default=None, help="Number of INN blocks."),
+        click.option("--hidden", type=click.IntRange(min=1), default=None, help="Width of the coupling subnets."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
 
 
 @cli.command(name="pair")
 @click.argument("source")
 @click.argument("target")
 @_train_options
+@_size_options
 @click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
 @click.option("--json", "as_json", is_flag=True, help="Print the translator's metadata as JSON.")
 def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_seed, device, force, no_train,  # type: ignore[no-untyped-def]
-             plan_only: bool, as_json: bool) -> None:
+             size, n_blocks, hidden, plan_only: bool, as_json: bool) -> None:
     """Train (or fetch from the cache) the translator SOURCE -> TARGET.
 
     Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
@@ -223,18 +246,22 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     """
     hub = _hub(device=device, quiet=as_json)
     if plan_only:
-        plan = hub.plan(source, target, data=data, translator=kind)
+        plan = hub.plan(source, target, data=data, translator=kind, size=size, n_blocks=n_blocks, hidden=hidden)
         _echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
         return
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train,
-              make_current=True, use_current=False)
+              size, n_blocks, hidden, make_current=True, use_current=False)
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return
     m = t.metrics
     nll = m.get("best_val_nll")
     click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
+    flow, sizing = t.metadata.get("recipe", {}).get("flow", {}), t.metadata.get("recipe", {}).get("sizing")
+    if sizing and t.kind == "cinn":
+        click.echo(f"flow: {flow.get('n_blocks', 20)} blocks, hidden {flow.get('hidden', 'default')}, "
+                   f"depth {flow.get('depth', 3)} ({sizing})")
     if nll is not None:
         click.echo(f"held-out NLL {nll:.3f} nats/dim (N(0, I) reference {m.get('reference_nll_per_dim', 0):.3f}); "
                    f"{m.get('steps')} steps")
