@@ -113,13 +113,15 @@ class Translator:
 
     @torch.no_grad()
     def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
-                    seeds: list[int | None]) -> list[torch.Tensor]:
+                    seeds: list[int | None], chunk: int = 64) -> list[torch.Tensor]:
         """Sample several requests in one translator call, each with its own n, temperature and seed.
 
         ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
         Each request draws its residual noise from its own generator exactly as
-        :meth:`sample_latents` would, so a seeded request gets the same latents alone or in a
-        batch. Returns latents ``(B_i, n_i, *latent_shape)`` per request.
+        :meth:`sample_latents` would. The flow runs on blocks of exactly ``chunk`` rows (the
+        last one zero-padded): matrix kernels round differently for different batch sizes, and
+        fixed shapes make every row's result independent of its neighbours, so a seeded request
+        gets the same bits alone or in any batch. Returns ``(B_i, n_i, *latent_shape)`` per request.
         """
         module = self.module
         if not hasattr(module, "inverse"):  # a deterministic translator has no noise to batch
@@ -135,7 +137,16 @@ class Translator:
             gen = torch.Generator(device=ref.device).manual_seed(seed) if seed is not None else None
             vs.append(torch.randn(c.shape[0] * n, module.dim, generator=gen, device=ref.device, dtype=ref.dtype) * t)
             cs.append(c.repeat_interleave(n, dim=0))
-        z = module.inverse(torch.cat(vs), torch.cat(cs))
+        v_all, c_all = torch.cat(vs), torch.cat(cs)
+        blocks = []
+        for first in range(0, v_all.shape[0], chunk):
+            v, c = v_all[first:first + chunk], c_all[first:first + chunk]
+            rows = v.shape[0]
+            if rows < chunk:
+                v = torch.cat([v, v.new_zeros(chunk - rows, *v.shape[1:])])
+                c = torch.cat([c, c.new_zeros(chunk - rows, *c.shape[1:])])
+            blocks.append(module.inverse(v, c)[:rows])
+        z = torch.cat(blocks)
         out, start = [], 0
         for c, n in zip(conditions, ns):
             rows = c.shape[0] * n

@@ -97,7 +97,7 @@ class ServerState:
         key = slot.key
 
         def run(jobs: list[Job]) -> list[Any]:
-            return run_jobs(t, jobs, on_call=self._count)
+            return run_jobs(t, jobs, on_call=self._count, merge_encode=self.settings.merge_encode)
 
         def on_batch(size: int) -> None:
             self.metrics.batch_size.labels(key).observe(size)
@@ -286,7 +286,7 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
             body = await run_in_threadpool(png_bytes, res.outputs, req.n)
             return Response(body, media_type="image/png", headers=headers)
         if req.format == "safetensors":
-            body = await run_in_threadpool(safetensors_bytes, res.latents, slot.source, slot.target)
+            body = await run_in_threadpool(safetensors_bytes, res.latents)
             return Response(body, media_type="application/octet-stream", headers=headers)
         answer = await run_in_threadpool(json_answer, req, res, slot.source, slot.target, temperature,
                                          settings.limits)

@@ -43,26 +43,55 @@ def _slice(outputs: Any, start: int, stop: int) -> Any:
     return outputs[start:stop]
 
 
-def run_jobs(translator: Translator, jobs: list[Job], on_call: Callable[[str], None] | None = None) -> list[Any]:
-    """Results (or exceptions) for ``jobs``, computed together when they can be."""
+def run_jobs(translator: Translator, jobs: list[Job], on_call: Callable[[str], None] | None = None,
+             merge_encode: bool = True) -> list[Any]:
+    """Results (or exceptions) for ``jobs``, computed together when they can be.
+
+    ``merge_encode=False`` encodes each request's inputs in a call of its own (still one
+    translator call and one decode for the batch): for source experts that pad a batch to its
+    longest input, such as BERT, this keeps a seeded request's bits independent of its neighbours.
+    """
     try:
-        return _together(translator, jobs, on_call)
+        return _together(translator, jobs, on_call, merge_encode)
     except Exception as e:  # noqa: BLE001 - find the bad request(s) by running them apart
         if len(jobs) == 1:
             return [e]
     out: list[Any] = []
     for job in jobs:
         try:
-            out.append(_together(translator, [job], on_call)[0])
+            out.append(_together(translator, [job], on_call, merge_encode)[0])
         except Exception as e:  # noqa: BLE001
             out.append(e)
     return out
 
 
+def _chunked(fn: Callable[[torch.Tensor], Any], z: torch.Tensor, chunk: int) -> Any:
+    """``fn`` over fixed-size, zero-padded blocks of rows, so a row's result never depends on the batch size."""
+    parts = []
+    for first in range(0, z.shape[0], chunk):
+        block = z[first:first + chunk]
+        rows = block.shape[0]
+        if rows < chunk:
+            block = torch.cat([block, block.new_zeros(chunk - rows, *block.shape[1:])])
+        parts.append(fn(block)[:rows])
+    if not parts:
+        return fn(z)
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return [x for p in parts for x in p]
+
+
 @torch.no_grad()
-def _together(t: Translator, jobs: list[Job], on_call: Callable[[str], None] | None) -> list[JobResult]:
+def _together(t: Translator, jobs: list[Job], on_call: Callable[[str], None] | None, merge_encode: bool = True,
+              decode_chunk: int = 16) -> list[JobResult]:
     conditions: list[torch.Tensor | None] = [None] * len(jobs)
     raw = [i for i, j in enumerate(jobs) if j.kind != "latent"]
+    if raw and not merge_encode:
+        for i in raw:
+            if on_call:
+                on_call("encode")
+            conditions[i] = t.encode_source(jobs[i].inputs)
+        raw = []
     if raw:
         kinds = {jobs[i].kind for i in raw}
         if kinds == {"text"}:
@@ -91,8 +120,8 @@ def _together(t: Translator, jobs: list[Job], on_call: Callable[[str], None] | N
     if any(want_decode):
         if on_call:
             on_call("decode")
-        outputs = t.target.decode(flat)
-    info = t.target.describe_latent(flat)
+        outputs = _chunked(t.target.decode, flat, decode_chunk)
+    info = _chunked(t.target.describe_latent, flat, decode_chunk)
     results, start = [], 0
     for j, z in zip(jobs, latents):
         rows = j.count * j.n

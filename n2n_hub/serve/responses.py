@@ -14,17 +14,23 @@ from .requests import Rejected, TranslateRequest
 from .settings import Limits
 
 
-def png_bytes(images: torch.Tensor, ncol: int) -> bytes:
-    """A grid of ``(N, C, H, W)`` images in [-1, 1]: one row per input, one column per sample."""
+def png_bytes(images: torch.Tensor, ncol: int, native: bool = False) -> bytes:
+    """A grid of ``(N, C, H, W)`` images in [-1, 1]: one row per input, one column per sample.
+
+    ``native``: no padding or enlargement (one sample at the target's own resolution).
+    """
     buf = io.BytesIO()
-    grid_image(images.cpu(), ncol=ncol).save(buf, format="PNG")
+    kw = {"min_tile": 1, "pad": 0} if native else {}
+    grid_image(images.cpu(), ncol=ncol, **kw).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def safetensors_bytes(latents: torch.Tensor, source: str, target: str) -> bytes:
+def safetensors_bytes(latents: torch.Tensor) -> bytes:
+    """The latents alone: safetensors writes a metadata table in no fixed order, and seeded
+    answers must be byte-identical, so the pair travels in the ``X-N2N-Pair`` header instead."""
     from safetensors.torch import save
 
-    return save({"latents": latents.contiguous()}, metadata={"source": source, "target": target})
+    return save({"latents": latents.contiguous()})
 
 
 def input_labels(req: TranslateRequest, count: int) -> list[str]:
@@ -48,7 +54,7 @@ def json_answer(req: TranslateRequest, res: JobResult, source: str, target: str,
         out["grid_png"] = base64.b64encode(png_bytes(images, ncol=n)).decode()
         if req.samples:
             for i, row in enumerate(rows):
-                row["images_png"] = [base64.b64encode(png_bytes(images[k:k + 1], ncol=1)).decode()
+                row["images_png"] = [base64.b64encode(png_bytes(images[k:k + 1], ncol=1, native=True)).decode()
                                      for k in range(i * n, (i + 1) * n)]
     elif isinstance(res.outputs, list):
         for i, row in enumerate(rows):

@@ -29,5 +29,6 @@ class ServeSettings:
     max_delay_ms: float = 5.0            # how long the first request of a batch waits for company
     allow_train: bool = False            # may a request for an uncached pair train it?
     lazy: bool = False                   # load pairs on first use instead of at start-up
+    merge_encode: bool = True            # one source encode per batch (False: one per request, see engine)
     api_key: str | None = None           # when set, every route but /healthz and /readyz needs it
     limits: Limits = field(default_factory=Limits)
