@@ -435,10 +435,13 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
               help="Requests waiting per pair before 429.")
 @click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds a request may take.")
+@click.option("--encode-apart", is_flag=True,
+              help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
+                   "batch even for sources that pad a batch (BERT), at some throughput.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_batch: int, max_delay_ms: float,  # type: ignore[no-untyped-def]
               api_key_env, allow_train: bool, lazy: bool, max_n: int, max_inputs: int, max_queue: int,
-              request_timeout: float, threads) -> None:
+              request_timeout: float, encode_apart: bool, threads) -> None:
     """Serve translations over HTTP: JSON API, web page at /, metrics, dynamic batching.
 
     PAIRS are registry names (`n2n-hub pairs`) or SRC,TGT; default: the registry pairs
@@ -459,7 +462,7 @@ def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_bat
     limits = replace(Limits(), max_n=max_n, max_inputs=max_inputs, max_queue=max_queue,
                      request_timeout_s=request_timeout)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, allow_train=allow_train, lazy=lazy,
-                             api_key=key, limits=limits)
+                             api_key=key, limits=limits, merge_encode=not encode_apart)
     run(_hub(device=device, quiet=True), settings, list(pairs), host, port, log=lambda m: click.echo(m, err=True))
 
 

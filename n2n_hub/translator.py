@@ -113,7 +113,7 @@ class Translator:
 
     @torch.no_grad()
     def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
-                    seeds: list[int | None], chunk: int = 64) -> list[torch.Tensor]:
+                    seeds: list[int | None], chunk: int = 32) -> list[torch.Tensor]:
         """Sample several requests in one translator call, each with its own n, temperature and seed.
 
         ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
