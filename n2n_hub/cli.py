@@ -410,8 +410,11 @@ def _threads(threads: int | None) -> None:
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 @click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--prompts", "prompts", type=click.Path(dir_okay=False, path_type=Path),
+              help="Score your own prompts instead: a TSV of class<TAB>kind<TAB>prompt rows; --per-condition "
+                   "samples each, named by the target's classifier (bench/prompts/animals.tsv is an example).")
 def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, features, seed: int, steps,  # type: ignore[no-untyped-def]
-                 device: str, threads, no_train: bool, as_json: bool) -> None:
+                 device: str, threads, no_train: bool, as_json: bool, prompts) -> None:
     """Evaluate the translator SOURCE -> TARGET on held-out data.
 
     Reports the NLL (cINN), Fréchet distances of latents and of image features,
@@ -422,6 +425,13 @@ def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, fe
     _threads(threads)
     hub = _hub(device=device, quiet=as_json)
     options = {"steps": steps} if steps is not None else {}
+    if prompts is not None:
+        from .prompt_eval import evaluate_prompt_file
+
+        scored = evaluate_prompt_file(hub, source, target, prompts, n=per_condition, seed=seed,
+                                      train_if_missing=not no_train, translator=kind, **options)
+        _echo_json(scored.to_dict()) if as_json else click.echo(scored.table())
+        return
     report = evaluate(hub, source, target, translator=kind, samples=samples, per_condition=per_condition,
                       features=features, seed=seed, train_if_missing=not no_train, **options)
     _echo_json(report.to_dict()) if as_json else click.echo(report.table())
