@@ -179,6 +179,12 @@ class Hub:
     def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
         cond = self._condition_spec(plan, source)
         dim = target.latent_representation().numel
+        from .validation import FLOW_RULES, number_problem
+
+        for k, v in overrides.items():
+            problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
+            if problem:
+                raise InputError(problem)
         flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
         if plan.translator == "mlp":
             return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})

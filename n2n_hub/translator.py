@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ShapeError
+from .errors import InputError, ShapeError
 from .experts import Expert, ExpertAddress
 
 DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
@@ -81,6 +81,13 @@ class Translator:
     def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
                        seed: int | None = None) -> torch.Tensor:
         """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+        temp = self.temperature if temperature is None else temperature
+        if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 10 or temp != temp:
+            raise InputError(f"temperature must be a finite number in [0, 10], got {temperature!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"n (samples per input) must be a whole number >= 1, got {n!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise InputError(f"seed must be a whole number in [0, 2^63), got {seed!r}")
         c = self.encode_source(inputs)
         gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
         temperature = self.temperature if temperature is None else temperature

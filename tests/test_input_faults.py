@@ -121,3 +121,19 @@ def test_many_samples_decode_in_chunks_and_make_a_grid_a_viewer_opens(run, tmp_p
         width, height = im.size
     tile = 64 + 2
     assert width == MAX_COLUMNS * tile + 2 and height == 2 * 32 * tile + 2  # 1000 samples wrap to 32 rows each
+
+
+def test_the_python_api_refuses_the_same_values(toy_hub):
+    from n2n_hub.errors import InputError
+
+    with pytest.raises(InputError, match="n_blocks must be a finite whole number"):
+        toy_hub.pair("toytext", "toygen", steps=10, n_blocks=0)
+    with pytest.raises(InputError, match="clamp must be a finite number"):
+        toy_hub.pair("toytext", "toygen", steps=10, clamp=float("nan"))
+    t = toy_hub.pair("toytext", "toygen", steps=20)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(InputError, match="temperature must be a finite number"):
+            t.translate(["a circle"], n=2, temperature=bad)
+    with pytest.raises(InputError, match="seed must be"):
+        t.translate(["a circle"], n=2, seed=2**63)
+    assert t.translate(["a circle"], n=2, temperature=0.0, seed=2**63 - 1).latents.isfinite().all()
