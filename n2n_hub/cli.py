@@ -559,10 +559,15 @@ def cache_path() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_list(as_json: bool) -> None:
     """Cached translators: key, pair, size, held-out NLL."""
-    entries = _hub(quiet=True).cache.entries()
+    hub = _hub(quiet=True)
+    entries = hub.cache.entries()
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
+    leftovers = hub.cache.leftovers(hub.features.root)
+    if leftovers:
+        click.echo(f"{len(leftovers)} leftover(s) of interrupted runs (`n2n-hub cache verify` lists them, "
+                   "`n2n-hub cache gc` removes them)")
     if not entries:
         click.echo("no cached translators")
     for e in entries:
