@@ -218,6 +218,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
                    f"{m.get('steps')} steps")
     elif m.get("best_val_mse") is not None:
         click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+    if t.metadata.get("compute"):
+        from .compute import ComputeRecord
+
+        click.echo(f"training cost: {ComputeRecord(**t.metadata['compute']).summary()}")
 
 
 def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # type: ignore[no-untyped-def]

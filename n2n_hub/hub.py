@@ -13,11 +13,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from . import translator_file
 from .baselines import MLPTranslator
 from .cinn import ConditionalINN, ConditionSpec
+from .compute import Stopwatch, training_cost
 from .components import BridgeSpec, DatasetSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, UnknownExpertError)
@@ -267,7 +269,9 @@ class Hub:
             if event.get("event") in ("skip", "early_stop", "warning", "resume"):
                 self._log(str(event.get("message")))
 
+        stopwatch = Stopwatch(torch.device(config.device))
         result: TrainResult = train(module, data.source, data.target, config, log=log)
+        cost = training_cost(module, data.source, data.target, config.batch_size, result.steps, stopwatch)
         module.eval()
         meta = {
             "key": key,
@@ -275,6 +279,7 @@ class Hub:
             "recipe": plan.to_dict(), "training": {k: v for k, v in config.to_dict().items() if k != "checkpoint_path"},
             "metrics": {k: v for k, v in result.to_dict().items() if k != "history"},
             "pairs": int(data.source.shape[0]),
+            "compute": cost.to_dict(),
         }
         path = self.cache.save(module, meta, key, plan.label)
         self._log(f"saved translator {key} to {path}")

@@ -117,6 +117,7 @@ class TranslatorStore:
             "kind": meta.get("kind"),
             "created": meta.get("created"),
             "metrics": meta.get("metrics", {}),
+            "compute": meta.get("compute"),
         }
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(summary, indent=2, sort_keys=True).encode())
 
