@@ -13,8 +13,10 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -23,6 +25,22 @@ from safetensors.torch import load_file, save_file
 from .errors import CacheError
 
 SHARD_ROWS = 50_000
+
+_ROOT: ContextVar[Path | None] = ContextVar("n2n_hub_feature_root", default=None)
+
+
+def current_root() -> Path | None:
+    """The feature store whose entry is being computed now (sharded extraction keeps its parts there)."""
+    return _ROOT.get()
+
+
+@contextmanager
+def _computing_in(root: Path) -> Iterator[None]:
+    token = _ROOT.set(root)
+    try:
+        yield
+    finally:
+        _ROOT.reset(token)
 
 
 def stable_hash(obj: Any) -> str:
@@ -81,6 +99,7 @@ class FeatureStore:
         key = stable_hash(key_parts)
         if self.has(key):
             return self.load(key)
-        tensor = compute()
+        with _computing_in(self.root):
+            tensor = compute()
         self.save(key, tensor, {"key_parts": key_parts})
         return tensor
