@@ -207,6 +207,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
         _echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
         return
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
+    from .distributed import world
+
+    if not world().is_main:  # under torchrun, rank 0 speaks for all
+        return
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return

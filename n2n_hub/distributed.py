@@ -12,9 +12,11 @@ import atexit
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from .errors import InputError
 
@@ -51,8 +53,11 @@ def world() -> World:
 
 
 def backend_for(device: str | torch.device) -> str:
-    """NCCL for CUDA devices, gloo otherwise."""
-    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+    """gloo for CPU tensors, plus NCCL for CUDA tensors when this machine has a GPU.
+
+    One group serves both, so extraction (CPU tensors) and GPU training share it.
+    """
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
 def init(device: str | torch.device = "cpu", timeout_s: float = 1800.0) -> World:
@@ -99,6 +104,60 @@ def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     return t
 
 
+def rank_slice(t: torch.Tensor, w: World) -> torch.Tensor:
+    """This rank's equal share of a global batch (rows ``[rank·b, (rank+1)·b)``, ``b = len / size``)."""
+    if w.size == 1:
+        return t
+    b = t.shape[0] // w.size
+    return t[w.rank * b:(w.rank + 1) * b]
+
+
+def sharded_mean(fn: Callable[[torch.Tensor, torch.Tensor], float], source: torch.Tensor,
+                 target: torch.Tensor) -> float:
+    """``fn``'s per-row mean over all rows, each rank scoring its contiguous share once.
+
+    ``fn(source_rows, target_rows)`` returns the mean over the rows it is given; the
+    weighted sums are added across ranks, so every rank gets the same number.
+    """
+    w = world()
+    n = target.shape[0]
+    if not active():
+        return fn(source, target)
+    start, end = shard_range(n, w.rank, w.size)
+    local = fn(source[start:end], target[start:end]) * (end - start) if end > start else 0.0
+    total = torch.tensor([local, float(end - start)], dtype=torch.float64)
+    all_reduce_sum(total)
+    return float(total[0] / total[1])
+
+
+class _Objective(nn.Module):
+    """The per-sample loss as a module's ``forward``, so DDP sees the call and syncs gradients."""
+
+    def __init__(self, model: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self._loss = loss
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self._loss(z, c)
+
+
+def data_parallel(model: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss`` wrapped in DistributedDataParallel when several processes train, else ``loss`` itself.
+
+    DDP broadcasts rank 0's weights and buffers (whitening, ActNorm) when it is built and
+    averages gradients over ranks in backward, so with equal per-rank batches the update
+    is the one a single process makes on the whole global batch.
+    """
+    if not active():
+        return loss
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(_Objective(model, loss), device_ids=ids)
+
+
 def shard_range(n: int, rank: int, size: int) -> tuple[int, int]:
     """The contiguous ``[start, end)`` of ``n`` items that ``rank`` of ``size`` owns (sizes differ by ≤ 1)."""
     base, extra = divmod(n, size)
@@ -106,5 +165,5 @@ def shard_range(n: int, rank: int, size: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
-__all__ = ["World", "active", "all_reduce_sum", "backend_for", "barrier", "broadcast", "init", "shard_range",
-           "world"]
+__all__ = ["World", "active", "all_reduce_sum", "backend_for", "barrier", "broadcast", "data_parallel", "init",
+           "rank_slice", "shard_range", "sharded_mean", "world"]

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import translator_file
+from . import distributed, translator_file
 from .baselines import MLPTranslator
 from .cinn import ConditionalINN, ConditionSpec
 from .compute import Stopwatch, training_cost
@@ -224,6 +224,8 @@ class Hub:
         if not train_if_missing:
             raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
                              f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
+        if distributed.world().distributed:  # torchrun: all ranks train together, rank 0 writes
+            return self._train_and_save(plan, key, src, tgt, module, config)
         with self.cache.lock(key):
             if not force:  # another process may have finished it while we waited
                 found = self._from_cache_or_published(plan, key, src, tgt, fetch=False)
@@ -271,7 +273,8 @@ class Hub:
 
         stopwatch = Stopwatch(torch.device(config.device))
         result: TrainResult = train(module, data.source, data.target, config, log=log)
-        cost = training_cost(module, data.source, data.target, config.batch_size, result.steps, stopwatch)
+        cost = training_cost(module, data.source, data.target, config.batch_size, result.steps, stopwatch,
+                             world_size=distributed.world().size)
         module.eval()
         meta = {
             "key": key,
@@ -281,8 +284,11 @@ class Hub:
             "pairs": int(data.source.shape[0]),
             "compute": cost.to_dict(),
         }
-        path = self.cache.save(module, meta, key, plan.label)
-        self._log(f"saved translator {key} to {path}")
+        path = self.cache.path_for(key, plan.label)
+        if distributed.world().is_main:
+            path = self.cache.save(module, meta, key, plan.label)
+            self._log(f"saved translator {key} to {path}")
+        distributed.barrier()  # the other ranks load what rank 0 wrote
         module, meta = translator_file.load(path, map_location=self.device)
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 

@@ -10,6 +10,12 @@ or gradient is not finite, validate every ``val_every`` steps, stop early when
 validation stops improving, and return the best weights. A checkpoint (one safetensors file, scalars as JSON in its header) lets
 an interrupted run resume and end with exactly the weights of an uninterrupted one.
 
+Launched by torchrun, the same code trains data-parallel (DistributedDataParallel, gloo on
+CPU, NCCL on GPU): every rank holds all pairs, initialises the whitening and ActNorm from
+the same global rows, takes its share of each global batch, validates its share of the
+held-out rows (the sums are reduced across ranks) and only rank 0 writes checkpoints. A
+checkpoint resumes at any world size, since the trajectory is defined by the global batch.
+
 Objectives, per dimension so numbers compare across target sizes:
 
 * ``cinn``: mean NLL of z_Θ given z_Φ in nats/dim (Eq. 4 plus the Gaussian constant);
@@ -32,6 +38,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from . import distributed
 from .atomic import atomic_path
 from .cinn.actnorm import ActNorm
 from .cinn.nll import nats_to_bits, standard_normal_nll_per_dim
@@ -57,7 +64,10 @@ class TrainConfig:
 
     Attributes:
         steps: optimizer steps (one batch each).
-        batch_size: pairs per step.
+        batch_size: pairs per step over all processes. Under torchrun each of N processes
+            trains on ``batch_size / N`` of them and DDP averages the gradients, so the effective
+            batch, the update and hence the learning rate are those of one process: neither
+            needs changing with N (it must divide ``batch_size``).
         lr: peak learning rate of Adam, reached after ``warmup_steps``.
         warmup_steps: linear warmup from ``lr / warmup_steps`` to ``lr``.
         min_lr_ratio: cosine decay ends at ``lr * min_lr_ratio`` at the last step.
@@ -381,6 +391,14 @@ def evaluate(model: nn.Module, source: Tensor, target: Tensor, batch_size: int =
     return float(total) / target.shape[0]
 
 
+def _rank_share(c: Tensor, z: Tensor, w: distributed.World) -> tuple[Tensor, Tensor]:
+    """This rank's rows of the global batch: the effective batch stays ``batch_size`` at any world size."""
+    if z.shape[0] % w.size:
+        raise InputError(f"a batch of {z.shape[0]} pairs does not split evenly over {w.size} processes; "
+                         f"choose a batch size divisible by {w.size}")
+    return distributed.rank_slice(c, w), distributed.rank_slice(z, w)
+
+
 # -- checkpoints --------------------------------------------------------------------------
 def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                      best: dict[str, Tensor] | None, state: dict[str, Any]) -> None:
@@ -493,6 +511,10 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
     """
     name, f = objective(model)
     device = torch.device(config.device)
+    if distributed.world().distributed:  # launched by torchrun: one process per device
+        w = distributed.init(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", w.local_rank)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {config.device!r} requested but CUDA is not available; use device='cpu'")
     use_bf16 = config.bf16 and device.type == "cuda"
@@ -524,6 +546,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
           dtype: torch.dtype, use_bf16: bool, opt: torch.optim.Optimizer, params: list[nn.Parameter]
           ) -> TrainResult:
     t_start = time.perf_counter()
+    w = distributed.world()
     step = 0
     best_val: float | None = None
     best_step: int | None = None
@@ -579,7 +602,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
         """Evaluate, remember the best weights; True when patience is exhausted."""
         nonlocal best_val, best_step, best_state, checks_without_gain
         assert val_pairs is not None
-        value = evaluate(model, val_pairs[0], val_pairs[1], device=device)
+        value = distributed.sharded_mean(lambda s, t: evaluate(model, s, t, device=device), val_pairs[0], val_pairs[1])
         history.append({"step": at, "val": value})
         improved = math.isfinite(value) and (best_val is None or value < best_val)
         if improved:
@@ -621,23 +644,29 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
     stopped_early = False
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_bf16
                 else contextlib.nullcontext())
+    step_loss = distributed.data_parallel(model, f, device)  # f itself in one process
     try:
         while step < config.steps:
             t0 = time.perf_counter()
             c, z = batches.batch(step)
+            if w.distributed:
+                c, z = _rank_share(c, z, w)
             c, z = _to(c, device, dtype), _to(z, device, dtype)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, config)
             opt.zero_grad(set_to_none=True)
             with autocast:
-                loss = f(z, c).float().mean()
+                loss = step_loss(z, c).float().mean()
             loss.backward()
             if config.grad_clip > 0:
                 gnorm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             else:
                 gnorm = torch.linalg.vector_norm(
                     torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
-            loss_v, gnorm_v = torch.stack([loss.detach(), gnorm.detach().float()]).tolist()  # the one read
+            stat = torch.stack([loss.detach(), gnorm.detach().float()])
+            if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
+                stat = distributed.all_reduce_sum(stat / w.size)
+            loss_v, gnorm_v = stat.tolist()  # the one read
             if math.isfinite(loss_v) and math.isfinite(gnorm_v):
                 opt.step()
                 consecutive_bad = 0
@@ -655,7 +684,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
                         f"(last at step {step}). Lower the learning rate (lr={config.lr:g}), normalise the "
                         "inputs (zero mean, unit variance per dimension), and check the data for NaN/inf.")
             step += 1
-            samples += z.shape[0]
+            samples += z.shape[0] * w.size
             step_time += time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
@@ -669,7 +698,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
                     _emit(log, "early_stop", f"no validation gain for {config.patience} checks: stopping at "
                           f"step {step}, restoring the weights of step {best_step}", step=step)
                     break
-            if ckpt is not None and (step % config.checkpoint_every == 0 or last):
+            if ckpt is not None and w.is_main and (step % config.checkpoint_every == 0 or last):
                 checkpoint(step)
     finally:
         if bar is not None:
