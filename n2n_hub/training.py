@@ -391,6 +391,44 @@ def evaluate(model: nn.Module, source: Tensor, target: Tensor, batch_size: int =
     return float(total) / target.shape[0]
 
 
+# Steps queued between host reads on CUDA, where the optimizer skips bad steps on the device:
+# skip warnings and the progress bar lag by at most this many steps.
+_READ_EVERY_CUDA = 32
+
+
+def _skips_on_device(opt: torch.optim.Optimizer) -> bool:
+    """True for a fused Adam, which takes ``found_inf`` and skips a step without a host round trip."""
+    return bool(opt.defaults.get("fused"))
+
+
+def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.Optimizer,
+               params: list[nn.Parameter], c: Tensor, z: Tensor, grad_clip: float,
+               autocast: Any, w: distributed.World, skips_on_device: bool) -> Tensor:
+    """One step without reading anything back to the host; returns ``[loss, grad norm]`` on the device.
+
+    With ``skips_on_device`` the update is applied too, masked on the device: a fused
+    Adam given ``found_inf = 1`` leaves weights, moments and its step count untouched, so
+    a non-finite step is skipped exactly as if ``opt.step()`` had not been called.
+    Otherwise the caller reads the result and decides whether to call ``opt.step()``.
+    """
+    opt.zero_grad(set_to_none=True)
+    with autocast:
+        loss = step_loss(z, c).float().mean()
+    loss.backward()
+    if grad_clip > 0:
+        gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        gnorm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
+    stat = torch.stack([loss.detach(), gnorm.detach().float()])
+    if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
+        stat = distributed.all_reduce_sum(stat / w.size)
+    if skips_on_device:
+        opt.found_inf = (~torch.isfinite(stat).all()).float()  # type: ignore[attr-defined]
+        opt.step()
+    return stat
+
+
 def _rank_share(c: Tensor, z: Tensor, w: distributed.World) -> tuple[Tensor, Tensor]:
     """This rank's rows of the global batch: the effective batch stays ``batch_size`` at any world size."""
     if z.shape[0] % w.size:
@@ -501,13 +539,14 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
          config: TrainConfig, log: Log | None, n_train: int | None) -> TrainResult:
     """The shared loop.
 
-    Host synchronisation: each step reads back exactly one small tensor, ``[loss, grad
-    norm]``, with a single ``.tolist()``. The read is needed because a step whose loss
-    or gradient is not finite must not reach Adam at all (even a masked update would
-    advance its moments and step count); the same two numbers feed the progress bar.
-    Nothing inside the model reads from the device, so on CUDA the forward and backward
-    of a step queue without stalls, and the one read at the end of a step costs one
-    round trip while the device is idle anyway (the optimizer step is next).
+    Host synchronisation: the step itself (:func:`train_step`) reads nothing back. A step
+    whose loss or gradient is not finite must not reach Adam at all (even a masked update
+    would advance its moments and step count); the fused Adam does exactly that on the
+    device when given ``found_inf``. The numbers ``[loss, grad norm]`` of each step are
+    read back in one transfer: after every step on CPU (where a read costs nothing), every
+    32 steps on CUDA, and always before validation, a checkpoint and the end, so skip
+    warnings, the loss average and the early stop see every step. An optimizer without a
+    fused kernel falls back to reading after each step, before deciding to update.
     """
     name, f = objective(model)
     device = torch.device(config.device)
@@ -645,6 +684,40 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_bf16
                 else contextlib.nullcontext())
     step_loss = distributed.data_parallel(model, f, device)  # f itself in one process
+    skips_on_device = _skips_on_device(opt)
+    read_every = _READ_EVERY_CUDA if device.type == "cuda" and skips_on_device else 1
+    pending: list[tuple[int, Tensor]] = []  # (step, [loss, grad norm]) not yet read back
+
+    def settle() -> bool:
+        """Read the pending steps' numbers in one transfer and account for them; True if the last was finite."""
+        nonlocal consecutive_bad, skipped, train_loss_ema
+        if not pending:
+            return True
+        values = torch.stack([v for _, v in pending]).tolist()  # the only host read of the loop
+        ok = True
+        for (at, _), (loss_v, gnorm_v) in zip(pending, values):
+            ok = math.isfinite(loss_v) and math.isfinite(gnorm_v)
+            if ok:
+                consecutive_bad = 0
+                train_loss_ema = loss_v if train_loss_ema is None else 0.98 * train_loss_ema + 0.02 * loss_v
+                continue
+            skipped += 1
+            consecutive_bad += 1
+            _emit(log, "skip", f"step {at}: non-finite {'loss' if not math.isfinite(loss_v) else 'gradient'}"
+                  f" (loss {loss_v:.4g}, gradient norm {gnorm_v:.4g}), step skipped without updating the "
+                  "weights", logging.WARNING, step=at)
+            if consecutive_bad >= config.max_bad_steps:
+                pending.clear()
+                raise TrainingError(
+                    f"{consecutive_bad} consecutive training steps had a non-finite loss or gradient "
+                    f"(last at step {at}). Lower the learning rate (lr={config.lr:g}), normalise the "
+                    "inputs (zero mean, unit variance per dimension), and check the data for NaN/inf.")
+        pending.clear()
+        if bar is not None and train_loss_ema is not None and step_time > 0:
+            bar.set_postfix({name: f"{train_loss_ema:.4f}", "samples/s": f"{samples / step_time:.0f}"},
+                            refresh=False)
+        return ok
+
     try:
         while step < config.steps:
             t0 = time.perf_counter()
@@ -654,44 +727,24 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
             c, z = _to(c, device, dtype), _to(z, device, dtype)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, config)
-            opt.zero_grad(set_to_none=True)
-            with autocast:
-                loss = step_loss(z, c).float().mean()
-            loss.backward()
-            if config.grad_clip > 0:
-                gnorm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            else:
-                gnorm = torch.linalg.vector_norm(
-                    torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
-            stat = torch.stack([loss.detach(), gnorm.detach().float()])
-            if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
-                stat = distributed.all_reduce_sum(stat / w.size)
-            loss_v, gnorm_v = stat.tolist()  # the one read
-            if math.isfinite(loss_v) and math.isfinite(gnorm_v):
-                opt.step()
-                consecutive_bad = 0
-                train_loss_ema = loss_v if train_loss_ema is None else 0.98 * train_loss_ema + 0.02 * loss_v
-            else:
-                skipped += 1
-                consecutive_bad += 1
-                opt.zero_grad(set_to_none=True)
-                _emit(log, "skip", f"step {step}: non-finite {'loss' if not math.isfinite(loss_v) else 'gradient'}"
-                      f" (loss {loss_v:.4g}, gradient norm {gnorm_v:.4g}), step skipped without updating the "
-                      "weights", logging.WARNING, step=step)
-                if consecutive_bad >= config.max_bad_steps:
-                    raise TrainingError(
-                        f"{consecutive_bad} consecutive training steps had a non-finite loss or gradient "
-                        f"(last at step {step}). Lower the learning rate (lr={config.lr:g}), normalise the "
-                        "inputs (zero mean, unit variance per dimension), and check the data for NaN/inf.")
+            stat = train_step(step_loss, opt, params, c, z, config.grad_clip, autocast, w, skips_on_device)
+            pending.append((step, stat))
+            if not skips_on_device:  # the optimizer cannot skip by itself: decide on the host
+                if settle():
+                    opt.step()
+                else:
+                    opt.zero_grad(set_to_none=True)
+            elif len(pending) >= read_every:
+                settle()
             step += 1
             samples += z.shape[0] * w.size
             step_time += time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
-                if train_loss_ema is not None:
-                    bar.set_postfix({name: f"{train_loss_ema:.4f}", "samples/s": f"{samples / step_time:.0f}"},
-                                    refresh=False)
             last = step == config.steps
+            if last or (val_pairs is not None and step % config.val_every == 0) or (
+                    ckpt is not None and step % config.checkpoint_every == 0):
+                settle()
             if val_pairs is not None and (step % config.val_every == 0 or last):
                 if validate(step) and not last:
                     stopped_early = True
@@ -700,6 +753,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
                     break
             if ckpt is not None and w.is_main and (step % config.checkpoint_every == 0 or last):
                 checkpoint(step)
+        settle()  # after an early stop
     finally:
         if bar is not None:
             bar.close()
