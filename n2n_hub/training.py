@@ -323,6 +323,8 @@ def _param_dtype(model: nn.Module) -> torch.dtype:
 
 
 def _to(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+    if device.type == "cuda" and x.device.type == "cpu" and not x.is_pinned():
+        x = x.pin_memory()  # page-locked, so the copy below is asynchronous and overlaps the step
     if x.dtype.is_floating_point:
         return x.to(device=device, dtype=dtype, non_blocking=True)
     return x.to(device=device, non_blocking=True)
