@@ -69,3 +69,20 @@ def test_pair_records_the_training_cost_and_every_view_shows_it(run):
     assert report["compute"]["steps"] == 30 and report["compute"]["train_flops"] > 0
     table = run("evaluate", "toytext", "toygen", "--steps", "30", "--per-condition", "3")
     assert "training cost:" in table.output and "TFLOP" in table.output
+
+
+def test_gpu_energy_comes_from_the_driver_counter_and_says_so(monkeypatch):
+    import sys
+    import types
+
+    readings = iter([5_000_000, 5_000_000 + 1_800_000_000])  # millijoules: 0.5 kWh apart
+    fake = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: f"gpu{i}",
+                                 nvmlDeviceGetTotalEnergyConsumption=lambda h: next(readings))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    watch = Stopwatch(torch.device("cuda", 0))
+    rec = watch.record(steps=10, samples_seen=100, flops_per_sample=1.0, world_size=2)
+    assert rec.energy_kwh == pytest.approx(1.0) and "nvml" in rec.energy_source  # rank 0's 0.5 kWh × 2
+    assert rec.device_name == "Fake GPU" and "kWh (nvml" in rec.summary()
