@@ -255,6 +255,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train,
               size, n_blocks, hidden, make_current=True, use_current=False)
+    from .distributed import world
+
+    if not world().is_main:  # under torchrun, rank 0 speaks for all
+        return
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return
@@ -270,6 +274,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
                    f"{m.get('steps')} steps")
     elif m.get("best_val_mse") is not None:
         click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+    if t.metadata.get("compute"):
+        from .compute import ComputeRecord
+
+        click.echo(f"training cost: {ComputeRecord(**t.metadata['compute']).summary()}")
 
 
 def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # type: ignore[no-untyped-def]
