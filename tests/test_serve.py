@@ -92,7 +92,7 @@ def test_lists_experts_and_the_pairs_it_serves(server):
 def test_openapi_page_documents_every_route(server):
     url, _ = server
     paths = httpx.get(url + "/openapi.json").json()["paths"]
-    for route in ("/v1/translate", "/v1/translate/upload", "/v1/pairs", "/v1/experts", "/healthz", "/readyz",
+    for route in ("/v1/translate", "/v1/translate/upload", "/v1/transfer", "/v1/pairs", "/v1/experts", "/healthz", "/readyz",
                   "/metrics"):
         assert route in paths
     schema = paths["/v1/translate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -176,6 +176,24 @@ def test_translate_source_latents_as_json_or_safetensors(server, world):
                     files={"latents": ("c.safetensors", st_save({"latents": c}), "application/octet-stream")})
     assert up.status_code == 200, up.text
     assert torch.allclose(st_load(up.content)["latents"], want, atol=1e-6)
+
+
+def test_transfer_keeps_the_exemplars_residual_under_a_new_condition(server, world):
+    url, _ = server
+    t = world["text"]
+    ex = post(url, {"pair": "toy-shapes", "texts": ["a circle", "a square"], "n": 1, "seed": 5,
+                    "include_latents": True}).json()
+    z_ex = torch.tensor(ex["latents"])[:, 0]
+    body = {"pair": "toy-shapes", "texts": ["a triangle", "a square"], "include_latents": True,
+            "exemplar": {"texts": ["a circle", "a square"], "target_latents": z_ex.tolist()}}
+    r = post(url, body, path="/v1/transfer")
+    assert r.status_code == 200, r.text
+    got = torch.tensor(r.json()["latents"])
+    assert torch.allclose(got, t.transfer(z_ex, ["a circle", "a square"], ["a triangle", "a square"]), atol=1e-5)
+    assert torch.allclose(got[1], z_ex[1], atol=1e-4)  # same condition: the exemplar comes back
+    assert r.json()["grid_png"]
+    bad = post(url, {**body, "exemplar": {"texts": ["a circle"], "target_latents": z_ex.tolist()}}, path="/v1/transfer")
+    assert bad.status_code == 400 and "one of each" in bad.json()["error"]
 
 
 # -- limits and bad input -------------------------------------------------------------------
