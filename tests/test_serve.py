@@ -427,6 +427,20 @@ def test_an_uncached_pair_is_never_trained_unless_allowed(world, tmp_path):
                 assert list((tmp_path / "empty-home").rglob("*.safetensors")) == []
 
 
+def test_by_default_it_serves_the_registry_pairs_whose_translators_are_cached(world, tmp_path):
+    app = create_app(world["hub"], ServeSettings(limits=LIMITS))
+    with running(app) as url:
+        served = httpx.get(url + "/v1/pairs").json()["served"]
+        assert [(p["name"], p["state"]) for p in served] == [("toy-shapes", "ready")]
+    empty = toy_hub(tmp_path / "empty-home", tmp_path / "registry.toml")
+    app = create_app(empty, ServeSettings(limits=LIMITS))  # nothing cached: nothing loaded, nothing trained
+    with running(app, ready=False) as url:
+        assert httpx.get(url + "/v1/pairs").json()["served"] == []
+        assert httpx.get(url + "/readyz").status_code == 503
+    assert not (tmp_path / "empty-home" / "translators").exists() or \
+        not list((tmp_path / "empty-home" / "translators").rglob("*.safetensors"))
+
+
 def test_readyz_waits_for_start_up_pairs(world):
     app = make_app(world)
     gate = threading.Event()
