@@ -505,18 +505,20 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless told).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--max-batch", type=click.IntRange(min=1, max=4096), default=16, show_default=True,
               help="Requests merged into one encode and one translator call (1: no batching).")
-@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--max-delay-ms", type=FiniteFloat(0, 10_000), default=5.0, show_default=True,
               help="How long a request waits for others to batch with.")
 @click.option("--api-key-env", metavar="VAR", help="Require the key held in environment variable VAR.")
 @click.option("--allow-train", is_flag=True, help="Train a pair's translator when it is not cached.")
 @click.option("--lazy", is_flag=True, help="Load pairs on first request (503 + Retry-After until ready).")
-@click.option("--max-n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples per input.")
-@click.option("--max-inputs", type=click.IntRange(min=1), default=16, show_default=True, help="Inputs per request.")
-@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--max-n", type=click.IntRange(min=1, max=MAX_SAMPLES), default=64, show_default=True,
+              help="Samples per input.")
+@click.option("--max-inputs", type=click.IntRange(min=1, max=4096), default=16, show_default=True,
+              help="Inputs per request.")
+@click.option("--max-queue", type=click.IntRange(min=1, max=1_000_000), default=256, show_default=True,
               help="Requests waiting per pair before 429.")
-@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--request-timeout", type=FiniteFloat(0, 86_400, low_open=True), default=60.0, show_default=True,
               help="Seconds a request may take.")
 @click.option("--encode-apart", is_flag=True,
               help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
