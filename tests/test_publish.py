@@ -48,7 +48,7 @@ def _samples(t):
 def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_registry_file, tmp_path, served,
                                                                   monkeypatch):
     folder, base = served
-    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen", steps=30)
+    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen")  # the entry's settings
     pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"][:10], folder, url=base)
     assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256}
 
@@ -81,7 +81,7 @@ def test_a_whole_entry_is_written_for_a_pair_without_one_and_reproduces_its_key(
 
 
 def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_host, toy_registry_file, tmp_path):
-    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen", steps=30)
+    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen")
     pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"], tmp_path / "out")
     assert pub.name == "toy-shapes" and pub.published["url"] == pub.file.name
     assert pub.snippet.read_text().splitlines()[2:] == [

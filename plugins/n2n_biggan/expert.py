@@ -209,6 +209,12 @@ class BigGANExpert(Expert):
             for d, i in zip(dist, idx)
         ]
 
+    def class_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, classes)`` scores of each latent's ĥ: minus its distance to every class embedding."""
+        check_batch(z, self.latent_representation(), "biggan latent")
+        _, h = self.layout.split(z.detach().float().cpu())
+        return -torch.cdist(h, self.embedding)
+
     def _check_labels(self, labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
