@@ -641,6 +641,38 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 
 
 # -- plugins management ----------------------------------------------------------------
+@cli.command(name="publish")
+@click.argument("key")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder for the translator file and its registry snippet.")
+@click.option("--url", help="Where the file will be served: its URL, or its folder's URL ending in '/'.")
+@click.option("--hf-repo", help="Hugging Face repository that will hold the file (instead of --url).")
+@click.option("--hf-file", help="File name in --hf-repo (default: the published file's name).")
+@click.option("--name", help="Registry entry name (default: the entry it was trained from, else the pair).")
+@click.option("--upload", is_flag=True, help="Upload the file to --hf-repo with huggingface_hub (needs a token).")
+@click.option("--endpoint", help="Hugging Face endpoint for --upload (default: $HF_ENDPOINT or huggingface.co).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def publish_cmd(key: str, out: Path, url: str | None, hf_repo: str | None, hf_file: str | None, name: str | None,  # type: ignore[no-untyped-def]
+                upload: bool, endpoint: str | None, as_json: bool) -> None:
+    """Write the cached translator KEY and the registry snippet that lets others fetch it.
+
+    The snippet holds `published` (url, or hf_repo + hf_file, and the sha256); others add
+    it to a registry file and `n2n-hub pair` fetches and verifies the file instead of
+    training. Without --url or --hf-repo it points at the file beside it.
+    """
+    from .publish import publish
+
+    result = publish(_hub(quiet=True).cache, key, out, url=url, hf_repo=hf_repo, hf_file=hf_file, name=name,
+                     upload=upload, endpoint=endpoint)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(f"wrote {result.file} (sha256 {result.sha256})")
+    click.echo(f"wrote {result.snippet}: add it to a registry file so `n2n-hub pair` fetches this translator")
+    if upload:
+        click.echo(f"uploaded to {hf_repo}")
+
+
 def _pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", *args]
     click.echo(" ".join(cmd), err=True)
