@@ -85,7 +85,9 @@ def biggan(args: argparse.Namespace) -> dict:
     t = hub.pair("bert", target, **options)
     plan = hub.plan("bert", target)
     names = t.target.class_names
-    classes = torch.randperm(len(names), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
+    unique = [i for i, n in enumerate(names) if [m.lower() for m in names].count(n.lower()) == 1]  # "crane" is two classes
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
+    classes = [unique[int(i)] for i in order]
     prompts = [Prompt(names[int(c)], kind, frame.format(names[int(c)]))
                for c in classes for kind, frames in BIGGAN_FRAMES.items() for frame in frames]
     report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
