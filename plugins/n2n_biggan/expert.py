@@ -18,8 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
-from n2n_hub.errors import InputError, MissingWeightsError, ShapeError
-from n2n_hub.experts import check_batch
+from n2n_hub.kit import InputError, MissingWeightsError, ShapeError, check_batch, using_home
 
 from . import DEFAULT_TRUNCATION, DEFAULT_VARIANT, RANDOM_EMBEDDING, VARIANTS, biggan_spec
 from .dequantizer import DequantizerReport, DequantizerSettings, DequantizerVAE, class_spacing, load_or_train
@@ -143,8 +142,9 @@ class BigGANExpert(Expert):
     def dequantizer(self) -> DequantizerVAE:
         """The class-embedding VAE, loaded from the cache or trained on first use."""
         if self._dequantizer is None:
-            vae, report, path = load_or_train(self.embedding, self.weights_fingerprint, self._dq_settings,
-                                              progress=self._progress)
+            with using_home(self.home):  # cached under the home of the hub that loaded this expert
+                vae, report, path = load_or_train(self.embedding, self.weights_fingerprint, self._dq_settings,
+                                                  progress=self._progress)
             self._dequantizer, self._dq_report, self._dq_path = vae, report, path
         return self._dequantizer
 

@@ -18,7 +18,7 @@ import zlib
 import torch
 
 from n2n_hub import BridgeContext
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 from .lexicon import GENERIC_CONTEXTS, Entry, entry_for
 from .templates import EVAL_TEMPLATES, fill
