@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -43,7 +45,9 @@ def test_output_paths_are_checked_before_training(run, tmp_path):
     afile.write_text("x")
     (tmp_path / "out.png").mkdir()
     for target, says in ((tmp_path / "out.png", "is a folder"), (afile / "x.png", "is a file, not a folder"),
-                         (tmp_path / "nope" / "x.png", "does not exist")):
+                         (tmp_path / "nope" / "x.png", "does not exist"),
+                         # unwritable even for root: permission bits alone would let this through
+                         (Path("/proc/x.png"), "cannot write in the folder")):
         out = run("translate", "toytext", "toygen", "a circle", "-o", str(target))
         assert says in one_line_error(out)
     assert not (tmp_path / "home" / "translators").exists()
