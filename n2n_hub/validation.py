@@ -96,4 +96,6 @@ def check_texts(texts: list[str]) -> list[str]:
         except UnicodeEncodeError:
             raise InputError(f"input {i + 1} is not valid UTF-8 text ({t.encode('utf-8', 'replace')!r}); "
                              "pass the prompt as UTF-8") from None
+        if not t.strip():
+            raise InputError(f"input {i + 1} is empty; give a prompt with words in it")
     return texts

@@ -53,6 +53,13 @@ def test_output_paths_are_checked_before_training(run, tmp_path):
     assert not (tmp_path / "home" / "translators").exists()
 
 
+def test_empty_prompts_are_refused_before_any_work(run, tmp_path):
+    for blank in ("", "   ", "\t\n"):
+        out = run("translate", "toytext", "toygen", "a circle", blank, "-o", str(tmp_path / "x.png"))
+        assert "input 2 is empty" in one_line_error(out)
+    assert not (tmp_path / "home" / "translators").exists() and not (tmp_path / "x.png").exists()
+
+
 def test_non_utf8_prompts_are_refused_by_name(run, tmp_path):
     bad = b"a \xff\xfe circle".decode("utf-8", "surrogateescape")  # what a shell passes for these bytes
     out = run("translate", "toytext", "toygen", "fine", bad, "-o", str(tmp_path / "x.png"))
