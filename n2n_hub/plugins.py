@@ -17,12 +17,15 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .components import BridgeSpec, DatasetSpec
+from .components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import PluginError
 from .experts import ExpertSpec
 
 ENTRY_POINT_GROUP = "n2n_hub"
 LOAD_ENV = "N2N_HUB_LOAD_PLUGINS"
+# The host's own recipes: registered through the register_recipes hook like any plugin's,
+# always loaded (N2N_HUB_LOAD_PLUGINS does not remove them) and not listed as a plugin.
+BUILTIN_PLUGIN = "n2n_hub.builtin"
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Catalog:
     experts: dict[str, ExpertSpec] = field(default_factory=dict)
     bridges: dict[str, BridgeSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    recipes: dict[str, RecipeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
 
@@ -62,6 +66,9 @@ class PluginHost:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        from . import builtin_recipes
+
+        self.pm.register(builtin_recipes, name=BUILTIN_PLUGIN)
         self.load_problems: list[PluginProblem] = []
         self.distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (dist, version)
         self._loaded = False
@@ -106,7 +113,7 @@ class PluginHost:
             self.pm.unregister(plugin)
 
     def plugin_names(self) -> list[str]:
-        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None and n != BUILTIN_PLUGIN)
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self.pm.get_plugin(name)
@@ -122,7 +129,7 @@ class PluginHost:
     def collect(self) -> Catalog:
         """Call every registration hook and gather what it registers, validated."""
         catalog = Catalog(problems=list(self.load_problems))
-        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}}
+        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}, "recipe": {}}
 
         def make(kind: str, cls: type, table: dict[str, Any]) -> Callable[[str], Callable[..., None]]:
             def register_for(plugin: str) -> Callable[..., None]:
@@ -149,6 +156,7 @@ class PluginHost:
         self._call_each("register_experts", make("expert", ExpertSpec, catalog.experts), catalog)
         self._call_each("register_bridges", make("bridge", BridgeSpec, catalog.bridges), catalog)
         self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
+        self._call_each("register_recipes", make("recipe", RecipeSpec, catalog.recipes), catalog)
         return catalog
 
 
