@@ -67,6 +67,13 @@ target = "toygen"
 recipe = "deformation"
 dataset = "toyshapes"
 pairs_per_item = 2
+[pairs.toy-deformation.flow]
+n_blocks = 2
+hidden = 32
+[pairs.toy-deformation.training]
+steps = 100
+batch_size = 64
+val_every = 50
 """
 
 
