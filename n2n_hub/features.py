@@ -11,18 +11,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CacheError
 
 SHARD_ROWS = 50_000
+TEMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{64})-")  # a folder being built (or left by a crash)
+
+
+def feature_lock(root: Path, key: str, timeout: float = -1) -> FileLock:
+    """Held while a folder for ``key`` is built, so a cleanup never removes a live one."""
+    locks = Path(root) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(locks / f"{key}.lock"), timeout=timeout)
 
 
 def stable_hash(obj: Any) -> str:
@@ -47,7 +57,7 @@ class FeatureStore:
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
             shards = [load_file(str(folder / name))["rows"] for name in meta["shards"]]
-        except (OSError, KeyError, json.JSONDecodeError, SafetensorError) as e:
+        except (OSError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as e:
             raise CacheError(f"cached features {folder} are incomplete or corrupted ({e}); delete that folder") from None
         out = torch.cat(shards) if shards else torch.empty(0)
         if list(out.shape) != meta["shape"]:
@@ -57,7 +67,11 @@ class FeatureStore:
     def save(self, key: str, tensor: torch.Tensor, description: dict[str, Any]) -> None:
         folder = self.path(key)
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=self.root))
+        with feature_lock(self.root, key):
+            self._save_locked(key, folder, tensor, description)
+
+    def _save_locked(self, key: str, folder: Path, tensor: torch.Tensor, description: dict[str, Any]) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
         try:
             tensor = tensor.detach().cpu().contiguous()
             names = []

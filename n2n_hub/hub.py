@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
+import math
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,7 +21,7 @@ from .baselines import MLPTranslator
 from .cinn import ConditionalINN, ConditionSpec
 from .components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
-                     N2NError, OfflineError, PluginError, ShapeError, UnknownExpertError)
+                     N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
 from .features import FeatureStore, stable_hash
 from .pairing import PairPlan, lookup_spec, resolve_pair, resolve_variant
@@ -28,7 +29,7 @@ from .paths import hub_home
 from .plugins import Catalog, PluginHost, get_host
 from .recipes import PairData, RecipeContext
 from .registry import PairEntry, Registry
-from .store import TranslatorStore
+from .store import RecordMismatch, TranslatorStore, check_record, differences
 from .training import TrainConfig, TrainResult, train
 from .translator import Translation, Translator
 
@@ -41,6 +42,9 @@ _FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp"
 _MLP_ARGS = {"hidden", "depth", "cond_dim", "embed_hidden"}
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
+MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
+# A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
+FAILED_NLL_MARGIN = 50.0
 
 
 def _temperature(plan: PairPlan) -> float:
@@ -64,6 +68,9 @@ class Hub:
                  host: PluginHost | None = None, registry: Registry | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else hub_home()
+        if self.home.exists() and not self.home.is_dir():
+            raise CacheError(f"the cache folder {self.home} is a file, not a folder; point N2N_HUB_HOME at a "
+                             "folder (or move that file away)")
         self.device = device
         self.progress = progress
         self.host = host or get_host()
@@ -189,6 +196,11 @@ class Hub:
         return TrainConfig(**values)
 
     def _key(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module, config: TrainConfig) -> str:
+        return stable_hash(self._request(plan, source, target, module, config))[:32]
+
+    def _request(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module,
+                 config: TrainConfig) -> dict[str, Any]:
+        """What a translator answers: its key is a hash of this, and its file carries it."""
         train_cfg = {k: v for k, v in config.to_dict().items() if k not in _KEYLESS_TRAIN_FIELDS}
         parts = {
             "format": translator_file.FORMAT_VERSION,
@@ -200,7 +212,7 @@ class Hub:
         }
         if plan.dataset:
             parts["dataset_version"] = self.catalog.datasets[plan.dataset].version
-        return stable_hash(parts)[:32]
+        return parts
 
     @staticmethod
     def _expert_meta(address: ExpertAddress, expert: Expert) -> dict[str, Any]:
@@ -208,14 +220,17 @@ class Hub:
                 "variant": address.variant, "tap": address.tap, "fingerprint": expert.fingerprint()}
 
     def pair(self, source: str, target: str, *, data: str | Path | None = None, translator: str | None = None,
-             force: bool = False, train_if_missing: bool = True, **options: Any) -> Translator:
+             force: bool = False, train_if_missing: bool = True, make_current: bool = False,
+             use_current: bool | None = None, **options: Any) -> Translator:
         """Return the translator for ``source -> target``: from the cache, a published file, or trained now.
 
         Args:
             data: a folder of images or a text file both experts can read (instead of a registry recipe).
             translator: ``cinn`` (default) or ``mlp`` (the deterministic baseline of Sec. E).
-            force: retrain even if a cached translator exists.
+            force: retrain (afresh, ignoring any checkpoint) even if a cached translator exists.
             train_if_missing: if False, raise :class:`CacheError` instead of training.
+            make_current: make the result the pair's current translator (what ``n2n-hub pair`` does).
+            use_current: use the pair's current translator; by default when no setting is given.
             options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
                 options (``n_blocks``, ``hidden``, ...); they enter the cache key.
         """
@@ -223,70 +238,152 @@ class Hub:
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         config = self._train_config(plan, options)
         module = self._build(plan, src, tgt, options)
-        key = self._key(plan, src, tgt, module, config)
-
-        if not force:
-            found = self._from_cache_or_published(plan, key, src, tgt)
+        request = self._request(plan, src, tgt, module, config)
+        key = stable_hash(request)[:32]
+        explicit = bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None
+        if use_current is None:
+            use_current = not (explicit or force or data is not None)
+        if use_current and not force:
+            found = self._current(plan, request, src, tgt)
             if found is not None:
                 return found
-        if not train_if_missing:
-            raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
-                             f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
-        with self.cache.lock(key):
-            if not force:  # another process may have finished it while we waited
-                found = self._from_cache_or_published(plan, key, src, tgt, fetch=False)
-                if found is not None:
-                    return found
-            return self._train_and_save(plan, key, src, tgt, module, config)
 
-    def _from_cache_or_published(self, plan: PairPlan, key: str, src: Expert, tgt: Expert,
+        # A published file is what its registry entry says: it answers only the entry's own settings.
+        published_ok = (not {k for k in options if k not in _KEYLESS_TRAIN_FIELDS}
+                        and translator in (None, plan.entry.translator if plan.entry else None))
+        result: Translator | None = None
+        if not force:
+            result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=published_ok)
+        if result is None:
+            if not train_if_missing:
+                raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
+                                 f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
+            with self.cache.lock(key):
+                if not force:  # another process may have finished it while we waited
+                    result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=False)
+                if result is None:
+                    result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
+        if make_current:
+            self.cache.set_current(key, plan.label)
+        return result
+
+    def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert) -> Translator | None:
+        """The pair's current translator, if ``pair`` set one and it still fits these experts and recipe."""
+        key = self.cache.current(plan.label)
+        path = self.cache.find(key) if key else None
+        if key is None or path is None:
+            return None
+        module, meta = self.cache.load(path, map_location=self.device)
+        record = check_record(meta, key, path)
+        def what(r: dict[str, Any]) -> dict[str, Any]:  # the experts and the data, not the settings
+            recipe = {k: v for k, v in (r.get("recipe") or {}).items() if k != "translator"}
+            return {**{k: v for k, v in r.items() if k not in ("module", "training")}, "recipe": recipe}
+
+        stale = differences(what(request), what(record))
+        if stale:
+            self._log(f"the current translator {key} of {plan.source} -> {plan.target} was trained for another "
+                      f"{', '.join(stale)}; not using it")
+            return None
+        self._check_loaded(module, meta, plan, src, tgt, path, None)
+        steps = (meta.get("training") or {}).get("steps")
+        self._log(f"using translator {key} ({meta.get('kind')}, {steps} steps), the current one for "
+                  f"{plan.source} -> {plan.target} (set by `n2n-hub pair`; pass settings to choose another)")
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+
+    def _from_cache_or_published(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
                                  fetch: bool = True) -> Translator | None:
         path = self.cache.find(key)
         if path is None and fetch and plan.entry is not None and plan.entry.published is not None:
+            def accept(meta: dict[str, Any]) -> None:
+                self._check_record(meta, request, key, "the published translator")
+
             try:
                 self._log(f"fetching the published translator for {plan.source} -> {plan.target}")
-                path = self.cache.fetch(plan.entry.published, key, plan.label)
+                path = self.cache.fetch(plan.entry.published, key, plan.label, accept=accept)
             except OfflineError as e:
                 self._log(f"{e}; training it locally instead")
+                path = None
+            except RecordMismatch as e:
+                self._log(f"{e}; not caching it, training locally instead")
                 path = None
         if path is None:
             return None
         module, meta = self.cache.load(path, map_location=self.device)
-        self._check_loaded(module, plan, src, tgt, path)
+        self._check_loaded(module, meta, plan, src, tgt, path, request)
+        self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 
-    def _check_loaded(self, module: nn.Module, plan: PairPlan, src: Expert, tgt: Expert, path: Path) -> None:
+    @staticmethod
+    def _check_record(meta: dict[str, Any], request: dict[str, Any], key: str, what: str) -> None:
+        """Refuse a translator file whose own record is not the request it is meant to answer."""
+        record = meta.get("request")
+        if not isinstance(record, dict):
+            raise RecordMismatch(f"{what} carries no request record, so what it answers cannot be checked")
+        diff = differences(request, record)
+        if diff:
+            raise RecordMismatch(f"{what} was trained with other settings than requested "
+                                 f"(different {', '.join(diff)}; it is a {meta.get('kind')})")
+        if meta.get("kind") != request["module"]["kind"]:
+            raise RecordMismatch(f"{what} is a {meta.get('kind')}, but a {request['module']['kind']} was requested")
+
+    def _check_loaded(self, module: nn.Module, meta: dict[str, Any], plan: PairPlan, src: Expert, tgt: Expert,
+                      path: Path, request: dict[str, Any] | None) -> None:
+        if request is not None:
+            try:
+                self._check_record(meta, request, path.name.split(".")[0], f"cached translator {path}")
+                check_record(meta, path.name.split(".")[0], path)
+            except CacheError as e:
+                raise CacheError(f"{e}; remove it with `n2n-hub cache rm {path.name.split('.')[0]}` "
+                                 "and pair again") from None
         want_dim = tgt.latent_representation().numel
         want_cond = self._condition_spec(plan, src)
         if getattr(module, "dim", None) != want_dim or getattr(module, "condition", None) != want_cond:
             raise CacheError(f"{path} does not fit {plan.source} -> {plan.target} (translates "
                              f"{getattr(module, 'condition', '?')} into {getattr(module, 'dim', '?')} dims); "
-                             f"remove it with `n2n-hub cache rm {path.stem}`")
+                             f"remove it with `n2n-hub cache rm {path.name.split('.')[0]}`")
 
-    def _train_and_save(self, plan: PairPlan, key: str, src: Expert, tgt: Expert, module: nn.Module,
-                        config: TrainConfig) -> Translator:
+    def _train_and_save(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
+                        module: nn.Module, config: TrainConfig, fresh: bool = False) -> Translator:
         self._log(f"pairing {plan.explain()}")
         data = self.training_pairs(plan)
-        if data.source.shape[0] < 2:
-            raise InputError(f"only {data.source.shape[0]} training pairs: need at least 2")
-        self._log(f"training a {module.kind} translator on {data.source.shape[0]} pairs "  # type: ignore[union-attr]
+        n_pairs = int(data.source.shape[0])
+        if n_pairs < MIN_PAIRS:
+            where = f" from --data {plan.data_path}" if plan.data_path is not None else ""
+            raise InputError(f"only {n_pairs} training pairs{where}: a translator needs at least {MIN_PAIRS} to "
+                             "train and validate; give more items")
+        self._log(f"training a {module.kind} translator on {n_pairs} pairs "  # type: ignore[union-attr]
                   f"({config.steps} steps, batch {config.batch_size})")
         module.to(config.device)
+        ckpt = self.cache.checkpoint_for(key, plan.label)
+        if fresh:
+            ckpt.unlink(missing_ok=True)
+        config = replace(config, checkpoint_path=ckpt)
+        initial = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         def log(event: dict[str, Any]) -> None:
             if event.get("event") in ("skip", "early_stop", "warning", "resume"):
                 self._log(str(event.get("message")))
 
-        result: TrainResult = train(module, data.source, data.target, config, log=log)
+        try:
+            result: TrainResult = train(module, data.source, data.target, config, log=log)
+        except TrainingError as e:
+            if not (ckpt.exists() and str(e).startswith(f"checkpoint {ckpt}")):
+                raise
+            self._log(f"{e}: starting afresh")
+            ckpt.unlink(missing_ok=True)
+            module.load_state_dict(initial)
+            result = train(module, data.source, data.target, config, log=log)
         module.eval()
+        self._check_validation(plan, result, ckpt)
         meta = {
-            "key": key,
+            "key": key, "request": request,
             "source": self._expert_meta(plan.source, src), "target": self._expert_meta(plan.target, tgt),
             "recipe": plan.to_dict(), "training": {k: v for k, v in config.to_dict().items() if k != "checkpoint_path"},
             "metrics": {k: v for k, v in result.to_dict().items() if k != "history"},
-            "pairs": int(data.source.shape[0]),
+            "pairs": n_pairs,
         }
         path = self.cache.save(module, meta, key, plan.label)
+        ckpt.unlink(missing_ok=True)
         self._log(f"saved translator {key} to {path}")
         module, meta = translator_file.load(path, map_location=self.device)
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
@@ -312,6 +409,20 @@ class Hub:
         t = self.pair(source, target, **pair_options)
         return run_transfer(t, kind, exemplars, to=to, appearance=appearance, condition=condition, from_=from_,
                             n=n, temperature=temperature, seed=seed)
+
+    def _check_validation(self, plan: PairPlan, result: TrainResult, ckpt: Path) -> None:
+        """A translator that failed validation is never cached as if it were good."""
+        nll, mse = result.best_val_nll, result.best_val_mse
+        problem = None
+        if nll is not None and (not math.isfinite(nll) or nll > result.reference_nll_per_dim + FAILED_NLL_MARGIN):
+            problem = (f"held-out NLL {nll:.4g} nats/dim, where N(0, I) data scores "
+                       f"{result.reference_nll_per_dim:.3f}")
+        elif mse is not None and not math.isfinite(mse):
+            problem = f"held-out MSE {mse}"
+        if problem is not None:
+            ckpt.unlink(missing_ok=True)
+            raise TrainingError(f"training {plan.source} -> {plan.target} failed validation ({problem}); nothing "
+                                "was cached. Give more (or more varied) training data, or fewer steps / a lower --lr")
 
     def translate(self, source: str, target: str, inputs: Any, n: int = 1, temperature: float | None = None,
                   seed: int | None = None, **pair_options: Any) -> Translation:

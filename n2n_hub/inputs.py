@@ -37,6 +37,9 @@ def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
                 arr = np.asarray(im, dtype=np.float32)
         except (OSError, UnidentifiedImageError) as e:
             raise InputError(f"cannot read image {p}: {e}") from None
+        except Image.DecompressionBombError:
+            raise InputError(f"image {p} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
+                             "shrink it first") from None
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
     return torch.stack(out)

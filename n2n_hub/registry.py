@@ -100,9 +100,15 @@ def _check_table(path: Path | str, key: str, name: str, table: Any, allowed: set
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise _fail(path, key, f"unknown {name} key(s) {unknown}; allowed: {sorted(allowed)}")
+    from .validation import FLOW_RULES, TRAINING_RULES, number_problem
+
+    rules = {"flow": FLOW_RULES, "training": TRAINING_RULES}.get(name, {})
     for k, v in table.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise _fail(path, key, f"{name}.{k} must be a number, got {v!r}")
+        problem = number_problem(f"{name}.{k}", v, rules[k]) if k in rules else None
+        if problem:
+            raise _fail(path, key, problem)
     return dict(table)
 
 

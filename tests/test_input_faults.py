@@ -1,0 +1,101 @@
+"""Odd arguments and odd files: one line naming the problem and the fix, exit status 1, no work done."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from n2n_hub.cli import cli
+
+
+@pytest.fixture
+def run(toy_cli_host, toy_registry_file):
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    return invoke
+
+
+def one_line_error(out) -> str:
+    assert out.exit_code == 1, out.output
+    assert "Traceback" not in out.output
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) <= 3, out.output  # click prints usage lines above a usage error
+    return lines[-1]
+
+
+@pytest.mark.parametrize("args, says", [
+    (("-t", "nan"), "--temperature"), (("-t", "inf"), "--temperature"), (("-t", "-1"), "--temperature"),
+    (("--lr", "nan"), "--lr"), (("--lr", "inf"), "--lr"), (("--seed", str(2**63)), "--seed"),
+    (("-n", "100000"), "--num-samples"), (("-n", "0"), "--num-samples"), (("--steps", "0"), "--steps"),
+    (("--device", "tpu"), "--device 'tpu'"), (("--device", "cuda:99"), "cuda:99"),
+    (("--device", "banana"), "not a device"), (("--no-such-option",), "No such option"),
+])
+def test_bad_numbers_devices_and_usage_are_one_line_exit_1_before_any_work(run, tmp_path, args, says):
+    out = run("translate", "toytext", "toygen", "a circle", "-o", str(tmp_path / "x.png"), *args)
+    assert says in one_line_error(out) or says in out.output
+    assert not (tmp_path / "home" / "translators").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_output_paths_are_checked_before_training(run, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "out.png").mkdir()
+    for target, says in ((tmp_path / "out.png", "is a folder"), (afile / "x.png", "is a file, not a folder"),
+                         (tmp_path / "nope" / "x.png", "does not exist")):
+        out = run("translate", "toytext", "toygen", "a circle", "-o", str(target))
+        assert says in one_line_error(out)
+    assert not (tmp_path / "home" / "translators").exists()
+
+
+def test_non_utf8_prompts_are_refused_by_name(run, tmp_path):
+    bad = b"a \xff\xfe circle".decode("utf-8", "surrogateescape")  # what a shell passes for these bytes
+    out = run("translate", "toytext", "toygen", "fine", bad, "-o", str(tmp_path / "x.png"))
+    assert "input 2 is not valid UTF-8" in one_line_error(out)
+
+
+def test_extreme_but_valid_values_work(run, tmp_path):
+    out = run("translate", "toytext", "toygen", "a circle", "-o", str(tmp_path / "x.png"), "--steps", "20",
+              "--seed", str(2**63 - 1), "-t", "0")
+    assert out.exit_code == 0, out.output and (tmp_path / "x.png").is_file()
+
+
+@pytest.mark.parametrize("table, value, says", [
+    ("flow", "n_blocks = 0", "flow.n_blocks must be a finite whole number in [1,"),
+    ("flow", "hidden = -3", "flow.hidden"), ("flow", "hidden = 2.5", "flow.hidden must be a whole number"),
+    ("flow", "clamp = nan", "flow.clamp must be a finite number"),
+    ("training", "lr = 0.0", "training.lr"), ("training", "val_fraction = 1.5", "training.val_fraction"),
+])
+def test_bad_registry_values_name_the_file_and_the_pair(run, toy_registry_file, table, value, says):
+    name = value.split(" = ")[0]
+    kept = [ln for ln in toy_registry_file.read_text().splitlines() if not ln.startswith(f"{name} = ")]
+    toy_registry_file.write_text("\n".join(kept).replace(f"[pairs.toy-shapes.{table}]",
+                                                         f"[pairs.toy-shapes.{table}]\n{value}"))
+    line = one_line_error(run("pair", "toytext", "toygen", "--steps", "5"))
+    assert str(toy_registry_file) in line and "[pairs.toy-shapes]" in line and says in line
+
+
+def test_an_image_over_the_pixel_limit_is_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from n2n_hub.errors import InputError
+    from n2n_hub.inputs import read_images
+
+    path = tmp_path / "big.png"
+    Image.new("L", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4096 pixels is then a decompression bomb
+    with pytest.raises(InputError, match="more pixels than n2n-hub reads"):
+        read_images([path], (1, 16, 16))
+
+
+def test_an_unexpected_error_is_one_line_with_a_debug_hint_and_debug_shows_it(run, monkeypatch):
+    import n2n_hub.hub
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero deep inside")
+    monkeypatch.setattr(n2n_hub.hub.Hub, "pairs", broken)
+    line = one_line_error(run("pairs"))
+    assert "unexpected ZeroDivisionError: division by zero deep inside" in line and "--debug" in line
+    with pytest.raises(ZeroDivisionError):
+        run("--debug", "pairs")
