@@ -182,11 +182,47 @@ def exemplar_guided(hub, images, labels, per_class: int, gen) -> dict:
             "iou_with_exemplar_resampled": float(iou(fresh, x).mean())}
 
 
+def figures(hub, images, labels, names, out_dir: Path) -> list[Path]:
+    """The README's figures: unpaired rows (exemplar | transfer | cycle back | 2 fresh-residual samples),
+    shape/appearance rows (shape | appearance | output) and exemplar-guided rows
+    (exemplar | new label map's image | transfer | fresh-residual sample)."""
+    from n2n_hub.images import save_grid
+    from n2n_hub.transfer import run_transfer
+
+    written = []
+    gen = torch.Generator().manual_seed(5)
+    t = hub.pair("domain@animals", "vaegan@animals")
+    rows = []
+    for a, b, k in ((HORSE, ZEBRA, 3), (ZEBRA, HORSE, 3), (1, 5, 1), (3, 0, 1)):
+        x = images[labels == a][torch.randperm(int((labels == a).sum()), generator=gen)[:k]]
+        out = run_transfer(t, "domain", x, to=names[b], from_=names[a], n=2, temperature=1.0, seed=0)
+        back = run_transfer(t, "domain", out.outputs, to=names[a], from_=names[b])
+        rows.append(torch.stack([x, out.outputs, back.outputs, out.resampled[:, 0], out.resampled[:, 1]], 1))
+    path = out_dir / "transfer.png"
+    save_grid(torch.cat(rows).flatten(0, 1), path, ncol=5)
+    written.append(path)
+    t = hub.pair("vaegan@animals", "vaegan@animals")
+    shape = torch.cat([images[labels == HORSE][:2], images[labels == 5][:2]])
+    look = torch.cat([images[labels == ZEBRA][:1].expand(2, -1, -1, -1), images[labels == 1][:1].expand(2, -1, -1, -1)])
+    out = run_transfer(t, "appearance", shape, appearance=look)
+    t2 = hub.pair("segmenter:labels@animals", "vaegan@animals")
+    ex = torch.cat([images[labels == HORSE][2:4], images[labels == 3][:2]])
+    cond = torch.cat([images[labels == 6][:2], images[labels == 0][:2]])
+    out2 = run_transfer(t2, "source", ex, condition=cond, n=1, temperature=1.0, seed=0)
+    grid = torch.cat([torch.stack([shape, look, out.outputs, torch.full_like(shape, -1.0)], 1),
+                      torch.stack([ex, cond, out2.outputs, out2.resampled[:, 0]], 1)])
+    path = out_dir / "transfer_shape.png"
+    save_grid(grid.flatten(0, 1), path, ncol=4)
+    written.append(path)
+    return written
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=20, help="held-out inputs per class")
     ap.add_argument("--out", type=Path, default=Path("bench/out/transfer.json"))
     ap.add_argument("--parts", default="unpaired,shape,exemplar")
+    ap.add_argument("--figures", type=Path, default=None, help="also write the README figures into this folder")
     args = ap.parse_args()
     torch.manual_seed(0)
     from n2n_animals import CLASS_NAMES
@@ -210,6 +246,8 @@ def main() -> None:
     if "exemplar" in parts:
         res["exemplar_guided"] = exemplar_guided(hub, images, labels, args.per_class, torch.Generator().manual_seed(3))
     res["seconds"] = time.perf_counter() - t0
+    if args.figures is not None:
+        res["figures"] = [str(p) for p in figures(hub, images, labels, CLASS_NAMES, args.figures)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
