@@ -137,3 +137,23 @@ def test_cli_transfer_writes_the_grid_and_json_facts(transfer_hub, toy_cli_host,
     r = CliRunner().invoke(cli, ["transfer", "toydomain", "toygen", paths[0], "--appearance", paths[1],
                                  "-o", str(out)])
     assert r.exit_code == 1 and "no notion of --appearance" in r.output
+
+
+
+def test_exemplar_guided_transfer_keeps_the_residual_under_a_new_source_condition(toy_host, tmp_path, monkeypatch,
+                                                                                 shared_home):
+    from conftest import TOY_REGISTRY
+
+    reg = tmp_path / "registry.toml"
+    reg.write_text(TOY_REGISTRY)
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
+    hub = Hub(home=shared_home, host=toy_host, progress=False, log=lambda m: None)
+    x = _shapes()["image"][:2]
+    with pytest.raises(InputError, match="reads 'text'.*--from"):
+        hub.transfer("toytext", "toygen", x, condition=["a square"])
+    with pytest.raises(IncompatiblePairError, match="recipe 'dataset'.*no notion of --to.*--condition"):
+        hub.transfer("toytext", "toygen", x, to="square")
+    out = hub.transfer("toytext", "toygen", x, condition=["a square"], from_=["a circle", "a circle"])
+    t = hub.pair("toytext", "toygen")
+    v_old = t.residual(["a circle"] * 2, t.target.encode(x))
+    assert torch.allclose(t.residual(["a square"] * 2, out.latents), v_old, atol=1e-3)
