@@ -66,7 +66,7 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
     from n2n_hub.transfer import run_transfer
 
     x, y = pick(images, labels, per_class, gen)
-    t = hub.pair("domain@animals", "vaegan@animals")
+    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn")
     t0 = time.perf_counter()
     mlp = hub.pair("domain@animals", "vaegan@animals", translator="mlp")
     mlp_seconds = time.perf_counter() - t0
@@ -116,7 +116,7 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
 def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
     from n2n_hub.transfer import run_transfer
 
-    t = hub.pair("vaegan@animals", "vaegan@animals")
+    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn")
     x, y = pick(images, labels, per_class, gen)
     perm = torch.randperm(len(x), generator=gen)
     shape, look, ys, yl = x, x[perm], y, y[perm]
@@ -153,7 +153,7 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
 def exemplar_guided(hub, images, labels, per_class: int, gen) -> dict:
     from n2n_hub.transfer import run_transfer
 
-    t = hub.pair("segmenter:labels@animals", "vaegan@animals")
+    t = hub.pair("segmenter:labels@animals", "vaegan@animals", translator="cinn")
     seg = t.source
     x, _ = pick(images, labels, per_class, gen)
     cond = x[torch.randperm(len(x), generator=gen)]
@@ -191,7 +191,7 @@ def figures(hub, images, labels, names, out_dir: Path) -> list[Path]:
 
     written = []
     gen = torch.Generator().manual_seed(5)
-    t = hub.pair("domain@animals", "vaegan@animals")
+    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn")
     rows = []
     for a, b, k in ((HORSE, ZEBRA, 3), (ZEBRA, HORSE, 3), (1, 5, 1), (3, 0, 1)):
         x = images[labels == a][torch.randperm(int((labels == a).sum()), generator=gen)[:k]]
@@ -201,11 +201,11 @@ def figures(hub, images, labels, names, out_dir: Path) -> list[Path]:
     path = out_dir / "transfer.png"
     save_grid(torch.cat(rows).flatten(0, 1), path, ncol=5)
     written.append(path)
-    t = hub.pair("vaegan@animals", "vaegan@animals")
+    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn")
     shape = torch.cat([images[labels == HORSE][:2], images[labels == 5][:2]])
     look = torch.cat([images[labels == ZEBRA][:1].expand(2, -1, -1, -1), images[labels == 1][:1].expand(2, -1, -1, -1)])
     out = run_transfer(t, "appearance", shape, appearance=look)
-    t2 = hub.pair("segmenter:labels@animals", "vaegan@animals")
+    t2 = hub.pair("segmenter:labels@animals", "vaegan@animals", translator="cinn")
     ex = torch.cat([images[labels == HORSE][2:4], images[labels == 3][:2]])
     cond = torch.cat([images[labels == 6][:2], images[labels == 0][:2]])
     out2 = run_transfer(t2, "source", ex, condition=cond, n=1, temperature=1.0, seed=0)

@@ -114,6 +114,7 @@ def infer_domain(translator: Translator, z: torch.Tensor) -> torch.Tensor:
     return nll.argmin(dim=1).cpu()
 
 
+@torch.no_grad()
 def run_transfer(translator: Translator, kind: str, exemplars: torch.Tensor, *, to: str | Sequence[str] | None = None,
                  appearance: torch.Tensor | None = None, condition: Any = None, from_: Any = None, n: int = 0,
                  temperature: float | None = None, seed: int | None = None) -> TransferResult:
