@@ -164,7 +164,13 @@ def plugins_cmd(as_json: bool) -> None:
 @cli.command(name="pairs")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pairs_cmd(as_json: bool) -> None:
-    """Pairs the registry knows, with their recipes (any other pair is resolved from the specs)."""
+    """Pairs the registry knows, with their recipes and where each entry came from.
+
+    An entry comes from the built-in registry, a plugin (``register_pairs``) or a user file;
+    any other pair is resolved from the specs.
+    """
+    from .registry import describe_origin
+
     hub = _hub(quiet=True)
     entries = hub.pairs()
     if as_json:
@@ -175,7 +181,7 @@ def pairs_cmd(as_json: bool) -> None:
         click.echo(f"{e.name:<{width}}{e.source} -> {e.target}  recipe={e.recipe}"
                    + (f" dataset={e.dataset}" if e.dataset else "")
                    + (f" temperature={e.temperature:g}" if e.temperature != 1.0 else "")
-                   + (" (published)" if e.published else ""))
+                   + (" (published)" if e.published else "") + f"  from: {describe_origin(e.origin)}")
         if e.description:
             click.echo(f"{'':<{width}}{e.description}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
@@ -202,20 +208,37 @@ def _train_options(f):  # type: ignore[no-untyped-def]
 
 
 def _pair(hub, source: str, target: str, data, kind, steps, batch_size, lr, train_seed, force, no_train,  # type: ignore[no-untyped-def]
-          **current):
-    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed}
+          size=None, n_blocks=None, hidden=None, **current):
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": train_seed, "n_blocks": n_blocks,
+               "hidden": hidden}
     return hub.pair(source, target, data=data, translator=kind, force=force, train_if_missing=not no_train,
-                    **current, **{k: v for k, v in options.items() if v is not None})
+                    size=size, **current, **{k: v for k, v in options.items() if v is not None})
+
+
+def _size_options(f):  # type: ignore[no-untyped-def]
+    """--size/--blocks/--hidden: how large the flow is (default: the registry's, else chosen for the device)."""
+    from .pairing import SIZES
+
+    opts = [
+        click.option("--size", type=click.Choice(SIZES), default=None,
+                     help="Flow size preset: small (minutes on a CPU), medium, paper (Table S3, for a GPU)."),
+        click.option("--blocks", "n_blocks", type=click.IntRange(min=1), default=None, help="Number of INN blocks."),
+        click.option("--hidden", type=click.IntRange(min=1), default=None, help="Width of the coupling subnets."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
 
 
 @cli.command(name="pair")
 @click.argument("source")
 @click.argument("target")
 @_train_options
+@_size_options
 @click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
 @click.option("--json", "as_json", is_flag=True, help="Print the translator's metadata as JSON.")
 def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_seed, device, force, no_train,  # type: ignore[no-untyped-def]
-             plan_only: bool, as_json: bool) -> None:
+             size, n_blocks, hidden, plan_only: bool, as_json: bool) -> None:
     """Train (or fetch from the cache) the translator SOURCE -> TARGET.
 
     Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
@@ -223,18 +246,22 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     """
     hub = _hub(device=device, quiet=as_json)
     if plan_only:
-        plan = hub.plan(source, target, data=data, translator=kind)
+        plan = hub.plan(source, target, data=data, translator=kind, size=size, n_blocks=n_blocks, hidden=hidden)
         _echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
         return
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train,
-              make_current=True, use_current=False)
+              size, n_blocks, hidden, make_current=True, use_current=False)
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return
     m = t.metrics
     nll = m.get("best_val_nll")
     click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
+    flow, sizing = t.metadata.get("recipe", {}).get("flow", {}), t.metadata.get("recipe", {}).get("sizing")
+    if sizing and t.kind == "cinn":
+        click.echo(f"flow: {flow.get('n_blocks', 20)} blocks, hidden {flow.get('hidden', 'default')}, "
+                   f"depth {flow.get('depth', 3)} ({sizing})")
     if nll is not None:
         click.echo(f"held-out NLL {nll:.3f} nats/dim (N(0, I) reference {m.get('reference_nll_per_dim', 0):.3f}); "
                    f"{m.get('steps')} steps")
@@ -436,8 +463,11 @@ def _threads(threads: int | None) -> None:
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 @click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--prompts", "prompts", type=click.Path(dir_okay=False, path_type=Path),
+              help="Score your own prompts instead: a TSV of class<TAB>kind<TAB>prompt rows; --per-condition "
+                   "samples each, named by the target's classifier (bench/prompts/animals.tsv is an example).")
 def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, features, seed: int, steps,  # type: ignore[no-untyped-def]
-                 device: str, threads, no_train: bool, as_json: bool) -> None:
+                 device: str, threads, no_train: bool, as_json: bool, prompts) -> None:
     """Evaluate the translator SOURCE -> TARGET on held-out data.
 
     Reports the NLL (cINN), Fréchet distances of latents and of image features,
@@ -448,6 +478,13 @@ def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, fe
     _threads(threads)
     hub = _hub(device=device, quiet=as_json)
     options = {"steps": steps} if steps is not None else {}
+    if prompts is not None:
+        from .prompt_eval import evaluate_prompt_file
+
+        scored = evaluate_prompt_file(hub, source, target, prompts, n=per_condition, seed=seed,
+                                      train_if_missing=not no_train, translator=kind, **options)
+        _echo_json(scored.to_dict()) if as_json else click.echo(scored.table())
+        return
     report = evaluate(hub, source, target, translator=kind, samples=samples, per_condition=per_condition,
                       features=features, seed=seed, train_if_missing=not no_train, **options)
     _echo_json(report.to_dict()) if as_json else click.echo(report.table())
@@ -499,6 +536,56 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
     click.echo(result.table())
     if output is not None:
         click.echo(f"wrote {output}")
+
+
+# -- serving ---------------------------------------------------------------------------
+@cli.command(name="serve")
+@click.argument("pairs", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless told).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Requests merged into one encode and one translator call (1: no batching).")
+@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long a request waits for others to batch with.")
+@click.option("--api-key-env", metavar="VAR", help="Require the key held in environment variable VAR.")
+@click.option("--allow-train", is_flag=True, help="Train a pair's translator when it is not cached.")
+@click.option("--lazy", is_flag=True, help="Load pairs on first request (503 + Retry-After until ready).")
+@click.option("--max-n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples per input.")
+@click.option("--max-inputs", type=click.IntRange(min=1), default=16, show_default=True, help="Inputs per request.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Requests waiting per pair before 429.")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds a request may take.")
+@click.option("--encode-apart", is_flag=True,
+              help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
+                   "batch even for sources that pad a batch (BERT), at some throughput.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_batch: int, max_delay_ms: float,  # type: ignore[no-untyped-def]
+              api_key_env, allow_train: bool, lazy: bool, max_n: int, max_inputs: int, max_queue: int,
+              request_timeout: float, encode_apart: bool, threads) -> None:
+    """Serve translations over HTTP: JSON API, web page at /, metrics, dynamic batching.
+
+    PAIRS are registry names (`n2n-hub pairs`) or SRC,TGT; default: the registry pairs
+    whose translators are cached, plus the offline default bert,vaegan@animals.
+
+    \b
+    Example:
+      n2n-hub serve bert-vaegan-animals --port 8000
+      curl -s localhost:8000/v1/translate -d '{"pair": "bert-vaegan-animals", "texts": ["a zebra"], "n": 4, "format": "png"}' -o zebra.png
+    """
+    from dataclasses import replace
+
+    from .serve import Limits, ServeSettings
+    from .serve.server import api_key_from_env, run
+
+    _threads(threads)
+    key = api_key_from_env(api_key_env)
+    limits = replace(Limits(), max_n=max_n, max_inputs=max_inputs, max_queue=max_queue,
+                     request_timeout_s=request_timeout)
+    settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, allow_train=allow_train, lazy=lazy,
+                             api_key=key, limits=limits, merge_encode=not encode_apart)
+    run(_hub(device=device, quiet=True), settings, list(pairs), host, port, log=lambda m: click.echo(m, err=True))
 
 
 # -- cache -----------------------------------------------------------------------------

@@ -61,7 +61,9 @@ class DatasetSpec:
     """A dataset whose items carry data of several domains (e.g. ``image`` and ``label``).
 
     ``loader`` is ``"module:callable"``; ``load(split) -> dict[domain, data]`` with splits
-    ``train`` and ``test``. ``version`` enters feature-cache keys.
+    ``train`` and ``test``. ``version`` enters feature-cache keys. ``classifier``, if set, is
+    ``"module:callable"`` mapping images ``(B, C, H, W)`` in [-1, 1] to logits over
+    ``class_names``: ``evaluate --prompts`` uses it to name what a translator generated.
     """
 
     id: str
@@ -73,6 +75,7 @@ class DatasetSpec:
     image_shape: tuple[int, ...] | None = None
     class_names: tuple[str, ...] | None = None
     plugin: str | None = None
+    classifier: str | None = None
 
     def validate(self) -> None:
         where = f"dataset spec {self.id!r}"

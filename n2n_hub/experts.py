@@ -214,6 +214,9 @@ class Expert:
     def __init__(self, spec: ExpertSpec, variant: str | None, device: str | torch.device = "cpu") -> None:
         self.spec = spec
         self.variant = variant
+        from .paths import hub_home
+
+        self.home = hub_home()  # the loading hub's home: put this expert's own files under experts_dir(id, self.home)
         import torch
 
         self.device = torch.device(device)

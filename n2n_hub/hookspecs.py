@@ -60,6 +60,17 @@ def register_recipes(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_pairs(register: Callable[..., None]) -> None:
+    """Ship registry entries: call ``register(name, entry)`` for each pair the plugin knows how to train.
+
+    :param register: takes a pair name and a dict with the keys of a ``[pairs.NAME]`` table of
+        registry.toml (``source``, ``target``, ``recipe``, ``dataset``, ``flow``, ``training``,
+        ``published``, ...). Entries are validated like a registry file's. They merge over the
+        shipped registry, and user registry files still override them key by key.
+    """
+
+
+@hookspec
 def register_commands(cli: object) -> None:
     """Add commands to the ``n2n-hub`` CLI.
 

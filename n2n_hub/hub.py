@@ -24,8 +24,8 @@ from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityErr
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
 from .features import FeatureStore, stable_hash
-from .pairing import PairPlan, lookup_spec, resolve_pair, resolve_variant
-from .paths import hub_home
+from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
+from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
 from .recipes import PairData, RecipeContext
 from .registry import PairEntry, Registry
@@ -91,7 +91,7 @@ class Hub:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry.load()
+            self._registry = Registry.load(plugin_pairs=self.catalog.pairs)
         return self._registry
 
     def refresh(self) -> None:
@@ -129,7 +129,8 @@ class Hub:
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
             try:
-                self._experts[key] = cls(spec, addr.variant, device=self.device)
+                with using_home(self.home):
+                    self._experts[key] = cls(spec, addr.variant, device=self.device)
             except N2NError:
                 raise
             except (FileNotFoundError, OSError) as e:
@@ -138,11 +139,18 @@ class Hub:
 
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
-             translator: str | None = None) -> PairPlan:
-        """How ``source -> target`` would be trained (no expert is loaded)."""
+             translator: str | None = None, size: str | None = None, n_blocks: int | None = None,
+             hidden: int | None = None) -> PairPlan:
+        """How ``source -> target`` would be trained (no expert is loaded).
+
+        ``size`` (``small``, ``medium``, ``paper``), ``n_blocks`` and ``hidden`` override the
+        flow's size; without them a pair with no sized registry entry gets one chosen from
+        the target's dimension, the data and the device (``plan.sizing`` says which and why).
+        """
         if translator is not None and translator not in ("cinn", "mlp"):
             raise InputError(f"unknown translator kind {translator!r}; use 'cinn' or 'mlp'")
-        return resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+        plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+        return apply_size(plan, self.device, size, n_blocks, hidden)
 
     def training_pairs(self, plan: PairPlan, split: str = "train") -> PairData:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
@@ -205,7 +213,8 @@ class Hub:
         parts = {
             "format": translator_file.FORMAT_VERSION,
             "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
-            "recipe": {k: v for k, v in plan.to_dict().items() if k not in ("flow", "training", "source", "target")},
+            "recipe": {k: v for k, v in plan.to_dict().items()
+                       if k not in ("flow", "training", "source", "target", "sizing")},
             "module": {"kind": module.kind, "arch": getattr(module, "arch_version", 1),
                        "config": module.config()},  # type: ignore[operator]
             "training": train_cfg,
@@ -220,8 +229,8 @@ class Hub:
                 "variant": address.variant, "tap": address.tap, "fingerprint": expert.fingerprint()}
 
     def pair(self, source: str, target: str, *, data: str | Path | None = None, translator: str | None = None,
-             force: bool = False, train_if_missing: bool = True, make_current: bool = False,
-             use_current: bool | None = None, **options: Any) -> Translator:
+             force: bool = False, train_if_missing: bool = True, size: str | None = None,
+             make_current: bool = False, use_current: bool | None = None, **options: Any) -> Translator:
         """Return the translator for ``source -> target``: from the cache, a published file, or trained now.
 
         Args:
@@ -229,18 +238,21 @@ class Hub:
             translator: ``cinn`` (default) or ``mlp`` (the deterministic baseline of Sec. E).
             force: retrain (afresh, ignoring any checkpoint) even if a cached translator exists.
             train_if_missing: if False, raise :class:`CacheError` instead of training.
+            size: ``small``, ``medium`` or ``paper`` flow size instead of the registry's or the chosen one.
             make_current: make the result the pair's current translator (what ``n2n-hub pair`` does).
             use_current: use the pair's current translator; by default when no setting is given.
             options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
                 options (``n_blocks``, ``hidden``, ...); they enter the cache key.
         """
-        plan = self.plan(source, target, data=data, translator=translator)
+        plan = self.plan(source, target, data=data, translator=translator, size=size,
+                         n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         config = self._train_config(plan, options)
         module = self._build(plan, src, tgt, options)
         request = self._request(plan, src, tgt, module, config)
         key = stable_hash(request)[:32]
-        explicit = bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None
+        explicit = (bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None
+                    or size is not None)
         if use_current is None:
             use_current = not (explicit or force or data is not None)
         if use_current and not force:
@@ -249,7 +261,7 @@ class Hub:
                 return found
 
         # A published file is what its registry entry says: it answers only the entry's own settings.
-        published_ok = (not {k for k in options if k not in _KEYLESS_TRAIN_FIELDS}
+        published_ok = (not {k for k in options if k not in _KEYLESS_TRAIN_FIELDS} and size is None
                         and translator in (None, plan.entry.translator if plan.entry else None))
         result: Translator | None = None
         if not force:

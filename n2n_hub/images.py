@@ -21,13 +21,21 @@ def save_grid(images: torch.Tensor, path: str | Path, ncol: int, min_tile: int =
     Small tiles are enlarged (nearest neighbour) to at least ``min_tile`` pixels so a
     32×32 sample is visible.
     """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"image outputs are written as PNG; name the file '*.png' (got {path.name})")
+    im = grid_image(images, ncol, min_tile=min_tile, pad=pad)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+    return path
+
+
+def grid_image(images: torch.Tensor, ncol: int, min_tile: int = 64, pad: int = 2):  # -> PIL.Image.Image
+    """``(N, C, H, W)`` images in [-1, 1] laid out as a PIL image with ``ncol`` columns (see :func:`save_grid`)."""
     from PIL import Image
 
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise InputError(f"cannot save images of shape {tuple(images.shape)} as PNG: expected (N, 1|3, H, W)")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise InputError(f"image outputs are written as PNG; name the file '*.png' (got {path.name})")
     n, c, h, w = images.shape
     scale = max(1, -(-min_tile // max(h, w)))
     imgs = to_uint8(images)
@@ -41,7 +49,4 @@ def save_grid(images: torch.Tensor, path: str | Path, ncol: int, min_tile: int =
         y, x = pad + r * (th + pad), pad + col * (tw + pad)
         canvas[:, y:y + th, x:x + tw] = imgs[i]
     arr = canvas.permute(1, 2, 0).numpy()
-    im = Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode="L" if c == 1 else "RGB")
-    with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
-    return path
+    return Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode="L" if c == 1 else "RGB")

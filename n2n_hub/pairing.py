@@ -20,6 +20,84 @@ from .registry import PairEntry, Registry
 
 DECODE_COST = 10.0  # rendering the target is expensive; prefer what its prior already tells
 
+SIZES = ("small", "medium", "paper")
+FEW_PAIRS = 5_000  # below this a large flow only overfits, whatever the device
+
+
+def size_flow(preset: str, dim: int) -> dict[str, int]:
+    """The cINN's size for a preset and a target of ``dim`` dimensions.
+
+    ``paper`` is Table S3 (20 blocks, subnets of 8·D with 3 hidden layers: hours on a CPU);
+    ``small`` trains in about a minute on one CPU core; ``medium`` lies between.
+    """
+    if preset == "small":
+        return {"n_blocks": 4, "hidden": min(max(2 * dim, 64), 256), "depth": 2}
+    if preset == "medium":
+        return {"n_blocks": 8, "hidden": min(max(4 * dim, 128), 512), "depth": 2}
+    if preset == "paper":
+        return {"n_blocks": 20, "hidden": 8 * dim, "depth": 3}
+    from .errors import InputError
+
+    raise InputError(f"unknown size {preset!r}; use one of {', '.join(SIZES)}")
+
+
+def choose_size(dim: int, pairs: int | None, device: str) -> tuple[str, str]:
+    """``(preset, why)`` for a pair without a sized registry entry: small on a CPU or with
+    few pairs, the paper's size on a GPU with enough data."""
+    on_gpu = str(device).startswith("cuda")
+    data = f"{pairs} pairs" if pairs is not None else "the data"
+    if pairs is not None and pairs < FEW_PAIRS:
+        return "small", f"{data} are few for a larger flow"
+    if on_gpu:
+        return "paper", f"a {dim}-d target, {data}, device {device}"
+    return "small", f"a {dim}-d target on the CPU (use --size medium or paper on a GPU)"
+
+
+def _count_items(path: Path) -> int | None:
+    """Items in ``--data`` (images in a folder, lines of a text file), cheaply; None if unknown."""
+    try:
+        if path.is_dir():
+            from .inputs import IMAGE_SUFFIXES
+
+            return sum(1 for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return sum(1 for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
+               n_blocks: int | None = None, hidden: int | None = None) -> "PairPlan":
+    """Fill in the flow's size: explicit ``n_blocks``/``hidden`` win, then a ``size`` preset,
+    then the registry entry's flow, else a size chosen from the target, the data and the device."""
+    dim = plan.target_spec.latent.numel if plan.target_spec.latent is not None else 0
+    flow = dict(plan.flow)
+    if size is not None:
+        flow.update(size_flow(size, dim))
+        sizing = f"size '{size}' (asked for)"
+    elif {"n_blocks", "hidden"} & set(flow):
+        sizing = f"the size of registry entry '{plan.entry.name}'" if plan.entry else "the given size"
+    elif plan.translator != "cinn":
+        sizing = f"the {plan.translator} translator's default size"
+    else:
+        if plan.recipe == "target-prior":
+            pairs: int | None = plan.samples
+        elif plan.data_path is not None:
+            pairs = _count_items(plan.data_path)
+            pairs = pairs * plan.pairs_per_item if pairs is not None else None
+        else:
+            pairs = None
+        preset, why = choose_size(dim, pairs, device)
+        flow = {**size_flow(preset, dim), **flow}
+        sizing = f"size '{preset}' chosen for {why}"
+    if n_blocks is not None:
+        flow["n_blocks"] = n_blocks
+    if hidden is not None:
+        flow["hidden"] = hidden
+    if n_blocks is not None or hidden is not None:
+        sizing += ", with " + ", ".join(f"{k}={v}" for k, v in (("n_blocks", n_blocks), ("hidden", hidden))
+                                         if v is not None) + " given"
+    return replace(plan, flow=flow, sizing=sizing)
+
 
 @dataclass(frozen=True)
 class PairPlan:
@@ -43,6 +121,7 @@ class PairPlan:
     flow: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the recipe's settings (registry [options])
+    sizing: str = ""  # why the flow has its size (see apply_size)
 
     @property
     def label(self) -> str:
@@ -60,7 +139,12 @@ class PairPlan:
         else:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
-        return f"{self.source} -> {self.target}: recipe '{self.recipe}'{origin}; {how}"
+        size = ""
+        if self.sizing and self.translator == "cinn":
+            f = self.flow
+            size = (f"; flow: {f.get('n_blocks', 20)} blocks, hidden {f.get('hidden', 'default')}, "
+                    f"depth {f.get('depth', 3)} ({self.sizing})")
+        return f"{self.source} -> {self.target}: recipe '{self.recipe}'{origin}; {how}{size}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +153,7 @@ class PairPlan:
             "dataset": self.dataset, "data_path": str(self.data_path) if self.data_path else None,
             "registry_entry": self.entry.name if self.entry else None, "pairs_per_item": self.pairs_per_item,
             "samples": self.samples, "seed": self.seed, "translator": self.translator,
-            "flow": self.flow, "training": self.training,
+            "flow": self.flow, "training": self.training, "sizing": self.sizing,
             **({"options": self.options} if self.options else {}),  # absent when empty: older keys stay valid
         }
 

@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .components import BridgeSpec, DatasetSpec, RecipeSpec
-from .errors import PluginError
+from .errors import N2NError, PluginError
 from .experts import ExpertSpec
 
 ENTRY_POINT_GROUP = "n2n_hub"
@@ -49,6 +49,7 @@ class Catalog:
     recipes: dict[str, RecipeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
+    pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
 
     def search(self, query: str | None = None) -> list[ExpertSpec]:
         """Experts sorted by id, filtered by a substring or wildcard over id and description."""
@@ -157,7 +158,28 @@ class PluginHost:
         self._call_each("register_bridges", make("bridge", BridgeSpec, catalog.bridges), catalog)
         self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
         self._call_each("register_recipes", make("recipe", RecipeSpec, catalog.recipes), catalog)
+        self._call_each("register_pairs", lambda plugin: _pair_register(plugin, catalog), catalog)
         return catalog
+
+
+def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
+    """``register(name, entry)`` for one plugin: validated like a registry file's ``[pairs.NAME]`` table."""
+    from .registry import parse_entry, plugin_origin
+
+    def register(name: str, entry: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not isinstance(entry, dict):
+            raise PluginError("register() takes a pair name and a dict of registry keys")
+        try:
+            parse_entry(plugin_origin(plugin), name, entry)
+        except N2NError as e:
+            catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            return
+        if name in catalog.pairs:
+            first = catalog.pairs[name][0]
+            catalog.problems.append(PluginProblem(plugin, f"pair {name!r} is already registered by plugin {first!r}"))
+            return
+        catalog.pairs[name] = (plugin, dict(entry))
+    return register
 
 
 def _with_plugin(spec: Any, plugin: str) -> Any:

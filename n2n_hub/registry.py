@@ -43,6 +43,23 @@ def shipped_registry_path() -> Path:
     return Path(__file__).with_name("registry.toml")
 
 
+PLUGIN_ORIGIN = "plugin "
+
+
+def plugin_origin(plugin: str) -> str:
+    """The ``origin`` of an entry a plugin registered through ``register_pairs``."""
+    return f"{PLUGIN_ORIGIN}{plugin}"
+
+
+def describe_origin(origin: str) -> str:
+    """Where an entry came from, for people: ``built-in``, ``plugin NAME`` or ``user file PATH``."""
+    if origin == str(shipped_registry_path()):
+        return "built-in"
+    if origin.startswith(PLUGIN_ORIGIN):
+        return origin
+    return f"user file {origin}"
+
+
 @dataclass(frozen=True)
 class Published:
     """Where a trained translator can be fetched from, and the sha256 it must have."""
@@ -86,7 +103,7 @@ class PairEntry:
             "translator": self.translator, "temperature": self.temperature, "description": self.description,
             "flow": self.flow,
             "training": self.training, "published": vars(self.published) if self.published else None,
-            "origin": self.origin, "options": self.options,
+            "origin": self.origin, "from": describe_origin(self.origin), "options": self.options,
         }
 
 
@@ -188,11 +205,29 @@ class Registry:
         self.files = files or []
 
     @classmethod
-    def load(cls, paths: list[Path] | None = None) -> "Registry":
+    def load(cls, paths: list[Path] | None = None,
+             plugin_pairs: dict[str, tuple[str, dict[str, Any]]] | None = None) -> "Registry":
+        """Merge registry files in order, later ones winning key by key.
+
+        ``plugin_pairs`` (name -> (plugin, table), from the ``register_pairs`` hook) merge right
+        after the first file (the shipped registry), so user files still override them.
+        """
         paths = default_registry_paths() if paths is None else paths
-        merged: dict[str, tuple[Path, dict[str, Any]]] = {}
-        used = []
+        merged: dict[str, tuple[Path | str, dict[str, Any]]] = {}
+        used: list[Path] = []
+
+        def merge(origin: Path | str, key: str, raw: Any) -> None:
+            if key in merged and isinstance(raw, dict):
+                base = dict(merged[key][1])
+                for k, v in raw.items():
+                    base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                raw = base
+            merged[key] = (origin, raw)
+
         for i, path in enumerate(paths):
+            if i == 1 and plugin_pairs:
+                for key, (plugin, raw) in sorted(plugin_pairs.items()):
+                    merge(plugin_origin(plugin), key, raw)
             path = Path(path)
             if not path.is_file():
                 if i > 1:  # explicitly requested via N2N_HUB_REGISTRY
@@ -209,13 +244,11 @@ class Registry:
             if not isinstance(pairs, dict):
                 raise RegistryError(f"{path}: 'pairs' must be a table of [pairs.NAME] tables")
             for key, raw in pairs.items():
-                if key in merged and isinstance(raw, dict):
-                    base = dict(merged[key][1])
-                    for k, v in raw.items():
-                        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                    raw = base
-                merged[key] = (path, raw)
+                merge(path, key, raw)
             used.append(path)
+        if len(paths) < 2 and plugin_pairs:
+            for key, (plugin, raw) in sorted(plugin_pairs.items()):
+                merge(plugin_origin(plugin), key, raw)
         entries = {key: parse_entry(path, key, raw) for key, (path, raw) in merged.items()}
         return cls(entries, used)
 

@@ -75,6 +75,10 @@ class TrainConfig:
             steps, and training resumes from it when it exists.
         checkpoint_every: steps between checkpoints.
         progress: show a tqdm progress bar.
+        condition_noise: Gaussian noise added to each training condition, with a standard
+            deviation of this times the condition's root-mean-square entry (0: none). It
+            spreads the training conditions, so the translator also answers conditions off
+            the manifold of its training captions (prompts as people write them).
     """
 
     steps: int = 2000
@@ -94,6 +98,7 @@ class TrainConfig:
     checkpoint_path: Path | None = None
     checkpoint_every: int = 500
     progress: bool = True
+    condition_noise: float = 0.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -115,6 +120,8 @@ class TrainConfig:
              f"weight_decay must be >= 0, got {self.weight_decay!r}")
         need(math.isfinite(self.grad_clip) and self.grad_clip >= 0,
              f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+        need(math.isfinite(self.condition_noise) and self.condition_noise >= 0,
+             f"condition_noise must be >= 0 (0 disables it), got {self.condition_noise!r}")
         need(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         try:
             dev = torch.device(self.device)
@@ -128,6 +135,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["checkpoint_path"] = None if self.checkpoint_path is None else str(self.checkpoint_path)
+        if not self.condition_noise:  # off: keep the cache keys of translators trained before the option
+            del d["condition_noise"]
         return d
 
 
@@ -310,6 +319,13 @@ def _split(source: Tensor, target: Tensor, fraction: float, seed: int
 # -- helpers ------------------------------------------------------------------------------
 def _param_dtype(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
+
+
+def noisy_condition(c: Tensor, scale: float) -> Tensor:
+    """``c`` plus Gaussian noise whose std is ``scale`` times each row's RMS entry (see ``condition_noise``)."""
+    flat = c.reshape(c.shape[0], -1)
+    rms = flat.pow(2).mean(dim=1, keepdim=True).sqrt()
+    return (flat + torch.randn_like(flat) * rms * scale).reshape(c.shape)
 
 
 def _to(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -626,6 +642,8 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
             t0 = time.perf_counter()
             c, z = batches.batch(step)
             c, z = _to(c, device, dtype), _to(z, device, dtype)
+            if config.condition_noise > 0 and c.is_floating_point():
+                c = noisy_condition(c, config.condition_noise)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, config)
             opt.zero_grad(set_to_none=True)

@@ -110,3 +110,46 @@ class Translator:
         z = self.module.transfer(self._flatten(exemplar_latents), self.encode_source(exemplar_inputs),
                                  self.encode_source(new_inputs))
         return self._unflatten(z)
+
+    @torch.no_grad()
+    def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
+                    seeds: list[int | None], chunk: int = 32) -> list[torch.Tensor]:
+        """Sample several requests in one translator call, each with its own n, temperature and seed.
+
+        ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
+        Each request draws its residual noise from its own generator exactly as
+        :meth:`sample_latents` would. The flow runs on blocks of exactly ``chunk`` rows (the
+        last one zero-padded): matrix kernels round differently for different batch sizes, and
+        fixed shapes make every row's result independent of its neighbours, so a seeded request
+        gets the same bits alone or in any batch. Returns ``(B_i, n_i, *latent_shape)`` per request.
+        """
+        module = self.module
+        if not hasattr(module, "inverse"):  # a deterministic translator has no noise to batch
+            return [self._unflatten(module.sample(c, n=n, temperature=self.temperature if t is None else t))
+                    for c, n, t in zip(conditions, ns, temperatures)]
+        ref = next(module.parameters())
+        vs, cs = [], []
+        for c, n, t, seed in zip(conditions, ns, temperatures, seeds):
+            c = module.condition.check(c.to(ref.device))
+            t = self.temperature if t is None else t
+            if n < 1 or t < 0:
+                raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={t}")
+            gen = torch.Generator(device=ref.device).manual_seed(seed) if seed is not None else None
+            vs.append(torch.randn(c.shape[0] * n, module.dim, generator=gen, device=ref.device, dtype=ref.dtype) * t)
+            cs.append(c.repeat_interleave(n, dim=0))
+        v_all, c_all = torch.cat(vs), torch.cat(cs)
+        blocks = []
+        for first in range(0, v_all.shape[0], chunk):
+            v, c = v_all[first:first + chunk], c_all[first:first + chunk]
+            rows = v.shape[0]
+            if rows < chunk:
+                v = torch.cat([v, v.new_zeros(chunk - rows, *v.shape[1:])])
+                c = torch.cat([c, c.new_zeros(chunk - rows, *c.shape[1:])])
+            blocks.append(module.inverse(v, c)[:rows])
+        z = torch.cat(blocks)
+        out, start = [], 0
+        for c, n in zip(conditions, ns):
+            rows = c.shape[0] * n
+            out.append(self._unflatten(z[start:start + rows].reshape(c.shape[0], n, -1)))
+            start += rows
+        return out

@@ -106,3 +106,52 @@ class WeightsFormat:
         except RuntimeError as e:
             raise CacheError(f"{file} does not match its own config ({str(e)[:300]}); train it again") from e
         return module.to(device).eval().requires_grad_(False)
+
+
+class ModelWeights:
+    """A plugin's weights file for one model class: ``WeightsFormat`` plus how to rebuild the model.
+
+    ``config_cls`` has ``from_json(str)``; ``model_cls(config)`` builds the model, which keeps
+    its config as ``model.config`` (with ``to_json()``). One instance replaces a plugin's whole
+    checkpoint module::
+
+        WEIGHTS = ModelWeights(WeightsFormat("myexpert", "my-format", "n2n-hub train-expert myexpert"),
+                               MyConfig, MyModel)
+        WEIGHTS.save(model, path); model, info = WEIGHTS.load_model(path)
+    """
+
+    def __init__(self, fmt: WeightsFormat, config_cls: Any, model_cls: Any,
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.format = fmt
+        self.config_cls = config_cls
+        self.model_cls = model_cls
+        self.dtype = dtype
+
+    def save(self, model: torch.nn.Module, path: str | os.PathLike[str], info: dict[str, Any] | None = None,
+             dtype: torch.dtype | None = None) -> Path:
+        """Write ``model`` atomically; floating tensors are stored as ``dtype`` (default: this format's)."""
+        return self.format.save(model, model.config.to_json(), path, info, dtype or self.dtype)
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """A ``.safetensors`` file, or a folder holding exactly one (``<expert_id>.safetensors`` wins)."""
+        return self.format.resolve(path)
+
+    def for_variant(self, variant: str, named: dict[str, Path]) -> Path:
+        """A named variant's shipped file, or the file behind a user path (``<expert_id>@/path``)."""
+        return self.format.for_variant(variant, named)
+
+    def read(self, path: str | os.PathLike[str]) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+        """Config, float32 state dict and training info of a weights file."""
+        config_json, state, info, file = self.format.read(path)
+        try:
+            cfg = self.config_cls.from_json(config_json)
+        except (ValueError, TypeError) as e:
+            raise CacheError(f"{file} has an invalid {self.format.expert_id} config in its metadata ({e}); "
+                             f"train it again with '{self.format.train_command}'") from e
+        return cfg, state, info
+
+    def load_model(self, path: str | os.PathLike[str],
+                   device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+        """Rebuild the model of a weights file, in eval mode on ``device``."""
+        cfg, state, info = self.read(path)
+        return self.format.load_into(self.model_cls(cfg), state, self.resolve(path), device), info

@@ -288,3 +288,23 @@ def test_registering_the_experts_imports_no_model_code():
             "print(heavy, [s.id for s in specs])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] ['bert', 'biggan']"
+
+
+def test_class_scores_rank_the_sampled_class_first_and_feed_prompt_scoring(expert):
+    from types import SimpleNamespace
+
+    from n2n_hub.prompt_eval import _topk_hits, latent_classifier
+
+    s = expert.sample_prior(64, generator=torch.Generator().manual_seed(1))
+    scores = expert.class_scores(s.z)
+    labels = s.extras["label"]
+    assert scores.shape == (64, 1000)
+    assert torch.equal(scores.argmax(1), labels)
+    # a latent whose class part is moved to another class's embedding is scored as that class
+    noise, _ = expert.layout.split(s.z)
+    moved = torch.cat([noise, expert.embedding[(labels + 1) % 1000]], dim=1)
+    assert _topk_hits(expert.class_scores(moved), labels, 1).sum() == 0
+    assert _topk_hits(expert.class_scores(moved), (labels + 1) % 1000, 1).mean() == 1.0
+    name, names, fn = latent_classifier(None, SimpleNamespace(target=SimpleNamespace(id="biggan")),  # type: ignore[arg-type]
+                                        SimpleNamespace(target=expert))
+    assert name == "biggan.class_scores" and len(names) == 1000 and fn == expert.class_scores

@@ -19,4 +19,5 @@ def register_datasets(register):
         license="MIT (animal-shape-mnist)",
         image_shape=(1, 32, 32),
         class_names=CLASS_NAMES,
+        classifier="n2n_animals.classifier:classify",
     ))

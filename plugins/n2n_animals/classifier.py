@@ -21,8 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from n2n_hub.atomic import atomic_path
-from n2n_hub.errors import CacheError, MissingWeightsError, ShapeError
+from n2n_hub.kit import CacheError, MissingWeightsError, ShapeError, atomic_path
 
 from . import CLASS_NAMES
 

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 import torch
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 from . import CLASS_NAMES
 from .source import read_raw

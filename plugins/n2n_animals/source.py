@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from n2n_hub.errors import CacheError, MissingWeightsError
+from n2n_hub.kit import CacheError, MissingWeightsError
 
 PACKAGE = "animal_shape_mnist"
 DISTRIBUTION = "animal-shape-mnist"

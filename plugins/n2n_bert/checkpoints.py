@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import InputError, IntegrityError, MissingWeightsError, OfflineError
-from n2n_hub.paths import is_offline
+from n2n_hub.kit import (InputError, IntegrityError, MissingWeightsError, OfflineError, is_offline,
+                         sha256_file)
 
 from . import DEFAULT_VARIANT
 

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from n2n_hub import Expert, ExpertSpec, Representation
-from n2n_hub.errors import CacheError, MissingWeightsError
-from n2n_hub.experts import as_text_batch
+from n2n_hub.kit import CacheError, MissingWeightsError, as_text_batch
 
 from . import DEFAULT_VARIANT
 from .checkpoints import Checkpoint, resolve

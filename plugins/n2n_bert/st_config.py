@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
 

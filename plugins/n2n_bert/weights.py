@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import CacheError, MissingWeightsError
+from n2n_hub.kit import CacheError, MissingWeightsError, sha256_file
 
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 

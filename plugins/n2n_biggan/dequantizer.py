@@ -36,9 +36,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from n2n_hub.atomic import atomic_path
-from n2n_hub.errors import CacheError
-from n2n_hub.paths import experts_dir
+from n2n_hub.kit import CacheError, atomic_path, experts_dir
 
 FILE_NAME = "dequantizer.safetensors"
 FORMAT = "n2n-biggan-dequantizer/1"

@@ -18,8 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
-from n2n_hub.errors import InputError, MissingWeightsError, ShapeError
-from n2n_hub.experts import check_batch
+from n2n_hub.kit import InputError, MissingWeightsError, ShapeError, check_batch, using_home
 
 from . import DEFAULT_TRUNCATION, DEFAULT_VARIANT, RANDOM_EMBEDDING, VARIANTS, biggan_spec
 from .dequantizer import DequantizerReport, DequantizerSettings, DequantizerVAE, class_spacing, load_or_train
@@ -143,8 +142,9 @@ class BigGANExpert(Expert):
     def dequantizer(self) -> DequantizerVAE:
         """The class-embedding VAE, loaded from the cache or trained on first use."""
         if self._dequantizer is None:
-            vae, report, path = load_or_train(self.embedding, self.weights_fingerprint, self._dq_settings,
-                                              progress=self._progress)
+            with using_home(self.home):  # cached under the home of the hub that loaded this expert
+                vae, report, path = load_or_train(self.embedding, self.weights_fingerprint, self._dq_settings,
+                                                  progress=self._progress)
             self._dequantizer, self._dq_report, self._dq_path = vae, report, path
         return self._dequantizer
 
@@ -208,6 +208,12 @@ class BigGANExpert(Expert):
              "distance": float(d), "distance_to_spacing": float(d) / self._spacing}
             for d, i in zip(dist, idx)
         ]
+
+    def class_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, classes)`` scores of each latent's ĥ: minus its distance to every class embedding."""
+        check_batch(z, self.latent_representation(), "biggan latent")
+        _, h = self.layout.split(z.detach().float().cpu())
+        return -torch.cdist(h, self.embedding)
 
     def _check_labels(self, labels: torch.Tensor | Sequence[int]) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()

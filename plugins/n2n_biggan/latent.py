@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 TRUNCATION_BOUND = 2.0
 

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from n2n_hub.atomic import atomic_path, sha256_file
-from n2n_hub.errors import CacheError, InputError, MissingWeightsError, OfflineError
-from n2n_hub.paths import experts_dir, is_offline
+from n2n_hub.kit import (CacheError, InputError, MissingWeightsError, OfflineError, atomic_path, experts_dir,
+                         is_offline, sha256_file)
 
 from . import VARIANTS
 

@@ -1,4 +1,4 @@
-"""Built-in bridge: class labels → caption text from prompt templates."""
+"""Built-in bridges: class labels → caption text (templates, or prose the way people write)."""
 
 from n2n_hub import BridgeSpec, hookimpl
 
@@ -11,4 +11,12 @@ def register_bridges(register):
         to_domain="text",
         loader="n2n_captions.templates:captions_from_labels",
         description="'a photo of a {class}' and other templates; some templates are held out for evaluation",
+    ))
+    register(BridgeSpec(
+        id="label-prose",
+        from_domain="label",
+        to_domain="text",
+        loader="n2n_captions.prose:captions_from_labels",
+        description="captions as people write them: sentences with context, synonyms, hypernyms and short "
+                    "descriptions from curated word lists; the label-caption bridge's held-out templates for evaluation",
     ))

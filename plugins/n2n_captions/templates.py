@@ -11,7 +11,7 @@ import re
 import torch
 
 from n2n_hub import BridgeContext
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 TRAIN_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}",

@@ -7,23 +7,15 @@ from typing import Any
 
 import click
 
-from n2n_hub.errors import N2NError, PluginError
+from n2n_hub.kit import N2NError, PluginError
 
 
 def _dataset(name: str) -> tuple[Any, tuple[str, ...]]:
     """The dataset's loader and class names; it must have images and one label per image."""
-    from n2n_hub.errors import InputError
-    from n2n_hub.experts import import_object
-    from n2n_hub.plugins import get_host
+    from n2n_hub.kit import dataset_spec, import_object
 
-    datasets = get_host().collect().datasets
-    if name not in datasets:
-        raise InputError(f"no dataset {name!r}; registered datasets: {', '.join(sorted(datasets)) or 'none'}")
-    spec = datasets[name]
-    if not {"image", "label"} <= set(spec.domains) or not spec.class_names:
-        raise InputError(f"dataset {name!r} needs images with class labels to make segmentation targets "
-                         f"(it has {', '.join(spec.domains)})")
-    return import_object(spec.loader), tuple(spec.class_names)
+    spec = dataset_spec(name, needs=("image", "label"), labelled=True)
+    return import_object(spec.loader), tuple(spec.class_names or ())
 
 
 def register(cli: click.Group) -> None:
@@ -60,7 +52,7 @@ def train_segmenter_command(dataset: str, encoder: str, encoder_weights: str, ep
     try:
         import torch
 
-        from n2n_hub.paths import experts_dir
+        from n2n_hub.kit import experts_dir
 
         from . import encoder_weights as ew
         from .checkpoint import save_weights

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 from . import CLASS_NAMES
 

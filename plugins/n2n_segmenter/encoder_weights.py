@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from n2n_hub.errors import InputError, MissingWeightsError
+from n2n_hub.kit import InputError, MissingWeightsError
 
 PREFIXES = ("module.", "encoder.", "model.", "backbone.")
 

@@ -9,9 +9,7 @@ from typing import Any
 import torch
 
 from n2n_hub import Expert, ExpertSpec, Representation
-from n2n_hub.atomic import sha256_file
-from n2n_hub.errors import UnknownExpertError
-from n2n_hub.experts import check_images
+from n2n_hub.kit import UnknownExpertError, check_images, sha256_file
 
 from . import DEFAULT_TAP
 from .checkpoint import WEIGHTS, load_model

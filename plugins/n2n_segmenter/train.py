@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 from .config import SegmenterConfig
 from .model import Segmenter, label_maps

@@ -9,21 +9,12 @@ import click
 import torch
 import torch.nn.functional as F
 
-from n2n_hub.errors import InputError, N2NError, PluginError
-from n2n_hub.experts import import_object
+from n2n_hub.kit import N2NError, PluginError, load_dataset
 
 
 def _dataset_images(name: str) -> torch.Tensor:
     """The ``image`` data of a registered dataset's train split."""
-    from n2n_hub.plugins import get_host
-
-    datasets = get_host().collect().datasets
-    if name not in datasets:
-        raise InputError(f"no dataset {name!r}; registered datasets: {', '.join(sorted(datasets)) or 'none'}")
-    spec = datasets[name]
-    if "image" not in spec.domains:
-        raise InputError(f"dataset {name!r} has no images (domains: {', '.join(spec.domains)})")
-    return import_object(spec.loader)("train")["image"]
+    return load_dataset(name, "train", needs=("image",))["image"]
 
 
 def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
@@ -77,7 +68,7 @@ def train_vaegan_command(dataset: str | None, folder: Path | None, size: int, ch
     if preset == "paper" and size != 128:
         raise click.UsageError("the paper configuration (Table S2) is 128×128: use --size 128, or --config small")
     try:
-        from n2n_hub.paths import experts_dir
+        from n2n_hub.kit import experts_dir
 
         from .checkpoint import save_weights
         from .config import VAEGANConfig

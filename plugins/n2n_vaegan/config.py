@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 
 @dataclass(frozen=True)

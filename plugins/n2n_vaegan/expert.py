@@ -9,8 +9,7 @@ from typing import Any
 import torch
 
 from n2n_hub import Expert, ExpertSpec, PriorSample, Representation
-from n2n_hub.atomic import sha256_file
-from n2n_hub.experts import check_batch, check_images
+from n2n_hub.kit import check_batch, check_images, sha256_file
 
 from .checkpoint import WEIGHTS, load_model
 

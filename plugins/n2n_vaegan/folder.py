@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from n2n_hub.errors import InputError
+from n2n_hub.kit import InputError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 

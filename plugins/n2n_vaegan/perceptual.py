@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from n2n_hub.errors import MissingWeightsError
+from n2n_hub.kit import MissingWeightsError
 
 log = logging.getLogger(__name__)
 VGG16_FILE = "vgg16-397923af.pth"

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from n2n_hub.errors import ShapeError, TrainingError
+from n2n_hub.kit import ShapeError, TrainingError
 
 from .config import VAEGANConfig
 from .losses import VAEGANLoss

@@ -28,4 +28,5 @@ def register_experts(register):
 def register_datasets(register):
     register(DatasetSpec(id="toyshapes", version="1", loader="n2n_toy.experts:load_shapes",
                          domains=("image", "label"), image_shape=(1, 4, 4), class_names=CLASSES,
+                         classifier="n2n_toy.experts:classify_shapes",
                          description="random 4x4 images whose mean depends on the label"))

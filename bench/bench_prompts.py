@@ -1,0 +1,117 @@
+"""Prompts as people write them: held-out names, sentences and synonyms, scored per class and kind.
+
+For bert -> vaegan@animals: the share of samples the animals classifier names as the
+prompted animal (``bench/prompts/animals.tsv``, written before any tuning), against the
+reconstruction ceiling and the MiniLM nearest-centroid line; the NLL of held-out images
+split into an image part and a phrasing part; sample diversity; training wall time.
+A variant is chosen with ``--bridge`` and ``--condition-noise`` (and ``--steps``).
+
+With ``--biggan FOLDER`` (BigGAN weights: config.json + model.safetensors or
+pytorch_model.bin) it scores bert -> biggan instead: top-1 and top-5 class of the generated
+class embedding for sentence and synonym prompts written from the class names.
+
+Run: ``python bench/bench_prompts.py [--steps N] [--bridge label-prose] [--condition-noise 0.5] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from machine import cpu_name
+
+PROMPTS = Path(__file__).resolve().parent / "prompts" / "animals.tsv"
+BIGGAN_FRAMES = {
+    "sentences": ("a {} in its natural surroundings", "i took a picture of a {} yesterday",
+                  "a {} seen on a walk last weekend"),
+    "names": ("{}", "the {}"),
+}
+
+
+def registry_override(pair: str, bridge: str | None) -> None:
+    """Point $N2N_HUB_REGISTRY at a file that swaps the pair's bridge (the shipped file is not touched)."""
+    if bridge is None:
+        return
+    path = Path(tempfile.mkdtemp(prefix="n2n-bench-reg-")) / "registry.toml"
+    path.write_text(f'[pairs.{pair}]\nbridges = ["{bridge}"]\n')
+    os.environ["N2N_HUB_REGISTRY"] = str(path)
+
+
+def diversity(translator, prompts: list[str], n: int, seed: int) -> float:  # type: ignore[no-untyped-def]
+    """Mean pairwise pixel RMS among the n samples of each prompt (the evaluation's diversity_pixels)."""
+    from n2n_hub.evaluation import mean_pairwise_rms
+
+    r = translator.translate(prompts, n=n, seed=seed)
+    return mean_pairwise_rms(r.outputs.reshape(len(prompts), n, -1))
+
+
+def animals(args: argparse.Namespace) -> dict:
+    from n2n_hub import Hub
+    from n2n_hub.prompt_eval import evaluate_prompts, read_prompts
+
+    registry_override("bert-vaegan-animals", args.bridge)
+    hub = Hub(progress=False)
+    options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise}.items() if v}
+    t0 = time.perf_counter()
+    t = hub.pair("bert", "vaegan", **options)
+    pair_s = time.perf_counter() - t0
+    plan = hub.plan("bert", "vaegan")
+    prompts = read_prompts(PROMPTS)
+    report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
+    div = diversity(t, [p.text for p in prompts if p.kind == "names"], 8, args.seed)
+    return {"pair": "bert -> vaegan@animals", "bridge": [b.id for b in plan.bridges], "options": options,
+            "pair_seconds": pair_s, "train_metrics": t.metrics, "diversity_pixels_names": div,
+            **report.to_dict()}
+
+
+def biggan(args: argparse.Namespace) -> dict:
+    from n2n_hub import Hub
+    from n2n_hub.prompt_eval import Prompt, evaluate_prompts
+
+    registry_override("bert-biggan", args.bridge)
+    hub = Hub(progress=False)
+    target = f"biggan@{args.biggan}"
+    options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise}.items() if v}
+    t = hub.pair("bert", target, **options)
+    plan = hub.plan("bert", target)
+    names = t.target.class_names
+    classes = torch.randperm(len(names), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
+    prompts = [Prompt(names[int(c)], kind, frame.format(names[int(c)]))
+               for c in classes for kind, frames in BIGGAN_FRAMES.items() for frame in frames]
+    report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
+    return {"pair": f"bert -> {target}", "options": options, **report.to_dict()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the registry's)")
+    ap.add_argument("--bridge", default=None, help="label -> text bridge (default: the registry's)")
+    ap.add_argument("--condition-noise", type=float, default=None)
+    ap.add_argument("--samples", type=int, default=16, help="samples per prompt")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--biggan", default=None, help="BigGAN weights folder or variant: score bert -> biggan")
+    ap.add_argument("--classes", type=int, default=100, help="BigGAN classes to sample prompts for")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    out = biggan(args) if args.biggan else animals(args)
+    out["machine"] = f"{cpu_name()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}"
+    if args.json:
+        print(json.dumps(out, default=str))
+        return
+    from n2n_hub.prompt_eval import PromptEvaluation
+
+    fields = {k: out[k] for k in PromptEvaluation.__dataclass_fields__}
+    print(PromptEvaluation(**fields).table())
+    print({k: out[k] for k in out if k not in fields})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

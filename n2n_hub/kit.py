@@ -1,0 +1,79 @@
+"""Everything a plugin needs, in one public module: plugins import only ``n2n_hub`` and ``n2n_hub.kit``.
+
+The built-in plugins under ``plugins/`` use nothing else (a test checks it), so what they
+can do, a third-party plugin can do too. What is here:
+
+- the error hierarchy (raise these: the CLI prints their message as one line);
+- weights files: :class:`WeightsFormat` (safetensors + JSON config) and :class:`ModelWeights`
+  (the same, bound to a config and model class);
+- atomic writes and hashing: :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`sha256_file`;
+- where files go and whether the network may be used: :func:`experts_dir`, :func:`hub_home`,
+  :func:`is_offline`;
+- input validators: :func:`check_images`, :func:`check_batch`, :func:`as_text_batch`,
+  :func:`import_object`;
+- dataset access: :func:`dataset_spec`, :func:`load_dataset`.
+
+Importing this module does not import torch; the weights-file classes load it on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .atomic import atomic_path, atomic_write_bytes, sha256_file
+from .components import DatasetSpec
+from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError, N2NError,
+                     OfflineError, PluginError, RegistryError, ShapeError, TrainingError, TranslatorFileError,
+                     UnknownExpertError)
+from .experts import as_text_batch, check_batch, check_images, import_object
+from .paths import experts_dir, hub_home, is_offline, using_home
+
+if TYPE_CHECKING:
+    from .weights_file import ModelWeights, WeightsFormat
+
+__all__ = [
+    # errors
+    "N2NError", "CacheError", "IncompatiblePairError", "InputError", "IntegrityError", "MissingWeightsError",
+    "OfflineError", "PluginError", "RegistryError", "ShapeError", "TrainingError", "TranslatorFileError",
+    "UnknownExpertError",
+    # files
+    "WeightsFormat", "ModelWeights", "atomic_path", "atomic_write_bytes", "sha256_file",
+    "experts_dir", "hub_home", "is_offline", "using_home",
+    # inputs
+    "check_images", "check_batch", "as_text_batch", "import_object",
+    # datasets
+    "dataset_spec", "load_dataset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The weights-file classes need torch; load it only when a plugin reaches for them.
+    if name in ("WeightsFormat", "ModelWeights"):
+        from . import weights_file
+
+        return getattr(weights_file, name)
+    raise AttributeError(f"module 'n2n_hub.kit' has no attribute {name!r}")
+
+
+def dataset_spec(name: str, needs: Sequence[str] = (), labelled: bool = False) -> DatasetSpec:
+    """The registered dataset ``name``; it must hold the ``needs`` domains (and class names if ``labelled``)."""
+    from .plugins import get_host
+
+    datasets = get_host().collect().datasets
+    if name not in datasets:
+        raise InputError(f"no dataset {name!r}; registered datasets: {', '.join(sorted(datasets)) or 'none'} "
+                         "(`n2n-hub plugins` shows plugins that failed to load)")
+    spec = datasets[name]
+    missing = [d for d in needs if d not in spec.domains]
+    if missing:
+        raise InputError(f"dataset {name!r} has no {' or '.join(missing)} data (it has {', '.join(spec.domains)})")
+    if labelled and not spec.class_names:
+        raise InputError(f"dataset {name!r} has no class names; use a dataset with labelled classes")
+    return spec
+
+
+def load_dataset(name: str, split: str = "train", needs: Sequence[str] = ()) -> dict[str, Any]:
+    """``{domain: data}`` of a registered dataset's ``split`` (``train`` or ``test``)."""
+    if split not in ("train", "test"):
+        raise InputError(f"dataset split must be 'train' or 'test', got {split!r}")
+    return import_object(dataset_spec(name, needs).loader)(split)

@@ -1,0 +1,382 @@
+"""The FastAPI application: routes, API key, limits, errors, metrics and access logs.
+
+Requests are decoded here, run through the pair's :class:`~.batching.Batcher` and encoded
+back; the model work runs in one worker thread per pair, so the event loop keeps answering
+health checks and the page while a batch computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import IncompatiblePairError, InputError, N2NError, UnknownExpertError
+from ..translator import Translator
+from .batching import Batcher, QueueFull
+from .engine import Job, JobResult, run_jobs
+from .metrics import Metrics
+from .pairs import PairPool, PairSlot, pair_key
+from .requests import Rejected, TranslateRequest, from_fields, over, parse_json_body, to_job
+from .responses import json_answer, png_bytes, safetensors_bytes
+from .settings import ServeSettings
+
+access_log = logging.getLogger("n2n_hub.serve.access")
+log = logging.getLogger("n2n_hub.serve")
+
+OPEN_PATHS = ("/healthz", "/readyz")
+RETRY_AFTER_LOADING = "5"
+
+_EXAMPLE = {"pair": "bert-vaegan-animals", "texts": ["a photo of a zebra"], "n": 4, "temperature": 0.8, "seed": 0,
+            "format": "json"}
+_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "pair": {"type": "string", "description": "a registry pair name (see GET /v1/pairs)"},
+        "source": {"type": "string", "description": "source expert address, e.g. bert"},
+        "target": {"type": "string", "description": "target expert address, e.g. vaegan@animals"},
+        "texts": {"type": "array", "items": {"type": "string"}, "description": "inputs of a text source"},
+        "images": {"type": "array", "items": {"type": "string"}, "description": "base64 image files for an image source"},
+        "latents": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                    "description": "source representations z_Φ, one row per input (skips the source encoder)"},
+        "n": {"type": "integer", "minimum": 1, "default": 1, "description": "samples per input"},
+        "temperature": {"type": "number", "minimum": 0, "description": "residual noise scale (default: the pair's)"},
+        "seed": {"type": "integer", "minimum": 0, "description": "identical seeded requests give identical bytes"},
+        "format": {"type": "string", "enum": ["json", "png", "safetensors"], "default": "json",
+                   "description": "json: per-sample facts + base64 PNG grid; png: the grid; safetensors: latents"},
+        "samples": {"type": "boolean", "default": False, "description": "add one base64 PNG per sample (json)"},
+        "include_latents": {"type": "boolean", "default": False, "description": "add the latents as arrays (json)"},
+    },
+    "example": _EXAMPLE,
+}
+
+
+def _error(status: int, message: str, limit: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if limit:
+        body["limit"] = limit
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _status_of(e: N2NError) -> int:
+    if isinstance(e, UnknownExpertError):
+        return 404
+    if isinstance(e, IncompatiblePairError):
+        return 422
+    return 400
+
+
+class ServerState:
+    """Everything one app holds: the hub, its pairs, their batchers, metrics."""
+
+    def __init__(self, hub: Any, settings: ServeSettings, pairs: list[str], translators: list[Translator]) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.metrics = Metrics()
+        self.pool = PairPool(hub, settings.allow_train, on_ready=self._attach_batcher)
+        self.requested_pairs = pairs
+        self.preloaded = translators
+        self.started = time.time()
+        self.calls: dict[str, int] = {"encode": 0, "translate": 0, "decode": 0}
+
+    def _attach_batcher(self, slot: PairSlot) -> None:
+        t = slot.translator
+        assert t is not None
+        key = slot.key
+
+        def run(jobs: list[Job]) -> list[Any]:
+            return run_jobs(t, jobs, on_call=self._count, merge_encode=self.settings.merge_encode)
+
+        def on_batch(size: int) -> None:
+            self.metrics.batch_size.labels(key).observe(size)
+            self.metrics.batches.labels(key).inc()
+
+        slot.batcher = Batcher(run, self.settings.max_batch, self.settings.max_delay_ms / 1000,
+                               self.settings.limits.max_queue, name=key, on_batch=on_batch)
+
+    def _count(self, what: str) -> None:
+        self.calls[what] = self.calls.get(what, 0) + 1
+
+    def start(self) -> None:
+        for t in self.preloaded:
+            self.pool.add_ready(t)
+        if self.settings.lazy:
+            return
+        for src, tgt, name in self.pool.startup_pairs(self.requested_pairs):
+            self.pool.ensure(src, tgt, name=name, startup=True)
+
+    def ready(self) -> tuple[bool, list[dict[str, Any]]]:
+        slots = list(self.pool.slots.values())
+        startup = [s for s in slots if s.startup]
+        ok = all(s.state != "loading" for s in startup) and (any(s.state == "ready" for s in slots) or
+                                                               (self.settings.lazy and not startup))
+        return ok, [s.to_dict() for s in slots]
+
+    def update_gauges(self) -> None:
+        for slot in self.pool.slots.values():
+            if slot.batcher is not None:
+                self.metrics.queue_depth.labels(slot.key).set(slot.batcher.depth)
+
+    async def close(self) -> None:
+        for slot in list(self.pool.slots.values()):
+            if slot.batcher is not None:
+                await slot.batcher.close()
+
+
+def _key_ok(request: Request, key: str) -> bool:
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if given is None and auth.lower().startswith("basic "):  # browsers: any user name, the key as password
+        try:
+            given = base64.b64decode(auth[6:].strip()).decode().split(":", 1)[-1]
+        except (ValueError, UnicodeDecodeError):
+            given = None
+    return given is not None and hmac.compare_digest(given.encode(), key.encode())
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise over("max_body_bytes", f"the request body has {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise over("max_body_bytes", f"the request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str] | None = None,
+               translators: list[Translator] | None = None) -> FastAPI:
+    """The server for ``hub``: serve ``pairs`` (names or ``SRC,TGT``; default: cached + the offline default)
+    and any already loaded ``translators``."""
+    settings = settings or ServeSettings()
+    state = ServerState(hub, settings, list(pairs or []), list(translators or []))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.start)
+        yield
+        await state.close()  # uvicorn has already let in-flight requests finish
+
+    app = FastAPI(title="n2n-hub", summary="Network-to-network translations over HTTP",
+                  version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.n2n = state
+
+    @app.middleware("http")
+    async def guard_and_log(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        path = request.url.path
+        state.metrics.in_flight.inc()
+        try:
+            if settings.api_key and not path.startswith(OPEN_PATHS) and not _key_ok(request, settings.api_key):
+                response: Response = _error(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY' "
+                                                 "or 'X-API-Key: KEY'",
+                                            headers={"WWW-Authenticate": 'Basic realm="n2n-hub"'})
+            else:
+                try:
+                    response = await call_next(request)
+                except Exception as e:  # noqa: BLE001 - the server never dies on a request
+                    log.exception("unhandled error on %s", path)
+                    response = _error(500, f"internal error: {type(e).__name__}: {e}")
+        finally:
+            state.metrics.in_flight.dec()
+        elapsed = time.perf_counter() - start
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or ("static" if path.startswith("/static/") else "unmatched")
+        state.metrics.requests.labels(template, str(response.status_code)).inc()
+        state.metrics.latency.labels(template).observe(elapsed)
+        response.headers["X-Request-ID"] = rid
+        access_log.info(json.dumps({
+            "ts": round(time.time(), 3), "request_id": rid, "client": request.client.host if request.client else None,
+            "method": request.method, "path": path, "status": response.status_code, "ms": round(elapsed * 1000, 2),
+            "pair": response.headers.get("X-N2N-Pair"), "length": response.headers.get("content-length"),
+        }))
+        return response
+
+    @app.exception_handler(Rejected)
+    async def rejected(request: Request, e: Rejected) -> JSONResponse:
+        return _error(e.status, e.message, e.limit, e.headers or None)
+
+    @app.exception_handler(N2NError)
+    async def n2n_error(request: Request, e: N2NError) -> JSONResponse:
+        return _error(_status_of(e), str(e))
+
+    # -- operations -------------------------------------------------------------------
+    @app.get("/healthz", tags=["operations"], summary="The process is up (never needs the API key)")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "uptime_s": round(time.time() - state.started, 3)}
+
+    @app.get("/readyz", tags=["operations"], summary="Start-up pairs are loaded (503 until then)")
+    async def readyz() -> JSONResponse:
+        ok, slots = state.ready()
+        return JSONResponse({"ready": ok, "pairs": slots}, status_code=200 if ok else 503,
+                            headers=None if ok else {"Retry-After": RETRY_AFTER_LOADING})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        state.update_gauges()
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- catalogue --------------------------------------------------------------------
+    @app.get("/v1/experts", tags=["catalogue"], summary="Experts the installed plugins provide")
+    async def experts() -> list[dict[str, Any]]:
+        return [s.to_dict() for s in state.hub.experts()]
+
+    @app.get("/v1/pairs", tags=["catalogue"], summary="Pairs served (with their state) and pairs the registry knows")
+    async def list_pairs() -> dict[str, Any]:
+        return {"served": [s.to_dict() for s in state.pool.slots.values()],
+                "registry": [e.to_dict() for e in state.hub.pairs()],
+                "allow_train": settings.allow_train}
+
+    # -- translating ------------------------------------------------------------------
+    async def _slot_for(req: TranslateRequest) -> PairSlot:
+        src, tgt, name = await run_in_threadpool(state.pool.resolve, req.source, req.target, req.pair)
+        slot = state.pool.slots.get(pair_key(src, tgt))
+        if slot is None:
+            await run_in_threadpool(state.hub.plan, src, tgt)  # an impossible pair fails now, with its reason
+            slot = state.pool.ensure(src, tgt, name=name)
+        if slot.state == "loading":
+            raise Rejected(503, f"pair {slot.key} is loading; retry in a few seconds",
+                           headers={"Retry-After": RETRY_AFTER_LOADING})
+        if slot.state == "failed":
+            raise Rejected(404, f"pair {slot.key} is not served: {slot.error}")
+        return slot
+
+    async def _translate(req: TranslateRequest, deadline: float) -> Response:
+        slot = await _slot_for(req)
+        t = slot.translator
+        assert t is not None and slot.batcher is not None
+        spec = t.source.spec
+        if req.format == "png" and t.target.spec.output_domain != "image":
+            raise Rejected(400, f"{slot.target} does not produce images; ask for format 'json'")
+        job = await run_in_threadpool(to_job, req, spec.input_domain, spec.input_shape, settings.limits)
+        try:
+            res: JobResult = await asyncio.wait_for(slot.batcher.submit(job), max(0.0, deadline - time.monotonic()))
+        except QueueFull as e:
+            raise Rejected(429, f"too many requests waiting for {slot.key} ({e}); retry shortly",
+                           limit="max_queue", headers={"Retry-After": "1"}) from None
+        except asyncio.TimeoutError:
+            raise over("request_timeout_s", f"the request took longer than the limit of "
+                                            f"{settings.limits.request_timeout_s:g} s", status=408) from None
+        except N2NError as e:
+            raise Rejected(_status_of(e), str(e)) from None
+        except (ValueError, TypeError) as e:
+            raise Rejected(400, str(e)) from None
+        state.metrics.samples.labels(slot.key).inc(res.latents.shape[0] * req.n)
+        headers = {"X-N2N-Pair": slot.key}
+        temperature = t.temperature if req.temperature is None else req.temperature
+        if req.format == "png":
+            body = await run_in_threadpool(png_bytes, res.outputs, req.n)
+            return Response(body, media_type="image/png", headers=headers)
+        if req.format == "safetensors":
+            body = await run_in_threadpool(safetensors_bytes, res.latents)
+            return Response(body, media_type="application/octet-stream", headers=headers)
+        answer = await run_in_threadpool(json_answer, req, res, slot.source, slot.target, temperature,
+                                         settings.limits)
+        return JSONResponse(answer, headers=headers)
+
+    async def _with_deadline(req_coro: Any, deadline: float) -> Response:
+        try:
+            return await asyncio.wait_for(req_coro, max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise over("request_timeout_s", f"the request took longer than the limit of "
+                                            f"{settings.limits.request_timeout_s:g} s", status=408) from None
+
+    @app.post("/v1/translate", tags=["translate"], summary="Translate texts, base64 images or source latents",
+              openapi_extra={"requestBody": {"required": True,
+                                             "content": {"application/json": {"schema": _REQUEST_SCHEMA}}}},
+              responses={200: {"content": {"application/json": {}, "image/png": {},
+                                           "application/octet-stream": {}}}})
+    async def translate(request: Request) -> Response:
+        deadline = time.monotonic() + settings.limits.request_timeout_s
+        raw = await _read_capped(request, settings.limits.max_body_bytes)
+        req = from_fields(parse_json_body(raw), settings.limits)
+        return await _with_deadline(_translate(req, deadline), deadline)
+
+    @app.post("/v1/translate/upload", tags=["translate"],
+              summary="Translate uploaded image files (multipart: 'images', or a safetensors 'latents' file)",
+              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                  "type": "object", "properties": {
+                      "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                      "latents": {"type": "string", "format": "binary",
+                                  "description": "safetensors file with a 'latents' tensor (B, ...)"},
+                      **{k: v for k, v in _REQUEST_SCHEMA["properties"].items()  # type: ignore[attr-defined]
+                         if k not in ("texts", "images", "latents")}}}}}}})
+    async def translate_upload(request: Request) -> Response:
+        deadline = time.monotonic() + settings.limits.request_timeout_s
+        limits = settings.limits
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            raise over("max_body_bytes", f"the request body has {declared} bytes; the limit is {limits.max_body_bytes}")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise Rejected(415, "send multipart/form-data with 'images' files (or use POST /v1/translate with JSON)")
+        try:
+            form = await request.form(max_files=limits.max_inputs + 1, max_fields=32,
+                                      max_part_size=limits.max_image_bytes + 1)
+        except Exception as e:  # noqa: BLE001 - starlette raises its own types for bad multipart
+            raise Rejected(400, f"malformed multipart form: {getattr(e, 'detail', e)}") from None
+        fields: dict[str, Any] = {}
+        images: list[tuple[str, bytes]] | None = None
+        latents = None
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):
+                data = await value.read()
+                if key == "images":
+                    if len(data) > limits.max_image_bytes:
+                        raise over("max_image_bytes", f"{value.filename} has {len(data)} bytes; the limit is "
+                                                      f"{limits.max_image_bytes}")
+                    images = (images or []) + [(value.filename or f"image {len(images or [])}", data)]
+                elif key == "latents":
+                    latents = _read_latents(data)
+                else:
+                    raise Rejected(400, f"unexpected file field {key!r}; send 'images' or 'latents'")
+            else:
+                fields[key] = value
+        req = from_fields(fields, limits, images=images, latents=latents)
+        return await _with_deadline(_translate(req, deadline), deadline)
+
+    # -- the page ---------------------------------------------------------------------
+    static = resources.files("n2n_hub.serve") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+
+    return app
+
+
+def _read_latents(data: bytes) -> Any:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise Rejected(400, f"cannot read the 'latents' file as safetensors: {e}") from None
+    if "latents" not in tensors:
+        raise Rejected(400, f"the safetensors file has no 'latents' tensor (it has {sorted(tensors)})")
+    return tensors["latents"].float()
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
