@@ -170,9 +170,14 @@ def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
         if not isinstance(name, str) or not isinstance(entry, dict):
             raise PluginError("register() takes a pair name and a dict of registry keys")
         try:
-            parse_entry(plugin_origin(plugin), name, entry)
+            parsed = parse_entry(plugin_origin(plugin), name, entry)
         except N2NError as e:
             catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            return
+        if parsed.recipe not in catalog.recipes:  # recipes are collected first
+            catalog.problems.append(PluginProblem(
+                plugin, f"refused: [pairs.{name}] recipe {parsed.recipe!r} is not registered "
+                        f"(known: {', '.join(sorted(catalog.recipes))})"))
             return
         if name in catalog.pairs:
             first = catalog.pairs[name][0]
