@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from n2n_hub import Expert, ExpertSpec, Representation
-from n2n_hub.errors import InputError, ShapeError
+from n2n_hub.kit import InputError, ShapeError
 
 
 class DomainExpert(Expert):
