@@ -418,6 +418,10 @@ class Hub:
                       condition=condition)
         if not plan.target_spec.can_encode:
             raise IncompatiblePairError(f"{plan.target} cannot encode exemplars, so it has nothing to transfer")
+        if kind == "domain":  # unknown domain names fail before anything is loaded or trained
+            from .transfer import check_domain_names
+
+            check_domain_names(plan, to, from_)
         t = self.pair(source, target, **pair_options)
         return run_transfer(t, kind, exemplars, to=to, appearance=appearance, condition=condition, from_=from_,
                             n=n, temperature=temperature, seed=seed)

@@ -99,6 +99,20 @@ def check_request(kind: str, pair: str, recipe: str, **given: Any) -> None:
         raise InputError(f"{pair} (recipe {recipe!r}) needs the new condition: pass {FLAGS[kind]}")
 
 
+def check_domain_names(plan: Any, *groups: Any) -> None:
+    """Refuse domain names the set indicator does not know, from its spec alone (nothing loaded)."""
+    spec, variant = plan.source_spec, plan.source.variant
+    chosen = spec.variant(variant) if variant else None
+    names = tuple(chosen.settings.get("names", ())) if chosen is not None else ()
+    names = names or tuple(spec.class_names or ())
+    if not names:
+        return
+    for group in groups:
+        for name in ([group] if isinstance(group, str) else list(group or [])):
+            if isinstance(name, str) and name.strip().lower() not in names:
+                raise InputError(f"unknown domain {name!r} for {plan.source}; domains: {', '.join(names)}")
+
+
 def _kind_of(arg: str) -> str:
     return next(k for k, v in ARGS.items() if v == arg)
 
