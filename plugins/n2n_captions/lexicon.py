@@ -118,9 +118,6 @@ GENERIC_CONTEXTS: tuple[str, ...] = (
     "in the middle of the frame", "outdoors", "on a plain background", "in the morning",
 )
 
-GENERIC_LOOKS: tuple[str, ...] = ()
-
-
 def entry_for(name: str) -> Entry:
     """The curated entry of a class name (case-insensitive), or an empty one."""
     return LEXICON.get(name.lower(), Entry())
