@@ -192,6 +192,7 @@ class TranslatorStore:
             "created": meta.get("created"),
             "metrics": meta.get("metrics", {}),
             "steps": (meta.get("training") or {}).get("steps") if isinstance(meta.get("training"), dict) else None,
+            "compute": meta.get("compute"),
         }
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(summary, indent=2, sort_keys=True).encode())
 
