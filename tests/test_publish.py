@@ -90,6 +90,12 @@ def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_hos
         "toytext", "toygen", train_if_missing=False)
     assert torch.equal(_samples(fetched), _samples(trained))
 
+    logs: list[str] = []
+    forced = Hub(home=tmp_path / "b", host=toy_host, progress=False, log=logs.append,
+                 registry=Registry.load([toy_registry_file, pub.snippet])).pair("toytext", "toygen", force=True)
+    assert any(m.startswith("training a cinn translator") for m in logs)  # --force trains despite the published file
+    assert not any("fetching" in m for m in logs) and forced.metadata["key"] == trained.metadata["key"]
+
 
 def test_publish_refuses_unknown_keys_and_local_data(toy_host, tmp_path):
     hub = _hub(toy_host, tmp_path / "a", [])
