@@ -193,7 +193,7 @@ def _resolve_url(path: Path | str, url: str | None) -> str | None:
     """A url without a scheme is a file path relative to the registry file that names it."""
     if not url or "://" in url or url.startswith("file:") or not Path(str(path)).is_file():
         return url
-    return (Path(str(path)).resolve().parent / url).resolve().as_uri()
+    return (Path(str(path)).absolute().parent / url).resolve().as_uri()  # beside the file as named, links kept
 
 
 def default_registry_paths() -> list[Path]:
