@@ -93,9 +93,10 @@ def experts(ctx: click.Context, query: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def experts_list(query: str | None, as_json: bool) -> None:
     """List experts: id, what they encode and decode, and their plugin."""
-    specs = _catalog().search(query)
+    catalog = _catalog()
+    specs = catalog.search(query)
     if as_json:
-        _echo_json([s.to_dict() for s in specs])
+        _echo_json([{**s.to_dict(), "conflict": catalog.conflicts.get(f"expert:{s.id}")} for s in specs])
         return
     if not specs:
         click.echo("no experts match" if query else "no experts installed (see `n2n-hub plugins`)")
@@ -108,7 +109,9 @@ def experts_list(query: str | None, as_json: bool) -> None:
             can.append(f"decodes {s.latent.describe() if s.latent else '?'} -> {s.output_domain}")
         if s.can_sample:
             can.append(f"prior {s.prior}")
-        click.echo(f"{s.id:<12} {s.description}")
+        clash = catalog.conflicts.get(f"expert:{s.id}")
+        click.echo(f"{s.id:<12} {s.description}" + (f"  [CONFLICT: registered by {', '.join(clash)}; "
+                                                   "unusable until one is uninstalled]" if clash else ""))
         click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}, default variant {s.default_variant}]")
 
 
@@ -252,6 +255,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train,
               size, n_blocks, hidden, make_current=True, use_current=False)
+    from .distributed import world
+
+    if not world().is_main:  # under torchrun, rank 0 speaks for all
+        return
     if as_json:
         _echo_json({"path": str(t.path), **t.metadata})
         return
@@ -267,6 +274,10 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
                    f"{m.get('steps')} steps")
     elif m.get("best_val_mse") is not None:
         click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+    if t.metadata.get("compute"):
+        from .compute import ComputeRecord
+
+        click.echo(f"training cost: {ComputeRecord(**t.metadata['compute']).summary()}")
 
 
 def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # type: ignore[no-untyped-def]
@@ -332,6 +343,9 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     src_spec = plan.source_spec
     if output is None and not as_json and plan.target_spec.output_domain == "image":
         raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
+    if len(inputs) * n > MAX_SAMPLES * 64:
+        raise InputError(f"{len(inputs)} inputs x {n} samples is more than n2n-hub makes in one call "
+                         f"({MAX_SAMPLES * 64}); split the inputs over several calls")
     batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
     decode = output is None or output.suffix.lower() != ".safetensors"
@@ -555,10 +569,15 @@ def cache_path() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_list(as_json: bool) -> None:
     """Cached translators: key, pair, size, held-out NLL."""
-    entries = _hub(quiet=True).cache.entries()
+    hub = _hub(quiet=True)
+    entries = hub.cache.entries()
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
+    leftovers = hub.cache.leftovers(hub.features.root)
+    if leftovers:
+        click.echo(f"{len(leftovers)} leftover(s) of interrupted runs (`n2n-hub cache verify` lists them, "
+                   "`n2n-hub cache gc` removes them)")
     if not entries:
         click.echo("no cached translators")
     for e in entries:
@@ -622,6 +641,38 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 
 
 # -- plugins management ----------------------------------------------------------------
+@cli.command(name="publish")
+@click.argument("key")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder for the translator file and its registry snippet.")
+@click.option("--url", help="Where the file will be served: its URL, or its folder's URL ending in '/'.")
+@click.option("--hf-repo", help="Hugging Face repository that will hold the file (instead of --url).")
+@click.option("--hf-file", help="File name in --hf-repo (default: the published file's name).")
+@click.option("--name", help="Registry entry name (default: the entry it was trained from, else the pair).")
+@click.option("--upload", is_flag=True, help="Upload the file to --hf-repo with huggingface_hub (needs a token).")
+@click.option("--endpoint", help="Hugging Face endpoint for --upload (default: $HF_ENDPOINT or huggingface.co).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def publish_cmd(key: str, out: Path, url: str | None, hf_repo: str | None, hf_file: str | None, name: str | None,  # type: ignore[no-untyped-def]
+                upload: bool, endpoint: str | None, as_json: bool) -> None:
+    """Write the cached translator KEY and the registry snippet that lets others fetch it.
+
+    The snippet holds `published` (url, or hf_repo + hf_file, and the sha256); others add
+    it to a registry file and `n2n-hub pair` fetches and verifies the file instead of
+    training. Without --url or --hf-repo it points at the file beside it.
+    """
+    from .publish import publish
+
+    result = publish(_hub(quiet=True).cache, key, out, url=url, hf_repo=hf_repo, hf_file=hf_file, name=name,
+                     upload=upload, endpoint=endpoint)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(f"wrote {result.file} (sha256 {result.sha256})")
+    click.echo(f"wrote {result.snippet}: add it to a registry file so `n2n-hub pair` fetches this translator")
+    if upload:
+        click.echo(f"uploaded to {hf_repo}")
+
+
 def _pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", *args]
     click.echo(" ".join(cmd), err=True)
@@ -665,7 +716,7 @@ def _register_plugin_commands() -> None:
     for impl in host.pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the CLI
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the CLI
             host.load_problems.append(PluginProblem(impl.plugin_name, f"register_commands raised {type(e).__name__}: {e}"))
 
 

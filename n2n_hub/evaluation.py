@@ -142,6 +142,7 @@ class Evaluation:
     features: str | None
     seed: int
     metrics: dict[str, float | None] = field(default_factory=dict)
+    compute: dict[str, Any] | None = None  # what training the translator cost (n2n_hub.compute)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,7 +153,12 @@ class Evaluation:
                 f"{self.per_condition} samples each for diversity; features: {self.features or 'none'})")
         rows = [(label, self.metrics.get(key)) for key, label in METRICS if self.metrics.get(key) is not None]
         width = max((len(label) for label, _ in rows), default=10)
-        return "\n".join([head] + [f"  {label:<{width}}  {format_value(v)}" for label, v in rows])
+        lines = [head] + [f"  {label:<{width}}  {format_value(v)}" for label, v in rows]
+        if self.compute:
+            from .compute import ComputeRecord
+
+            lines.append(f"  training cost: {ComputeRecord(**self.compute).summary()}")
+        return "\n".join(lines)
 
 
 def format_value(v: float | None) -> str:
@@ -286,7 +292,8 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, sample
             metrics["consistency_cosine"], metrics["consistency_rel_l2"] = cos, rel
             metrics["consistency_cosine_reconstruction"] = _consistency(source, plan.source.tap, x_rec, c)[0]
     return Evaluation(str(plan.source), str(plan.target), translator.kind,
-                      str(translator.path) if translator.path else None, m, per_condition, features, seed, metrics)
+                      str(translator.path) if translator.path else None, m, per_condition, features, seed, metrics,
+                      compute=translator.metadata.get("compute"))
 
 
 def evaluate(hub: Hub, source: str, target: str, *, translator: str | None = None, samples: int | None = None,

@@ -14,8 +14,10 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from filelock import FileLock
@@ -33,6 +35,22 @@ def feature_lock(root: Path, key: str, timeout: float = -1) -> FileLock:
     locks = Path(root) / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     return FileLock(str(locks / f"{key}.lock"), timeout=timeout)
+
+_ROOT: ContextVar[Path | None] = ContextVar("n2n_hub_feature_root", default=None)
+
+
+def current_root() -> Path | None:
+    """The feature store whose entry is being computed now (sharded extraction keeps its parts there)."""
+    return _ROOT.get()
+
+
+@contextmanager
+def _computing_in(root: Path) -> Iterator[None]:
+    token = _ROOT.set(root)
+    try:
+        yield
+    finally:
+        _ROOT.reset(token)
 
 
 def stable_hash(obj: Any) -> str:
@@ -95,6 +113,7 @@ class FeatureStore:
         key = stable_hash(key_parts)
         if self.has(key):
             return self.load(key)
-        tensor = compute()
+        with _computing_in(self.root):
+            tensor = compute()
         self.save(key, tensor, {"key_parts": key_parts})
         return tensor

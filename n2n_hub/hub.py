@@ -14,11 +14,14 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
-from . import translator_file
+from . import distributed, translator_file
 from .baselines import MLPTranslator
+from .boundary import call_plugin, guard
 from .cinn import ConditionalINN, ConditionSpec
+from .compute import Stopwatch, training_cost
 from .components import BridgeSpec, DatasetSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
@@ -125,13 +128,16 @@ class Hub:
             if not (isinstance(cls, type) and issubclass(cls, Expert)):
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
-            try:
-                with using_home(self.home):
-                    self._experts[key] = cls(spec, addr.variant, device=self.device)
-            except N2NError:
-                raise
-            except (FileNotFoundError, OSError) as e:
-                raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
+
+            def construct() -> Expert:
+                try:
+                    return cls(spec, addr.variant, device=self.device)
+                except (FileNotFoundError, OSError) as e:
+                    raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
+
+            with using_home(self.home):
+                expert = call_plugin(spec, "loading", construct)
+            self._experts[key] = guard(expert)  # outputs are checked against the spec at the boundary
         return self._experts[key]
 
     # -- pairing ----------------------------------------------------------------------
@@ -179,6 +185,12 @@ class Hub:
     def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
         cond = self._condition_spec(plan, source)
         dim = target.latent_representation().numel
+        from .validation import FLOW_RULES, number_problem
+
+        for k, v in overrides.items():
+            problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
+            if problem:
+                raise InputError(problem)
         flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
         if plan.translator == "mlp":
             return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})
@@ -260,11 +272,14 @@ class Hub:
             if not train_if_missing:
                 raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
                                  f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
-            with self.cache.lock(key):
-                if not force:  # another process may have finished it while we waited
-                    result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=False)
-                if result is None:
-                    result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
+            if distributed.world().distributed:  # torchrun: the ranks train together and rank 0 writes
+                result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
+            else:
+                with self.cache.lock(key):
+                    if not force:  # another process may have finished it while we waited
+                        result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=False)
+                    if result is None:
+                        result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
         if make_current:
             self.cache.set_current(key, plan.label)
         return result
@@ -366,6 +381,7 @@ class Hub:
             if event.get("event") in ("skip", "early_stop", "warning", "resume"):
                 self._log(str(event.get("message")))
 
+        stopwatch = Stopwatch(torch.device(config.device))
         try:
             result: TrainResult = train(module, data.source, data.target, config, log=log)
         except TrainingError as e:
@@ -374,7 +390,10 @@ class Hub:
             self._log(f"{e}: starting afresh")
             ckpt.unlink(missing_ok=True)
             module.load_state_dict(initial)
+            stopwatch = Stopwatch(torch.device(config.device))
             result = train(module, data.source, data.target, config, log=log)
+        cost = training_cost(module, data.source, data.target, config.batch_size, result.steps, stopwatch,
+                             world_size=distributed.world().size)
         module.eval()
         self._check_validation(plan, result, ckpt)
         meta = {
@@ -383,10 +402,14 @@ class Hub:
             "recipe": plan.to_dict(), "training": {k: v for k, v in config.to_dict().items() if k != "checkpoint_path"},
             "metrics": {k: v for k, v in result.to_dict().items() if k != "history"},
             "pairs": n_pairs,
+            "compute": cost.to_dict(),
         }
-        path = self.cache.save(module, meta, key, plan.label)
-        ckpt.unlink(missing_ok=True)
-        self._log(f"saved translator {key} to {path}")
+        path = self.cache.path_for(key, plan.label)
+        if distributed.world().is_main:
+            path = self.cache.save(module, meta, key, plan.label)
+            ckpt.unlink(missing_ok=True)
+            self._log(f"saved translator {key} to {path}")
+        distributed.barrier()  # the other ranks load what rank 0 wrote
         module, meta = translator_file.load(path, map_location=self.device)
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .components import BridgeContext, BridgeSpec
 from .errors import ShapeError
 from .experts import Expert, import_object
 from .features import FeatureStore, stable_hash
+from .sharding import encode_sharded
 from .inputs import fingerprint_paths, image_files, read_images, read_text_lines
 
 
@@ -47,12 +48,16 @@ def encode_batched(expert: Expert, inputs: Any, tap: str | None, batch_size: int
         codes = encode_batched(expert, unique, tap, batch_size, desc, progress) if len(unique) < len(inputs) else None
         if codes is not None:
             return codes[torch.tensor([index[t] for t in inputs])]
-    chunks = batches(inputs, batch_size)
-    out = []
-    with torch.no_grad():
-        for chunk in tqdm(chunks, desc=desc, unit="batch", disable=not progress or len(chunks) < 2, leave=False):
-            out.append(expert.encode(chunk, tap=tap).detach().float().cpu())
-    return torch.cat(out)
+
+    def encode_chunks(chunks: list[Any]) -> torch.Tensor:
+        out = []
+        with torch.no_grad():
+            for chunk in tqdm(chunks, desc=desc, unit="batch", disable=not progress or len(chunks) < 2, leave=False):
+                out.append(expert.encode(chunk, tap=tap).detach().float().cpu())
+        return torch.cat(out)
+
+    sharded = encode_sharded(inputs, tap, batch_size, expert, encode_chunks)  # under torchrun: this rank's share
+    return sharded if sharded is not None else encode_chunks(batches(inputs, batch_size))
 
 
 def apply_bridges(chain: Sequence[BridgeSpec], data: Any, context: BridgeContext) -> Any:

@@ -10,6 +10,12 @@ or gradient is not finite, validate every ``val_every`` steps, stop early when
 validation stops improving, and return the best weights. A checkpoint (one safetensors file, scalars as JSON in its header) lets
 an interrupted run resume and end with exactly the weights of an uninterrupted one.
 
+Launched by torchrun, the same code trains data-parallel (DistributedDataParallel, gloo on
+CPU, NCCL on GPU): every rank holds all pairs, initialises the whitening and ActNorm from
+the same global rows, takes its share of each global batch, validates its share of the
+held-out rows (the sums are reduced across ranks) and only rank 0 writes checkpoints. A
+checkpoint resumes at any world size, since the trajectory is defined by the global batch.
+
 Objectives, per dimension so numbers compare across target sizes:
 
 * ``cinn``: mean NLL of z_Θ given z_Φ in nats/dim (Eq. 4 plus the Gaussian constant);
@@ -32,6 +38,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from . import distributed
 from .atomic import atomic_path
 from .cinn.actnorm import ActNorm
 from .cinn.nll import nats_to_bits, standard_normal_nll_per_dim
@@ -57,7 +64,10 @@ class TrainConfig:
 
     Attributes:
         steps: optimizer steps (one batch each).
-        batch_size: pairs per step.
+        batch_size: pairs per step over all processes. Under torchrun each of N processes
+            trains on ``batch_size / N`` of them and DDP averages the gradients, so the effective
+            batch, the update and hence the learning rate are those of one process: neither
+            needs changing with N (it must divide ``batch_size``).
         lr: peak learning rate of Adam, reached after ``warmup_steps``.
         warmup_steps: linear warmup from ``lr / warmup_steps`` to ``lr``.
         min_lr_ratio: cosine decay ends at ``lr * min_lr_ratio`` at the last step.
@@ -329,6 +339,8 @@ def noisy_condition(c: Tensor, scale: float) -> Tensor:
 
 
 def _to(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+    if device.type == "cuda" and x.device.type == "cpu" and not x.is_pinned():
+        x = x.pin_memory()  # page-locked, so the copy below is asynchronous and overlaps the step
     if x.dtype.is_floating_point:
         return x.to(device=device, dtype=dtype, non_blocking=True)
     return x.to(device=device, non_blocking=True)
@@ -395,6 +407,52 @@ def evaluate(model: nn.Module, source: Tensor, target: Tensor, batch_size: int =
     finally:
         model.train(was)
     return float(total) / target.shape[0]
+
+
+# Steps queued between host reads on CUDA, where the optimizer skips bad steps on the device:
+# skip warnings and the progress bar lag by at most this many steps.
+_READ_EVERY_CUDA = 32
+
+
+def _skips_on_device(opt: torch.optim.Optimizer) -> bool:
+    """True for a fused Adam, which takes ``found_inf`` and skips a step without a host round trip."""
+    return bool(opt.defaults.get("fused"))
+
+
+def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.Optimizer,
+               params: list[nn.Parameter], c: Tensor, z: Tensor, grad_clip: float,
+               autocast: Any, w: distributed.World, skips_on_device: bool) -> Tensor:
+    """One step without reading anything back to the host; returns ``[loss, grad norm]`` on the device.
+
+    With ``skips_on_device`` the update is applied too, masked on the device: a fused
+    Adam given ``found_inf = 1`` leaves weights, moments and its step count untouched, so
+    a non-finite step is skipped exactly as if ``opt.step()`` had not been called.
+    Otherwise the caller reads the result and decides whether to call ``opt.step()``.
+    """
+    opt.zero_grad(set_to_none=True)
+    with autocast:
+        loss = step_loss(z, c).float().mean()
+    loss.backward()
+    if grad_clip > 0:
+        gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        gnorm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
+    stat = torch.stack([loss.detach(), gnorm.detach().float()])
+    if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
+        stat = distributed.all_reduce_sum(stat / w.size)
+    if skips_on_device:
+        opt.found_inf = (~torch.isfinite(stat).all()).float()  # type: ignore[attr-defined]
+        opt.step()
+    return stat
+
+
+def _rank_share(c: Tensor, z: Tensor, w: distributed.World) -> tuple[Tensor, Tensor]:
+    """This rank's rows of the global batch: the effective batch stays ``batch_size`` at any world size."""
+    if z.shape[0] % w.size:
+        raise InputError(f"a batch of {z.shape[0]} pairs does not split evenly over {w.size} processes; "
+                         f"choose a batch size divisible by {w.size}")
+    return distributed.rank_slice(c, w), distributed.rank_slice(z, w)
 
 
 # -- checkpoints --------------------------------------------------------------------------
@@ -499,16 +557,21 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
          config: TrainConfig, log: Log | None, n_train: int | None) -> TrainResult:
     """The shared loop.
 
-    Host synchronisation: each step reads back exactly one small tensor, ``[loss, grad
-    norm]``, with a single ``.tolist()``. The read is needed because a step whose loss
-    or gradient is not finite must not reach Adam at all (even a masked update would
-    advance its moments and step count); the same two numbers feed the progress bar.
-    Nothing inside the model reads from the device, so on CUDA the forward and backward
-    of a step queue without stalls, and the one read at the end of a step costs one
-    round trip while the device is idle anyway (the optimizer step is next).
+    Host synchronisation: the step itself (:func:`train_step`) reads nothing back. A step
+    whose loss or gradient is not finite must not reach Adam at all (even a masked update
+    would advance its moments and step count); the fused Adam does exactly that on the
+    device when given ``found_inf``. The numbers ``[loss, grad norm]`` of each step are
+    read back in one transfer: after every step on CPU (where a read costs nothing), every
+    32 steps on CUDA, and always before validation, a checkpoint and the end, so skip
+    warnings, the loss average and the early stop see every step. An optimizer without a
+    fused kernel falls back to reading after each step, before deciding to update.
     """
     name, f = objective(model)
     device = torch.device(config.device)
+    if distributed.world().distributed:  # launched by torchrun: one process per device
+        w = distributed.init(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", w.local_rank)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {config.device!r} requested but CUDA is not available; use device='cpu'")
     use_bf16 = config.bf16 and device.type == "cuda"
@@ -540,6 +603,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
           dtype: torch.dtype, use_bf16: bool, opt: torch.optim.Optimizer, params: list[nn.Parameter]
           ) -> TrainResult:
     t_start = time.perf_counter()
+    w = distributed.world()
     step = 0
     best_val: float | None = None
     best_step: int | None = None
@@ -595,7 +659,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
         """Evaluate, remember the best weights; True when patience is exhausted."""
         nonlocal best_val, best_step, best_state, checks_without_gain
         assert val_pairs is not None
-        value = evaluate(model, val_pairs[0], val_pairs[1], device=device)
+        value = distributed.sharded_mean(lambda s, t: evaluate(model, s, t, device=device), val_pairs[0], val_pairs[1])
         history.append({"step": at, "val": value})
         improved = math.isfinite(value) and (best_val is None or value < best_val)
         if improved:
@@ -630,65 +694,86 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
 
     bar = None
     if config.progress:
-        from tqdm.auto import tqdm
+        from .progress import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc=f"train ({name})", unit="step", dynamic_ncols=True)
     samples, step_time = 0, 0.0
     stopped_early = False
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_bf16
                 else contextlib.nullcontext())
+    step_loss = distributed.data_parallel(model, f, device)  # f itself in one process
+    skips_on_device = _skips_on_device(opt)
+    read_every = _READ_EVERY_CUDA if device.type == "cuda" and skips_on_device else 1
+    pending: list[tuple[int, Tensor]] = []  # (step, [loss, grad norm]) not yet read back
+
+    def settle() -> bool:
+        """Read the pending steps' numbers in one transfer and account for them; True if the last was finite."""
+        nonlocal consecutive_bad, skipped, train_loss_ema
+        if not pending:
+            return True
+        values = torch.stack([v for _, v in pending]).tolist()  # the only host read of the loop
+        ok = True
+        for (at, _), (loss_v, gnorm_v) in zip(pending, values):
+            ok = math.isfinite(loss_v) and math.isfinite(gnorm_v)
+            if ok:
+                consecutive_bad = 0
+                train_loss_ema = loss_v if train_loss_ema is None else 0.98 * train_loss_ema + 0.02 * loss_v
+                continue
+            skipped += 1
+            consecutive_bad += 1
+            _emit(log, "skip", f"step {at}: non-finite {'loss' if not math.isfinite(loss_v) else 'gradient'}"
+                  f" (loss {loss_v:.4g}, gradient norm {gnorm_v:.4g}), step skipped without updating the "
+                  "weights", logging.WARNING, step=at)
+            if consecutive_bad >= config.max_bad_steps:
+                pending.clear()
+                raise TrainingError(
+                    f"{consecutive_bad} consecutive training steps had a non-finite loss or gradient "
+                    f"(last at step {at}). Lower the learning rate (lr={config.lr:g}), normalise the "
+                    "inputs (zero mean, unit variance per dimension), and check the data for NaN/inf.")
+        pending.clear()
+        if bar is not None and train_loss_ema is not None and step_time > 0:
+            bar.set_postfix({name: f"{train_loss_ema:.4f}", "samples/s": f"{samples / step_time:.0f}"},
+                            refresh=False)
+        return ok
+
     try:
         while step < config.steps:
             t0 = time.perf_counter()
             c, z = batches.batch(step)
+            if w.distributed:
+                c, z = _rank_share(c, z, w)
             c, z = _to(c, device, dtype), _to(z, device, dtype)
             if config.condition_noise > 0 and c.is_floating_point():
                 c = noisy_condition(c, config.condition_noise)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, config)
-            opt.zero_grad(set_to_none=True)
-            with autocast:
-                loss = f(z, c).float().mean()
-            loss.backward()
-            if config.grad_clip > 0:
-                gnorm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            else:
-                gnorm = torch.linalg.vector_norm(
-                    torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
-            loss_v, gnorm_v = torch.stack([loss.detach(), gnorm.detach().float()]).tolist()  # the one read
-            if math.isfinite(loss_v) and math.isfinite(gnorm_v):
-                opt.step()
-                consecutive_bad = 0
-                train_loss_ema = loss_v if train_loss_ema is None else 0.98 * train_loss_ema + 0.02 * loss_v
-            else:
-                skipped += 1
-                consecutive_bad += 1
-                opt.zero_grad(set_to_none=True)
-                _emit(log, "skip", f"step {step}: non-finite {'loss' if not math.isfinite(loss_v) else 'gradient'}"
-                      f" (loss {loss_v:.4g}, gradient norm {gnorm_v:.4g}), step skipped without updating the "
-                      "weights", logging.WARNING, step=step)
-                if consecutive_bad >= config.max_bad_steps:
-                    raise TrainingError(
-                        f"{consecutive_bad} consecutive training steps had a non-finite loss or gradient "
-                        f"(last at step {step}). Lower the learning rate (lr={config.lr:g}), normalise the "
-                        "inputs (zero mean, unit variance per dimension), and check the data for NaN/inf.")
+            stat = train_step(step_loss, opt, params, c, z, config.grad_clip, autocast, w, skips_on_device)
+            pending.append((step, stat))
+            if not skips_on_device:  # the optimizer cannot skip by itself: decide on the host
+                if settle():
+                    opt.step()
+                else:
+                    opt.zero_grad(set_to_none=True)
+            elif len(pending) >= read_every:
+                settle()
             step += 1
-            samples += z.shape[0]
+            samples += z.shape[0] * w.size
             step_time += time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
-                if train_loss_ema is not None:
-                    bar.set_postfix({name: f"{train_loss_ema:.4f}", "samples/s": f"{samples / step_time:.0f}"},
-                                    refresh=False)
             last = step == config.steps
+            if last or (val_pairs is not None and step % config.val_every == 0) or (
+                    ckpt is not None and step % config.checkpoint_every == 0):
+                settle()
             if val_pairs is not None and (step % config.val_every == 0 or last):
                 if validate(step) and not last:
                     stopped_early = True
                     _emit(log, "early_stop", f"no validation gain for {config.patience} checks: stopping at "
                           f"step {step}, restoring the weights of step {best_step}", step=step)
                     break
-            if ckpt is not None and (step % config.checkpoint_every == 0 or last):
+            if ckpt is not None and w.is_main and (step % config.checkpoint_every == 0 or last):
                 checkpoint(step)
+        settle()  # after an early stop
     finally:
         if bar is not None:
             bar.close()

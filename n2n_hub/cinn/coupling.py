@@ -14,6 +14,11 @@ def soft_clamp(s: torch.Tensor, clamp: float) -> torch.Tensor:
     return clamp * torch.tanh(s / clamp)
 
 
+def _sum(s: torch.Tensor) -> torch.Tensor:
+    """Row sums of log-scales accumulated in at least float32 (bf16 autocast keeps log-dets exact)."""
+    return s.sum(dim=1, dtype=torch.promote_types(s.dtype, torch.float32))
+
+
 class ConditionalSubnet(nn.Module):
     """Table S3a subnet on ``[x; h]`` that emits both log-scale ``s`` and shift ``t``.
 
@@ -68,11 +73,11 @@ class AlternatingCoupling(nn.Module):
             s, t = self.f1(x1, c1)
             s = soft_clamp(s, self.clamp)
             x2 = torch.addcmul(t, x2, torch.exp(s))
-            logdet = s.sum(dim=1)
+            logdet = _sum(s)
             s, t = self.f2(x2, c2)
             s = soft_clamp(s, self.clamp)
             x1 = torch.addcmul(t, x1, torch.exp(s))
-            return torch.cat([x1, x2], dim=1), logdet + s.sum(dim=1)
+            return torch.cat([x1, x2], dim=1), logdet + _sum(s)
         s, t = self.f2(x2, c2)
         s = soft_clamp(s, self.clamp)
         x1 = (x1 - t) * torch.exp(-s)

@@ -19,6 +19,11 @@ from .whitening import MAX_DIM as MAX_WHITENED_DIM
 from .whitening import Whitening
 
 
+def _full_precision(x: torch.Tensor) -> torch.autocast:
+    """Autocast off for the enclosed maths (whitening), whatever autocast the caller set."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 class ConditionalINN(nn.Module):
     """τ: whitening, then ``n_blocks`` × (alternating affine coupling, ActNorm, permutation), with embedder H.
 
@@ -97,7 +102,8 @@ class ConditionalINN(nn.Module):
         cs = self.embed(c)
         logdet = z.new_zeros(z.shape[0])
         if self.whitening is not None:
-            z, logdet = self.whitening(z)
+            with _full_precision(z):  # a triangular solve: kept out of bf16 autocast
+                z, logdet = self.whitening(z)
         for i, block in enumerate(self.blocks):
             z, ld = block(z, cs[2 * i], cs[2 * i + 1])
             logdet = logdet + ld
@@ -109,7 +115,8 @@ class ConditionalINN(nn.Module):
         for i in reversed(range(self.n_blocks)):
             v, _ = self.blocks[i](v, cs[2 * i], cs[2 * i + 1], rev=True)
         if self.whitening is not None:
-            v, _ = self.whitening(v, rev=True)
+            with _full_precision(v):
+                v, _ = self.whitening(v, rev=True)
         return v
 
     def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
