@@ -35,12 +35,14 @@ BIGGAN_FRAMES = {
 }
 
 
-def registry_override(pair: str, bridge: str | None) -> None:
+def registry_override(pair: str, bridge: str | None, pairs_per_item: int | None = None) -> None:
     """Point $N2N_HUB_REGISTRY at a file that swaps the pair's bridge (the shipped file is not touched)."""
-    if bridge is None:
+    lines = [f'bridges = ["{bridge}"]'] if bridge else []
+    lines += [f"pairs_per_item = {pairs_per_item}"] if pairs_per_item else []
+    if not lines:
         return
     path = Path(tempfile.mkdtemp(prefix="n2n-bench-reg-")) / "registry.toml"
-    path.write_text(f'[pairs.{pair}]\nbridges = ["{bridge}"]\n')
+    path.write_text(f"[pairs.{pair}]\n" + "\n".join(lines) + "\n")
     os.environ["N2N_HUB_REGISTRY"] = str(path)
 
 
@@ -56,7 +58,7 @@ def animals(args: argparse.Namespace) -> dict:
     from n2n_hub import Hub
     from n2n_hub.prompt_eval import evaluate_prompts, read_prompts
 
-    registry_override("bert-vaegan-animals", args.bridge)
+    registry_override("bert-vaegan-animals", args.bridge, args.pairs_per_item)
     hub = Hub(progress=False)
     options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise}.items() if v}
     t0 = time.perf_counter()
@@ -67,6 +69,7 @@ def animals(args: argparse.Namespace) -> dict:
     report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
     div = diversity(t, [p.text for p in prompts if p.kind == "names"], 8, args.seed)
     return {"pair": "bert -> vaegan@animals", "bridge": [b.id for b in plan.bridges], "options": options,
+            "pairs_per_item": plan.pairs_per_item,
             "pair_seconds": pair_s, "train_metrics": t.metrics, "diversity_pixels_names": div,
             **report.to_dict()}
 
@@ -82,7 +85,9 @@ def biggan(args: argparse.Namespace) -> dict:
     t = hub.pair("bert", target, **options)
     plan = hub.plan("bert", target)
     names = t.target.class_names
-    classes = torch.randperm(len(names), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
+    unique = [i for i, n in enumerate(names) if [m.lower() for m in names].count(n.lower()) == 1]  # "crane" is two classes
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
+    classes = [unique[int(i)] for i in order]
     prompts = [Prompt(names[int(c)], kind, frame.format(names[int(c)]))
                for c in classes for kind, frames in BIGGAN_FRAMES.items() for frame in frames]
     report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
@@ -94,6 +99,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the registry's)")
     ap.add_argument("--bridge", default=None, help="label -> text bridge (default: the registry's)")
     ap.add_argument("--condition-noise", type=float, default=None)
+    ap.add_argument("--pairs-per-item", type=int, default=None, help="captions per training image")
     ap.add_argument("--samples", type=int, default=16, help="samples per prompt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--biggan", default=None, help="BigGAN weights folder or variant: score bert -> biggan")

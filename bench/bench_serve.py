@@ -70,6 +70,7 @@ async def drive(url: str, concurrency: int, seconds: float, n: int, max_requests
     """``concurrency`` clients, each sending its next request when the last one is answered."""
     lat: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
     counter = 0
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
@@ -83,10 +84,13 @@ async def drive(url: str, concurrency: int, seconds: float, n: int, max_requests
                 try:
                     r = await client.post("/v1/translate", json=body(i, n))
                     ok = r.status_code == 200 and r.content[:4] == b"\x89PNG"
-                except httpx.HTTPError:
-                    ok = False
+                    kind = f"HTTP {r.status_code}: {r.text[:80]}" if not ok else ""
+                except httpx.HTTPError as e:
+                    ok, kind = False, type(e).__name__
                 lat.append(time.perf_counter() - t0)
                 errors += not ok
+                if kind:
+                    kinds[kind] = kinds.get(kind, 0) + 1
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -97,7 +101,7 @@ async def drive(url: str, concurrency: int, seconds: float, n: int, max_requests
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
 
     return {"requests": len(lat), "seconds": elapsed, "rps": len(lat) / elapsed, "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "errors": errors}
+            "p99_ms": pct(0.99), "errors": errors, "error_kinds": kinds}
 
 
 def rss_mb(pid: int) -> float:

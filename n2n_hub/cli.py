@@ -93,9 +93,10 @@ def experts(ctx: click.Context, query: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def experts_list(query: str | None, as_json: bool) -> None:
     """List experts: id, what they encode and decode, and their plugin."""
-    specs = _catalog().search(query)
+    catalog = _catalog()
+    specs = catalog.search(query)
     if as_json:
-        _echo_json([s.to_dict() for s in specs])
+        _echo_json([{**s.to_dict(), "conflict": catalog.conflicts.get(f"expert:{s.id}")} for s in specs])
         return
     if not specs:
         click.echo("no experts match" if query else "no experts installed (see `n2n-hub plugins`)")
@@ -108,7 +109,9 @@ def experts_list(query: str | None, as_json: bool) -> None:
             can.append(f"decodes {s.latent.describe() if s.latent else '?'} -> {s.output_domain}")
         if s.can_sample:
             can.append(f"prior {s.prior}")
-        click.echo(f"{s.id:<12} {s.description}")
+        clash = catalog.conflicts.get(f"expert:{s.id}")
+        click.echo(f"{s.id:<12} {s.description}" + (f"  [CONFLICT: registered by {', '.join(clash)}; "
+                                                   "unusable until one is uninstalled]" if clash else ""))
         click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}, default variant {s.default_variant}]")
 
 
@@ -340,6 +343,9 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     src_spec = plan.source_spec
     if output is None and not as_json and plan.target_spec.output_domain == "image":
         raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
+    if len(inputs) * n > MAX_SAMPLES * 64:
+        raise InputError(f"{len(inputs)} inputs x {n} samples is more than n2n-hub makes in one call "
+                         f"({MAX_SAMPLES * 64}); split the inputs over several calls")
     batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
     t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
     decode = output is None or output.suffix.lower() != ".safetensors"
@@ -499,18 +505,20 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless told).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--max-batch", type=click.IntRange(min=1, max=4096), default=16, show_default=True,
               help="Requests merged into one encode and one translator call (1: no batching).")
-@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--max-delay-ms", type=FiniteFloat(0, 10_000), default=5.0, show_default=True,
               help="How long a request waits for others to batch with.")
 @click.option("--api-key-env", metavar="VAR", help="Require the key held in environment variable VAR.")
 @click.option("--allow-train", is_flag=True, help="Train a pair's translator when it is not cached.")
 @click.option("--lazy", is_flag=True, help="Load pairs on first request (503 + Retry-After until ready).")
-@click.option("--max-n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples per input.")
-@click.option("--max-inputs", type=click.IntRange(min=1), default=16, show_default=True, help="Inputs per request.")
-@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--max-n", type=click.IntRange(min=1, max=MAX_SAMPLES), default=64, show_default=True,
+              help="Samples per input.")
+@click.option("--max-inputs", type=click.IntRange(min=1, max=4096), default=16, show_default=True,
+              help="Inputs per request.")
+@click.option("--max-queue", type=click.IntRange(min=1, max=1_000_000), default=256, show_default=True,
               help="Requests waiting per pair before 429.")
-@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--request-timeout", type=FiniteFloat(0, 86_400, low_open=True), default=60.0, show_default=True,
               help="Seconds a request may take.")
 @click.option("--encode-apart", is_flag=True,
               help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
@@ -561,10 +569,15 @@ def cache_path() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_list(as_json: bool) -> None:
     """Cached translators: key, pair, size, held-out NLL."""
-    entries = _hub(quiet=True).cache.entries()
+    hub = _hub(quiet=True)
+    entries = hub.cache.entries()
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
+    leftovers = hub.cache.leftovers(hub.features.root)
+    if leftovers:
+        click.echo(f"{len(leftovers)} leftover(s) of interrupted runs (`n2n-hub cache verify` lists them, "
+                   "`n2n-hub cache gc` removes them)")
     if not entries:
         click.echo("no cached translators")
     for e in entries:
@@ -628,6 +641,38 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 
 
 # -- plugins management ----------------------------------------------------------------
+@cli.command(name="publish")
+@click.argument("key")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder for the translator file and its registry snippet.")
+@click.option("--url", help="Where the file will be served: its URL, or its folder's URL ending in '/'.")
+@click.option("--hf-repo", help="Hugging Face repository that will hold the file (instead of --url).")
+@click.option("--hf-file", help="File name in --hf-repo (default: the published file's name).")
+@click.option("--name", help="Registry entry name (default: the entry it was trained from, else the pair).")
+@click.option("--upload", is_flag=True, help="Upload the file to --hf-repo with huggingface_hub (needs a token).")
+@click.option("--endpoint", help="Hugging Face endpoint for --upload (default: $HF_ENDPOINT or huggingface.co).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def publish_cmd(key: str, out: Path, url: str | None, hf_repo: str | None, hf_file: str | None, name: str | None,  # type: ignore[no-untyped-def]
+                upload: bool, endpoint: str | None, as_json: bool) -> None:
+    """Write the cached translator KEY and the registry snippet that lets others fetch it.
+
+    The snippet holds `published` (url, or hf_repo + hf_file, and the sha256); others add
+    it to a registry file and `n2n-hub pair` fetches and verifies the file instead of
+    training. Without --url or --hf-repo it points at the file beside it.
+    """
+    from .publish import publish
+
+    result = publish(_hub(quiet=True).cache, key, out, url=url, hf_repo=hf_repo, hf_file=hf_file, name=name,
+                     upload=upload, endpoint=endpoint)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.echo(f"wrote {result.file} (sha256 {result.sha256})")
+    click.echo(f"wrote {result.snippet}: add it to a registry file so `n2n-hub pair` fetches this translator")
+    if upload:
+        click.echo(f"uploaded to {hf_repo}")
+
+
 def _pip(*args: str) -> None:
     cmd = [sys.executable, "-m", "pip", *args]
     click.echo(" ".join(cmd), err=True)
@@ -671,7 +716,7 @@ def _register_plugin_commands() -> None:
     for impl in host.pm.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the CLI
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the CLI
             host.load_problems.append(PluginProblem(impl.plugin_name, f"register_commands raised {type(e).__name__}: {e}"))
 
 

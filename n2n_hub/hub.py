@@ -19,6 +19,7 @@ from torch import nn
 
 from . import distributed, translator_file
 from .baselines import MLPTranslator
+from .boundary import call_plugin, guard
 from .cinn import ConditionalINN, ConditionSpec
 from .compute import Stopwatch, training_cost
 from .components import BridgeSpec, DatasetSpec
@@ -127,13 +128,16 @@ class Hub:
             if not (isinstance(cls, type) and issubclass(cls, Expert)):
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
-            try:
-                with using_home(self.home):
-                    self._experts[key] = cls(spec, addr.variant, device=self.device)
-            except N2NError:
-                raise
-            except (FileNotFoundError, OSError) as e:
-                raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
+
+            def construct() -> Expert:
+                try:
+                    return cls(spec, addr.variant, device=self.device)
+                except (FileNotFoundError, OSError) as e:
+                    raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
+
+            with using_home(self.home):
+                expert = call_plugin(spec, "loading", construct)
+            self._experts[key] = guard(expert)  # outputs are checked against the spec at the boundary
         return self._experts[key]
 
     # -- pairing ----------------------------------------------------------------------
@@ -181,6 +185,12 @@ class Hub:
     def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
         cond = self._condition_spec(plan, source)
         dim = target.latent_representation().numel
+        from .validation import FLOW_RULES, number_problem
+
+        for k, v in overrides.items():
+            problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
+            if problem:
+                raise InputError(problem)
         flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
         if plan.translator == "mlp":
             return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})

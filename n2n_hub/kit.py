@@ -27,6 +27,7 @@ from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityErr
                      UnknownExpertError)
 from .experts import as_text_batch, check_batch, check_images, import_object
 from .paths import experts_dir, hub_home, is_offline, using_home
+from .progress import tqdm
 
 if TYPE_CHECKING:
     from .weights_file import ModelWeights, WeightsFormat
@@ -43,6 +44,8 @@ __all__ = [
     "check_images", "check_batch", "as_text_batch", "import_object",
     # datasets
     "dataset_spec", "load_dataset",
+    # progress: a bar on a terminal, occasional plain lines in a log
+    "tqdm",
 ]
 
 

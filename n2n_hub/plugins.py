@@ -23,6 +23,17 @@ from .experts import ExpertSpec
 
 ENTRY_POINT_GROUP = "n2n_hub"
 LOAD_ENV = "N2N_HUB_LOAD_PLUGINS"
+BUILTIN_PACKAGE = "n2n-hub"
+
+
+def _package(ep: md.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return str(dist.metadata["Name"]) if dist is not None else "?"
+
+
+def _builtins_first(ep: md.EntryPoint) -> tuple[int, str]:
+    """Built-in plugins load first, so a third-party entry point can never take their names."""
+    return (0 if _package(ep).replace("_", "-").lower() == BUILTIN_PACKAGE else 1, ep.name)
 
 
 @dataclass
@@ -74,9 +85,20 @@ class PluginHost:
         self._loaded = True
         allowed = os.environ.get(LOAD_ENV)
         allow = None if allowed is None else {s.strip() for s in allowed.split(",") if s.strip()}
-        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        owner: dict[str, tuple[str, str]] = {}  # entry-point name -> (package, value) that took it
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=_builtins_first):
             if allow is not None and ep.name not in allow:
                 continue
+            package = _package(ep)
+            if ep.name in owner:
+                if owner[ep.name] != (package, ep.value):  # the same one seen twice is no conflict
+                    first = owner[ep.name][0]
+                    self.load_problems.append(PluginProblem(
+                        f"{ep.name} ({package})", f"entry point name {ep.name!r} is already taken by "
+                        f"{'the built-in plugin of ' if first == BUILTIN_PACKAGE else ''}{first}: not loaded; "
+                        "the plugin must use another entry-point name (or uninstall one of them)"))
+                continue
+            owner[ep.name] = (package, ep.value)
             if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
@@ -84,8 +106,10 @@ class PluginHost:
                 self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
             try:
                 module = ep.load()
-            except Exception as e:  # noqa: BLE001 - a broken plugin must not break the host
-                self.load_problems.append(PluginProblem(ep.name, f"failed to import {ep.value!r}: {type(e).__name__}: {e}"))
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the host
+                what = f"exited at import (SystemExit {e.code!r})" if isinstance(e, SystemExit) else \
+                    f"{type(e).__name__}: {e}"
+                self.load_problems.append(PluginProblem(ep.name, f"failed to import {ep.value!r}: {what}"))
                 continue
             self.register(module, ep.name)
 
@@ -117,7 +141,7 @@ class PluginHost:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 impl.function(register=register_for(impl.plugin_name))
-            except Exception as e:  # noqa: BLE001
+            except (Exception, SystemExit) as e:  # noqa: BLE001
                 catalog.problems.append(PluginProblem(impl.plugin_name, f"{hook} raised {type(e).__name__}: {e}"))
 
     def collect(self) -> Catalog:

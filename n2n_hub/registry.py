@@ -162,7 +162,7 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
             raise _fail(path, key, "published.sha256 must be 64 hex digits")
         if not pub.get("url") and not (pub.get("hf_repo") and pub.get("hf_file")):
             raise _fail(path, key, "published needs 'url', or 'hf_repo' and 'hf_file'")
-        published = Published(sha.lower(), pub.get("url"), pub.get("hf_repo"), pub.get("hf_file"))
+        published = Published(sha.lower(), _resolve_url(path, pub.get("url")), pub.get("hf_repo"), pub.get("hf_file"))
     try:
         source, target = ExpertAddress.parse(raw["source"]), ExpertAddress.parse(raw["target"])
     except Exception as e:
@@ -176,6 +176,13 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),
         published=published, **ints,
     )
+
+
+def _resolve_url(path: Path | str, url: str | None) -> str | None:
+    """A url without a scheme is a file path relative to the registry file that names it."""
+    if not url or "://" in url or url.startswith("file:") or not Path(str(path)).is_file():
+        return url
+    return (Path(str(path)).resolve().parent / url).resolve().as_uri()
 
 
 def default_registry_paths() -> list[Path]:

@@ -336,7 +336,7 @@ class TranslatorStore:
         ``accept`` raises :class:`CacheError` when the file does not answer the request;
         such a file is never placed in the cache.
         """
-        if is_offline():
+        if is_offline() and not (published.url or "").startswith("file:"):  # a local file is no download
             raise OfflineError("offline mode is on (N2N_HUB_OFFLINE / HF_HUB_OFFLINE): not fetching "
                                f"{published.url or published.hf_repo}")
         path = self.path_for(key, label)

@@ -694,7 +694,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
 
     bar = None
     if config.progress:
-        from tqdm.auto import tqdm
+        from .progress import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc=f"train ({name})", unit="step", dynamic_ncols=True)
     samples, step_time = 0, 0.0

@@ -9,8 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ShapeError
+from .errors import InputError, ShapeError
 from .experts import Expert, ExpertAddress
+
+DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
 
 
 @dataclass
@@ -79,6 +81,13 @@ class Translator:
     def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
                        seed: int | None = None) -> torch.Tensor:
         """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+        temp = self.temperature if temperature is None else temperature
+        if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 10 or temp != temp:
+            raise InputError(f"temperature must be a finite number in [0, 10], got {temperature!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"n (samples per input) must be a whole number >= 1, got {n!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise InputError(f"seed must be a whole number in [0, 2^63), got {seed!r}")
         c = self.encode_source(inputs)
         gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
         temperature = self.temperature if temperature is None else temperature
@@ -95,9 +104,18 @@ class Translator:
         """
         z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
         flat = z.reshape(-1, *self.latent_shape).to(self.target.device)
-        outputs = self.target.decode(flat) if decode else None
+        outputs = self._decode_in_chunks(flat) if decode else None
         info = self.target.describe_latent(flat)
         return Translation(inputs, z.cpu(), outputs, info)
+
+    def _decode_in_chunks(self, flat: torch.Tensor) -> Any:
+        """Decode at most :data:`DECODE_CHUNK` latents at once, so memory does not grow with ``n``."""
+        parts = [self.target.decode(flat[i:i + DECODE_CHUNK]) for i in range(0, len(flat), DECODE_CHUNK)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat([p.cpu() for p in parts])
+        return [o for p in parts for o in p]
 
     @torch.no_grad()
     def residual(self, source_inputs: Any, target_latents: torch.Tensor) -> torch.Tensor:

@@ -195,7 +195,7 @@ def test_offline_absent_hub_id_says_how_to_provide_it():
     with pytest.raises(OfflineError) as err:
         BertExpert(bert_spec(), "some-org/absent-bert")
     msg = str(err.value)
-    assert "huggingface-cli download some-org/absent-bert" in msg and "bert@/path/to/folder" in msg
+    assert "hf download some-org/absent-bert" in msg and "bert@/path/to/folder" in msg
     assert isinstance(err.value, MissingWeightsError)
 
 

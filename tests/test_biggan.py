@@ -157,7 +157,7 @@ def test_missing_weights_offline_say_which_files_go_where():
     for piece in ("config.json", "model.safetensors", "pytorch_model.bin", str(target),
                   "biggan-deep-256-pytorch_model.bin", "biggan@/path/to/folder"):
         assert piece in msg
-    with pytest.raises(OfflineError, match="huggingface-cli download osanseviero/BigGAN-deep-128"):
+    with pytest.raises(OfflineError, match="hf download osanseviero/BigGAN-deep-128"):
         BigGANExpert(biggan_spec(), "biggan-deep-128")
 
 

@@ -100,6 +100,7 @@ def test_leftovers_of_a_kill_are_shown_by_verify_and_removed_by_gc(toy_hub, run,
     assert left, files(home)
     listed = run("cache", "list", "--json")
     assert listed.exit_code == 0 and json.loads(listed.output) == []  # nothing half-done is an entry
+    assert re.match(r"[12] leftover\(s\) of interrupted runs", run("cache", "list").output)
     verify = run("cache", "verify")
     assert verify.exit_code == 0 and "LEFTOVER" in verify.output and "cache gc" in verify.output
     gc = run("cache", "gc")

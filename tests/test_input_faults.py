@@ -99,3 +99,41 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint_and_debug_shows_it(ru
     assert "unexpected ZeroDivisionError: division by zero deep inside" in line and "--debug" in line
     with pytest.raises(ZeroDivisionError):
         run("--debug", "pairs")
+
+
+def test_many_samples_decode_in_chunks_and_make_a_grid_a_viewer_opens(run, tmp_path, toy_modules, monkeypatch):
+    from PIL import Image
+
+    from n2n_hub.images import MAX_COLUMNS
+    from n2n_hub.translator import DECODE_CHUNK
+
+    toy = toy_modules[0].experts.ToyGenerator
+    sizes: list[int] = []
+    real_decode = toy.decode
+    monkeypatch.setattr(toy, "decode", lambda self, z: sizes.append(len(z)) or real_decode(self, z))
+    assert run("pair", "toytext", "toygen", "--steps", "20").exit_code == 0
+    sizes.clear()
+    out = run("translate", "toytext", "toygen", "a circle", "a square", "-n", "1000", "-o", str(tmp_path / "many.png"))
+    assert out.exit_code == 0, out.output
+    assert max(sizes) <= DECODE_CHUNK and sum(sizes) == 2000
+    with Image.open(tmp_path / "many.png") as im:
+        im.load()  # PIL reopens it without a decompression-bomb error
+        width, height = im.size
+    tile = 64 + 2
+    assert width == MAX_COLUMNS * tile + 2 and height == 2 * 32 * tile + 2  # 1000 samples wrap to 32 rows each
+
+
+def test_the_python_api_refuses_the_same_values(toy_hub):
+    from n2n_hub.errors import InputError
+
+    with pytest.raises(InputError, match="n_blocks must be a finite whole number"):
+        toy_hub.pair("toytext", "toygen", steps=10, n_blocks=0)
+    with pytest.raises(InputError, match="clamp must be a finite number"):
+        toy_hub.pair("toytext", "toygen", steps=10, clamp=float("nan"))
+    t = toy_hub.pair("toytext", "toygen", steps=20)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(InputError, match="temperature must be a finite number"):
+            t.translate(["a circle"], n=2, temperature=bad)
+    with pytest.raises(InputError, match="seed must be"):
+        t.translate(["a circle"], n=2, seed=2**63)
+    assert t.translate(["a circle"], n=2, temperature=0.0, seed=2**63 - 1).latents.isfinite().all()

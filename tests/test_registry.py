@@ -14,7 +14,7 @@ def test_shipped_registry_declares_the_default_pairs():
     assert reg.files[0] == shipped_registry_path()
     entry = reg.find(ExpertAddress("bert", None, "all-minilm-l6-v2"), ExpertAddress("vaegan", None, "animals"))
     assert entry is not None and entry.recipe == "dataset" and entry.dataset == "animals"
-    assert entry.bridges == ("label-caption",)
+    assert entry.bridges == ("label-prose",)
     biggan = reg.find(ExpertAddress("bert", None, "x"), ExpertAddress("biggan", None, "biggan-deep-256"))
     assert biggan is not None and biggan.recipe == "target-prior" and biggan.flow["n_blocks"] == 20
 

@@ -92,7 +92,7 @@ def test_lists_experts_and_the_pairs_it_serves(server):
 def test_openapi_page_documents_every_route(server):
     url, _ = server
     paths = httpx.get(url + "/openapi.json").json()["paths"]
-    for route in ("/v1/translate", "/v1/translate/upload", "/v1/pairs", "/v1/experts", "/healthz", "/readyz",
+    for route in ("/v1/translate", "/v1/translate/upload", "/v1/transfer", "/v1/pairs", "/v1/experts", "/healthz", "/readyz",
                   "/metrics"):
         assert route in paths
     schema = paths["/v1/translate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -178,6 +178,24 @@ def test_translate_source_latents_as_json_or_safetensors(server, world):
     assert torch.allclose(st_load(up.content)["latents"], want, atol=1e-6)
 
 
+def test_transfer_keeps_the_exemplars_residual_under_a_new_condition(server, world):
+    url, _ = server
+    t = world["text"]
+    ex = post(url, {"pair": "toy-shapes", "texts": ["a circle", "a square"], "n": 1, "seed": 5,
+                    "include_latents": True}).json()
+    z_ex = torch.tensor(ex["latents"])[:, 0]
+    body = {"pair": "toy-shapes", "texts": ["a triangle", "a square"], "include_latents": True,
+            "exemplar": {"texts": ["a circle", "a square"], "target_latents": z_ex.tolist()}}
+    r = post(url, body, path="/v1/transfer")
+    assert r.status_code == 200, r.text
+    got = torch.tensor(r.json()["latents"])
+    assert torch.allclose(got, t.transfer(z_ex, ["a circle", "a square"], ["a triangle", "a square"]), atol=1e-5)
+    assert torch.allclose(got[1], z_ex[1], atol=1e-4)  # same condition: the exemplar comes back
+    assert r.json()["grid_png"]
+    bad = post(url, {**body, "exemplar": {"texts": ["a circle"], "target_latents": z_ex.tolist()}}, path="/v1/transfer")
+    assert bad.status_code == 400 and "one of each" in bad.json()["error"]
+
+
 # -- limits and bad input -------------------------------------------------------------------
 @pytest.mark.parametrize("body, status, limit", [
     ({"n": 17}, 413, "max_n"),
@@ -210,8 +228,10 @@ def test_image_bytes_and_pixels_are_limited(server):
     (b'["a circle"]', 400, "JSON object"),
     (json.dumps({"pair": "nope", "texts": ["a"]}).encode(), 404, "unknown pair 'nope'"),
     (json.dumps({"source": "nobody", "target": "toygen", "texts": ["a"]}).encode(), 404, "unknown expert 'nobody'"),
-    (json.dumps({**TEXT, "temperature": -1}).encode(), 400, "temperature must be >= 0"),
-    (json.dumps({**TEXT, "temperature": "hot"}).encode(), 400, "temperature must be a number"),
+    (json.dumps({**TEXT, "temperature": -1}).encode(), 400, "temperature must be a finite number in [0, 10], got -1"),
+    (json.dumps({**TEXT, "temperature": "hot"}).encode(), 400, "temperature must be a number, got 'hot'"),
+    (b'{"pair": "toy-shapes", "texts": ["a", "\\ud800"]}', 400, "input 2 is not valid UTF-8"),
+    (json.dumps({**TEXT, "seed": 2**64}).encode(), 400, "'seed' must be <="),
     (json.dumps({**TEXT, "n": 0}).encode(), 400, "'n' must be >= 1"),
     (json.dumps({**TEXT, "colour": "red"}).encode(), 400, "unknown field"),
     (json.dumps({**TEXT, "format": "gif"}).encode(), 400, "unknown format"),
@@ -405,6 +425,20 @@ def test_an_uncached_pair_is_never_trained_unless_allowed(world, tmp_path):
             if not allow:
                 assert "no cached translator" in r.json()["error"] and "--allow-train" in r.json()["error"]
                 assert list((tmp_path / "empty-home").rglob("*.safetensors")) == []
+
+
+def test_by_default_it_serves_the_registry_pairs_whose_translators_are_cached(world, tmp_path):
+    app = create_app(world["hub"], ServeSettings(limits=LIMITS))
+    with running(app) as url:
+        served = httpx.get(url + "/v1/pairs").json()["served"]
+        assert [(p["name"], p["state"]) for p in served] == [("toy-shapes", "ready")]
+    empty = toy_hub(tmp_path / "empty-home", tmp_path / "registry.toml")
+    app = create_app(empty, ServeSettings(limits=LIMITS))  # nothing cached: nothing loaded, nothing trained
+    with running(app, ready=False) as url:
+        assert httpx.get(url + "/v1/pairs").json()["served"] == []
+        assert httpx.get(url + "/readyz").status_code == 503
+    assert not (tmp_path / "empty-home" / "translators").exists() or \
+        not list((tmp_path / "empty-home" / "translators").rglob("*.safetensors"))
 
 
 def test_readyz_waits_for_start_up_pairs(world):

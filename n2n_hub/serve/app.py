@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, AsyncIterator
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -266,7 +267,10 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
         spec = t.source.spec
         if req.format == "png" and t.target.spec.output_domain != "image":
             raise Rejected(400, f"{slot.target} does not produce images; ask for format 'json'")
-        job = await run_in_threadpool(to_job, req, spec.input_domain, spec.input_shape, settings.limits)
+        if req.images is not None:  # decoding images is work: keep it off the event loop
+            job = await run_in_threadpool(to_job, req, spec.input_domain, spec.input_shape, settings.limits)
+        else:
+            job = to_job(req, spec.input_domain, spec.input_shape, settings.limits)
         try:
             res: JobResult = await asyncio.wait_for(slot.batcher.submit(job), max(0.0, deadline - time.monotonic()))
         except QueueFull as e:
@@ -282,8 +286,9 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
         state.metrics.samples.labels(slot.key).inc(res.latents.shape[0] * req.n)
         headers = {"X-N2N-Pair": slot.key}
         temperature = t.temperature if req.temperature is None else req.temperature
+        small = res.latents.shape[0] * req.n <= 4  # a thread hop costs more than encoding a few tiles
         if req.format == "png":
-            body = await run_in_threadpool(png_bytes, res.outputs, req.n)
+            body = png_bytes(res.outputs, req.n) if small else await run_in_threadpool(png_bytes, res.outputs, req.n)
             return Response(body, media_type="image/png", headers=headers)
         if req.format == "safetensors":
             body = await run_in_threadpool(safetensors_bytes, res.latents)
@@ -351,6 +356,77 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
                 fields[key] = value
         req = from_fields(fields, limits, images=images, latents=latents)
         return await _with_deadline(_translate(req, deadline), deadline)
+
+    @app.post("/v1/transfer", tags=["translate"],
+              summary="Keep exemplars' residuals, swap their condition (exemplar-guided translation, Eq. 6)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "properties": {
+                      "pair": {"type": "string"}, "source": {"type": "string"}, "target": {"type": "string"},
+                      "texts": {"type": "array", "items": {"type": "string"}, "description": "new conditions"},
+                      "images": {"type": "array", "items": {"type": "string"}, "description": "new conditions"},
+                      "exemplar": {"type": "object", "description": "'texts' or 'images' the exemplars were made "
+                                   "from, and 'target_latents' (B, *latent_shape), e.g. from translate's latents"},
+                      "format": {"type": "string", "enum": ["json", "png", "safetensors"]},
+                      "include_latents": {"type": "boolean"}}}}}}})
+    async def transfer(request: Request) -> Response:
+        deadline = time.monotonic() + settings.limits.request_timeout_s
+        body = parse_json_body(await _read_capped(request, settings.limits.max_body_bytes))
+        exemplar = body.pop("exemplar", None)
+        if not isinstance(exemplar, dict) or "target_latents" not in exemplar:
+            raise Rejected(400, "send 'exemplar': {'texts' or 'images': [...], 'target_latents': [[...], ...]} "
+                                "with the exemplars' inputs and their target latents")
+        exemplar = dict(exemplar)
+        target_latents = exemplar.pop("target_latents")
+        req = from_fields(body, settings.limits)
+        ex = from_fields({**{k: body[k] for k in ("pair", "source", "target") if k in body}, **exemplar},
+                         settings.limits)
+        if req.latents is not None or ex.latents is not None:
+            raise Rejected(400, "transfer takes 'texts' or 'images' (the source encodes them), not 'latents'")
+
+        async def work() -> Response:
+            slot = await _slot_for(req)
+            t = slot.translator
+            assert t is not None and slot.batcher is not None
+            spec = t.source.spec
+            new_job = await run_in_threadpool(to_job, req, spec.input_domain, spec.input_shape, settings.limits)
+            ex_job = await run_in_threadpool(to_job, ex, spec.input_domain, spec.input_shape, settings.limits)
+            try:
+                z_ex = torch.tensor(target_latents, dtype=torch.float32).reshape(-1, *t.latent_shape)
+            except (TypeError, ValueError, RuntimeError):
+                raise Rejected(400, f"'target_latents' must hold {ex_job.count} latents of shape "
+                                    f"{list(t.latent_shape)}") from None
+            if not (z_ex.shape[0] == ex_job.count == new_job.count):
+                raise Rejected(400, f"got {z_ex.shape[0]} target latents, {ex_job.count} exemplar inputs and "
+                                    f"{new_job.count} new inputs; send one of each per exemplar")
+
+            def run() -> tuple[torch.Tensor, Any]:
+                z = t.transfer(z_ex, ex_job.inputs, new_job.inputs).cpu()
+                out = t.target.decode(z.reshape(-1, *t.latent_shape).to(t.target.device)) if req.format != "safetensors" else None
+                return z, out
+
+            try:
+                z, out = await slot.batcher.run_alone(run)
+            except N2NError as e:
+                raise Rejected(_status_of(e), str(e)) from None
+            headers = {"X-N2N-Pair": slot.key}
+            if req.format == "safetensors":
+                return Response(await run_in_threadpool(safetensors_bytes, z), media_type="application/octet-stream",
+                                headers=headers)
+            if req.format == "png":
+                if not isinstance(out, torch.Tensor):
+                    raise Rejected(400, f"{slot.target} does not produce images; ask for format 'json'")
+                return Response(await run_in_threadpool(png_bytes, out, out.shape[0]), media_type="image/png",
+                                headers=headers)
+            answer: dict[str, Any] = {"source": slot.source, "target": slot.target, "count": int(z.shape[0])}
+            if isinstance(out, torch.Tensor):
+                answer["grid_png"] = base64.b64encode(await run_in_threadpool(png_bytes, out, out.shape[0])).decode()
+            elif isinstance(out, list):
+                answer["outputs"] = [str(o) for o in out]
+            if req.include_latents:
+                answer["latents"] = z.tolist()
+            return JSONResponse(answer, headers=headers)
+
+        return await _with_deadline(work(), deadline)
 
     # -- the page ---------------------------------------------------------------------
     static = resources.files("n2n_hub.serve") / "static"

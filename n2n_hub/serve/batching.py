@@ -118,6 +118,10 @@ class Batcher(Generic[P]):
         except Exception as e:  # noqa: BLE001 - a failing batch must not stop the queue
             return [e] * len(payloads)
 
+    async def run_alone(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on this pair's worker thread, between batches (for calls that are not batched)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
     async def close(self) -> None:
         """Stop taking work (in-flight batches have finished when the server calls this)."""
         if self._task is not None:

@@ -16,10 +16,14 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
+from ..validation import check_texts, number_problem
 from .engine import Job
 from .settings import Limits
 
 FORMATS = ("json", "png", "safetensors")
+TEMPERATURE_RULE = (False, 0.0, 10.0, True)  # as `translate --temperature`
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -89,19 +93,24 @@ def _int(body: dict[str, Any], key: str, default: int | None, minimum: int) -> i
             raise Rejected(400, f"'{key}' must be an integer, got {v!r}")
     if v < minimum:
         raise Rejected(400, f"'{key}' must be >= {minimum}, got {v}")
+    if v > MAX_SEED:
+        raise Rejected(400, f"'{key}' must be <= {MAX_SEED}, got {v}")
     return v
 
 
 def _temperature(v: Any) -> float | None:
+    """The CLI's rule and message for ``--temperature`` (``n2n_hub.validation``)."""
     if v is None or v == "":
         return None
-    try:
-        t = float(v)
-    except (TypeError, ValueError):
-        raise Rejected(400, f"temperature must be a number >= 0, got {v!r}") from None
-    if isinstance(v, bool) or not math.isfinite(t) or t < 0:
-        raise Rejected(400, f"temperature must be >= 0, got {v!r}")
-    return t
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            pass
+    problem = number_problem("temperature", v, TEMPERATURE_RULE)
+    if problem:
+        raise Rejected(400, problem)
+    return float(v)
 
 
 def _bool(v: Any, key: str) -> bool:
@@ -139,6 +148,10 @@ def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, by
                 raise over("max_text_chars", f"text {i} has {len(t)} characters; the limit is {limits.max_text_chars}")
             if not t.strip():
                 raise Rejected(400, f"text {i} is empty")
+        try:
+            check_texts(texts)
+        except InputError as e:
+            raise Rejected(400, str(e)) from None
     if images is None and body.get("images") is not None:
         imgs = body["images"]
         if not isinstance(imgs, list) or not all(isinstance(s, str) for s in imgs):

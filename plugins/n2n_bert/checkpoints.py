@@ -125,7 +125,7 @@ def hf_cache_dir() -> str | None:
 
 def _how_to_provide(repo_id: str) -> str:
     return (
-        f"on a machine with internet run `huggingface-cli download {repo_id}` and copy its Hugging Face "
+        f"on a machine with internet run `hf download {repo_id}` and copy its Hugging Face "
         f"cache (~/.cache/huggingface/hub) here, or download the files into a folder and use "
         f"'bert@/path/to/folder' (config.json, tokenizer files, model.safetensors or pytorch_model.bin)"
     )
@@ -160,7 +160,7 @@ def hub_snapshot(repo_id: str) -> Path:
                 raise
     except RepositoryNotFoundError as e:
         raise MissingWeightsError(
-            f"Hugging Face repo {repo_id!r} was not found (or needs a login: `huggingface-cli login`); "
+            f"Hugging Face repo {repo_id!r} was not found (or needs a login: `hf auth login`); "
             "check the id, or use a local folder with 'bert@/path/to/folder'"
         ) from e
     except (LocalEntryNotFoundError, OSError) as e:  # also HTTP errors: HfHubHTTPError is an OSError

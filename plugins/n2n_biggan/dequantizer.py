@@ -139,7 +139,7 @@ def train_dequantizer(
     embedding: torch.Tensor, settings: DequantizerSettings, progress: bool = True
 ) -> tuple[DequantizerVAE, DequantizerReport]:
     """Fit the VAE to the K rows of ``embedding`` (K, dim); deterministic given ``settings.seed``."""
-    from tqdm.auto import tqdm
+    from n2n_hub.kit import tqdm
 
     h = embedding.detach().float().cpu()
     dim = h.shape[1]

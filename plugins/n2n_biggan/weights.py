@@ -104,7 +104,7 @@ def _how_to(variant: str, settings: dict | None, repo: str | None) -> str:
             + " and ".join(f"{url} as {dest / name}" for name, url in urls.items())
         )
     if repo:
-        lines.append(f"or run `huggingface-cli download {repo}` on a machine with internet and copy its "
+        lines.append(f"or run `hf download {repo}` on a machine with internet and copy its "
                      "Hugging Face cache here")
     lines.append(f"or pass a folder holding {CONFIG} + {SAFETENSORS}/{BIN} as 'biggan@/path/to/folder'")
     return "; ".join(lines) + "."

@@ -17,6 +17,7 @@ def register_bridges(register):
         from_domain="label",
         to_domain="text",
         loader="n2n_captions.prose:captions_from_labels",
+        cost=1.1,  # chains found automatically keep the plain templates; the registry names this one
         description="captions as people write them: sentences with context, synonyms, hypernyms and short "
                     "descriptions from curated word lists; the label-caption bridge's held-out templates for evaluation",
     ))

@@ -38,7 +38,7 @@ def resolve(spec: str, encoder: str) -> Path | None:
             return Path(found)
         raise MissingWeightsError(
             f"{encoder} '{spec}' weights are not in the local Hugging Face cache (repo {repo}, revision {rev}); "
-            f"n2n-hub never downloads them. On a machine with internet run `huggingface-cli download {repo} "
+            f"n2n-hub never downloads them. On a machine with internet run `hf download {repo} "
             f"--revision {rev}` and copy the cache, or pass --encoder-weights /path/to/{encoder}.safetensors")
     path = Path(spec).expanduser()
     if not path.is_file():

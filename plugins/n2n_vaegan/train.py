@@ -88,7 +88,7 @@ def train_vaegan(images: torch.Tensor, cfg: VAEGANConfig, settings: TrainSetting
     batches = _batches(images.shape[0], bs, gen)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from n2n_hub.kit import tqdm
         bar = tqdm(total=settings.steps, desc="vaegan", unit="step", dynamic_ncols=True)
     start, bad = time.perf_counter(), 0
     try:
