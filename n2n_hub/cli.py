@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .cli_errors import DEBUG_ENV, FiniteFloat, run_main
 from .errors import N2NError
+from .kinds import get_kind, kind_names
 
 MAX_SAMPLES = 1024  # -n: more samples per input than a grid can usefully show
 MAX_SEED = 2**63 - 1
@@ -195,8 +196,8 @@ def _train_options(f):  # type: ignore[no-untyped-def]
     opts = [
         click.option("--data", type=click.Path(exists=True, path_type=Path),
                      help="Folder of images or .txt file (one text per line) both experts can read."),
-        click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
-                     help="cinn (default) or the deterministic mlp baseline."),
+        click.option("--translator", "kind", default=None,
+                     help="cinn (default), the deterministic mlp baseline, or another registered kind."),
         click.option("--steps", type=click.IntRange(min=1, max=10**8), help="Training steps (default: the pair's recipe)."),
         click.option("--batch-size", type=click.IntRange(min=1, max=10**7), help="Training batch size."),
         click.option("--lr", type=FiniteFloat(0, 10, low_open=True), help="Peak learning rate."),
@@ -266,7 +267,7 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     nll = m.get("best_val_nll")
     click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
     flow, sizing = t.metadata.get("recipe", {}).get("flow", {}), t.metadata.get("recipe", {}).get("sizing")
-    if sizing and t.kind == "cinn":
+    if sizing and t.kind in kind_names() and get_kind(t.kind).sized:
         click.echo(f"flow: {flow.get('n_blocks', 20)} blocks, hidden {flow.get('hidden', 'default')}, "
                    f"depth {flow.get('depth', 3)} ({sizing})")
     if nll is not None:
@@ -410,8 +411,8 @@ def _threads(threads: int | None) -> None:
 @cli.command(name="evaluate")
 @click.argument("source")
 @click.argument("target")
-@click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
-              help="cinn (default) or the deterministic mlp baseline.")
+@click.option("--translator", "kind", default=None,
+              help="cinn (default), the deterministic mlp baseline, or another registered kind.")
 @click.option("--samples", type=click.IntRange(min=2, max=10**6), default=None,
               help="Held-out conditions to evaluate (default: the whole test split).")
 @click.option("--per-condition", type=click.IntRange(min=2, max=256), default=8, show_default=True,

@@ -39,6 +39,7 @@ import torch
 
 from .errors import IncompatiblePairError, InputError, ShapeError
 from .experts import Expert, ExpertAddress, import_object
+from .kinds import get_kind
 from .recipes import encode_batched
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, sample
     metrics: dict[str, float | None] = {k: None for k, _ in METRICS}
 
     score = objective_per_dim(module, c, z_real, device=device)
-    metrics["nll" if translator.kind == "cinn" else "mse"] = score
+    metrics[get_kind(translator.kind).objective] = score
 
     def sample(cond: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
         out = [module.sample(cond[i:i + BATCH].to(device), n=k, temperature=temperature, generator=g).cpu()

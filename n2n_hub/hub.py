@@ -18,15 +18,15 @@ import torch
 from torch import nn
 
 from . import distributed, translator_file
-from .baselines import MLPTranslator
 from .boundary import call_plugin, guard
-from .cinn import ConditionalINN, ConditionSpec
+from .cinn import ConditionSpec
 from .compute import Stopwatch, training_cost
 from .components import BridgeSpec, DatasetSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
 from .features import FeatureStore, stable_hash
+from .kinds import get_kind, kind_names, kind_of
 from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
@@ -38,8 +38,12 @@ from .translator import Translation, Translator
 
 logger = logging.getLogger("n2n_hub")
 
-_FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
-_MLP_ARGS = {"hidden", "depth", "cond_dim", "embed_hidden"}
+
+
+def _flow_args() -> set[str]:
+    """Options some registered translator kind takes (see :mod:`n2n_hub.kinds`)."""
+    return set().union(*(get_kind(k).options for k in kind_names()))
+
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
@@ -150,8 +154,8 @@ class Hub:
         flow's size; without them a pair with no sized registry entry gets one chosen from
         the target's dimension, the data and the device (``plan.sizing`` says which and why).
         """
-        if translator is not None and translator not in ("cinn", "mlp"):
-            raise InputError(f"unknown translator kind {translator!r}; use 'cinn' or 'mlp'")
+        if translator is not None:
+            get_kind(translator)  # an unknown kind fails here, naming the known ones
         plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
         return apply_size(plan, self.device, size, n_blocks, hidden)
 
@@ -191,16 +195,16 @@ class Hub:
             problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
             if problem:
                 raise InputError(problem)
-        flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
-        if plan.translator == "mlp":
-            return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})
-        return ConditionalINN(dim, cond, **{k: v for k, v in flow.items() if k in _FLOW_ARGS})
+        kind = get_kind(plan.translator)
+        flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in kind.options}}
+        return kind.build(dim, cond, flow)  # type: ignore[no-any-return]
 
     def _train_config(self, plan: PairPlan, options: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(options) - _TRAIN_FIELDS - _FLOW_ARGS)
+        flow_args = _flow_args()
+        unknown = sorted(set(options) - _TRAIN_FIELDS - flow_args)
         if unknown:
             raise InputError(f"unknown training option(s) {unknown}; training options: {sorted(_TRAIN_FIELDS)}, "
-                             f"flow options: {sorted(_FLOW_ARGS)}")
+                             f"flow options: {sorted(flow_args)}")
         values = {"device": self.device, "progress": self.progress, **plan.training,
                   **{k: v for k, v in options.items() if k in _TRAIN_FIELDS and v is not None}}
         return TrainConfig(**values)
@@ -217,7 +221,7 @@ class Hub:
             "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
             "recipe": {k: v for k, v in plan.to_dict().items()
                        if k not in ("flow", "training", "source", "target", "sizing")},
-            "module": {"kind": module.kind, "arch": getattr(module, "arch_version", 1),
+            "module": {"kind": kind_of(module).name, "arch": getattr(module, "arch_version", 1),
                        "config": module.config()},  # type: ignore[operator]
             "training": train_cfg,
         }

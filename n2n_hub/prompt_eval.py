@@ -36,6 +36,7 @@ import torch
 from .components import BridgeContext
 from .errors import IncompatiblePairError, InputError
 from .experts import import_object
+from .kinds import get_kind
 from .recipes import apply_bridges, encode_batched
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ def nll_parts(hub: Hub, plan: PairPlan, translator: Translator, prompts: list[Pr
     """Held-out NLL split into the image part and the phrasing part (dataset recipes with labels)."""
     from .training import evaluate as nll_per_dim
 
-    if plan.recipe != "dataset" or plan.dataset is None or translator.kind != "cinn":
+    if plan.recipe != "dataset" or plan.dataset is None or get_kind(translator.kind).objective != "nll":
         return {}
     loader = import_object(hub.catalog.datasets[plan.dataset].loader)
     test, train = loader("test"), loader("train")
