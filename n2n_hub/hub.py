@@ -144,6 +144,16 @@ class Hub:
             self._experts[key] = guard(expert)  # outputs are checked against the spec at the boundary
         return self._experts[key]
 
+    def load_dataset(self, dataset: str, split: str) -> dict[str, Any]:
+        """The items of one split of a registered dataset (``{domain: items, ...}``), from its plugin's loader."""
+        if dataset not in self.catalog.datasets:
+            known = ", ".join(sorted(self.catalog.datasets)) or "none"
+            raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} (`n2n-hub datasets`)")
+        spec = self.catalog.datasets[dataset]
+        loader = import_object(spec.loader)
+        with using_home(self.home):
+            return loader(split)  # type: ignore[no-any-return]
+
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
              translator: str | None = None, size: str | None = None, n_blocks: int | None = None,
@@ -167,8 +177,8 @@ class Hub:
             if plan.data_path is not None:
                 return dataset_pairs(plan, src, tgt, self.features, lambda s: {}, "", None, split, self.progress)
             ds = self.catalog.datasets[plan.dataset]  # type: ignore[index]
-            loader = import_object(ds.loader)
-            return dataset_pairs(plan, src, tgt, self.features, loader, ds.version, ds.class_names, split, self.progress)
+            return dataset_pairs(plan, src, tgt, self.features, lambda s: self.load_dataset(ds.id, s), ds.version,
+                                 ds.class_names, split, self.progress)
         if split == "train":
             return prior_pairs(plan, src, tgt, self.features, self.progress)
         return prior_pairs(plan, src, tgt, self.features, self.progress, samples=max(1000, plan.samples // 10),
@@ -309,7 +319,8 @@ class Hub:
         steps = (meta.get("training") or {}).get("steps")
         self._log(f"using translator {key} ({meta.get('kind')}, {steps} steps), the current one for "
                   f"{plan.source} -> {plan.target} (set by `n2n-hub pair`; pass settings to choose another)")
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     def _from_cache_or_published(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
                                  fetch: bool = True) -> Translator | None:
@@ -332,7 +343,8 @@ class Hub:
         module, meta = self.cache.load(path, map_location=self.device)
         self._check_loaded(module, meta, plan, src, tgt, path, request)
         self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     @staticmethod
     def _check_record(meta: dict[str, Any], request: dict[str, Any], key: str, what: str) -> None:
@@ -414,8 +426,13 @@ class Hub:
             ckpt.unlink(missing_ok=True)
             self._log(f"saved translator {key} to {path}")
         distributed.barrier()  # the other ranks load what rank 0 wrote
-        module, meta = translator_file.load(path, map_location=self.device)
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        if distributed.world().is_main:
+            meta = translator_file.verify_written(path, module)  # the object handed out is what the file holds
+            module.to(self.device)
+        else:
+            module, meta = translator_file.load(path, map_location=self.device)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     def _check_validation(self, plan: PairPlan, result: TrainResult, ckpt: Path) -> None:
         """A translator that failed validation is never cached as if it were good."""

@@ -141,3 +141,24 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     module.to(map_location)
     module.eval()
     return module, meta
+
+
+def verify_written(path: str | os.PathLike[str], module: nn.Module) -> dict[str, Any]:
+    """Check that ``path`` holds exactly ``module``'s weights and config; return its metadata.
+
+    What lets the hub hand out a module it just trained and saved without rebuilding it
+    from the file: the caller gets the object, the file is proven to be the same thing.
+    """
+    meta = read_metadata(path)
+    if meta.get("kind") != getattr(module, "kind", None) or meta.get("config") != json.loads(
+            json.dumps(module.config())):  # type: ignore[operator]
+        raise TranslatorFileError(f"{path} does not describe the module just written to it; delete it and pair again")
+    try:
+        written = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise TranslatorFileError(f"{path} is truncated or corrupted ({e}); delete it and pair again") from None
+    state = module.state_dict()
+    if set(written) != set(state) or not all(
+            torch.equal(written[k], v.detach().to("cpu")) for k, v in state.items()):
+        raise TranslatorFileError(f"{path} does not hold the weights just written to it; delete it and pair again")
+    return meta
