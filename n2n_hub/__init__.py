@@ -1,10 +1,10 @@
 """n2n-hub: network-to-network translation between frozen pretrained experts.
 
 The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
-:class:`BridgeSpec`, :class:`DatasetSpec` and ``hookimpl`` for plugin authors.
+:class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec` and ``hookimpl`` for plugin authors.
 """
 
-from .components import BridgeContext, BridgeSpec, DatasetSpec
+from .components import BridgeContext, BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import N2NError
 from .experts import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
-    "PriorSample", "Representation", "Variant", "hookimpl", "__version__",
+    "PriorSample", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 
 

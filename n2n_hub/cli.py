@@ -400,6 +400,59 @@ def _write_output(output: Path, result, translator, n: int) -> None:  # type: ig
     atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
 
 
+@cli.command(name="transfer", short_help="Keep exemplars' residual, give them a new condition.")
+@click.argument("source")
+@click.argument("target")
+@click.argument("exemplars", nargs=-1, required=True)
+@click.option("--to", help="New domain(s) (recipe 'domains'): one name, or one per exemplar separated by commas.")
+@click.option("--from", "from_", help="The exemplars' domain(s) (default: inferred), or their source inputs.")
+@click.option("--appearance", multiple=True, help="Image(s) whose appearance to take (recipe 'deformation').")
+@click.option("--condition", multiple=True,
+              help="Source input(s) giving the new condition (exemplar-guided), e.g. an image the segmenter reads.")
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also draw N samples with a fresh residual under the new condition, for comparison.")
+@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=None, help="Temperature of those samples.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes those samples reproducible.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="PNG grid: exemplar, condition, output, samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print per-exemplar facts as JSON.")
+@click.option("--translator", "kind", default=None,
+              help="cinn (default), the deterministic mlp baseline (which has no residual), or another registered kind.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
+def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to, from_, appearance, condition, n,  # type: ignore[no-untyped-def]
+                 temperature, seed, output, as_json: bool, kind, device, no_train) -> None:
+    """Translate EXEMPLARS (image files) keeping what SOURCE does not determine about them.
+
+    \b
+    z* = τ(τ⁻¹(Θ(y) | c_y) | c_new): the new condition depends on the pair's recipe.
+      n2n-hub transfer domain vaegan horse.png --to zebra -o zebra.png       (unpaired, Sec. D)
+      n2n-hub transfer vaegan vaegan shape.png --appearance look.png -o x.png (shape/appearance)
+      n2n-hub transfer segmenter:labels vaegan pose.png --condition layout.png -o x.png
+    """
+    from .errors import InputError
+    from .transfer import grid_rows, transfer_files
+
+    if output is not None and output.suffix.lower() != ".png":
+        raise InputError(f"-o {output}: transfer writes a PNG grid; name the file '*.png'")
+    if output is None and not as_json:
+        raise InputError("pass -o FILE.png to save the grid (or --json for the facts)")
+    hub = _hub(device=device, quiet=as_json)
+    result = transfer_files(hub, source, target, list(exemplars), to=to, from_=from_, appearance=appearance,
+                            condition=condition, n=n, temperature=temperature, seed=seed, translator=kind,
+                            train_if_missing=not no_train)
+    if output is not None:
+        from .images import save_grid
+
+        images, ncol = grid_rows(result)
+        save_grid(images, output, ncol=ncol)
+        if not as_json:
+            click.echo(f"wrote {output} ({len(exemplars)} exemplar(s); columns: exemplar, "
+                       f"{'condition, ' if ncol - n > 2 else ''}transfer{f', {n} fresh samples' if n else ''})")
+    if as_json:
+        _echo_json({"source": source, "target": target, "output": str(output) if output else None,
+                    "results": [{"exemplar": e, **info} for e, info in zip(exemplars, result.info)]})
+
+
 # -- evaluation and model diagnosis ----------------------------------------------------
 def _threads(threads: int | None) -> None:
     if threads:

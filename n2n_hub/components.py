@@ -92,3 +92,35 @@ class DatasetSpec:
                 "description": self.description, "license": self.license, "plugin": self.plugin,
                 "image_shape": list(self.image_shape) if self.image_shape else None,
                 "num_classes": len(self.class_names) if self.class_names else None}
+
+
+TRANSFER_CONDITIONS = ("source", "domain", "appearance")
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A way of making training pairs (z_Φ, z_Θ), named by registry entries (``recipe = "id"``).
+
+    ``loader`` is ``"module:callable"``; the callable is
+    ``make(context: RecipeContext, split: str) -> PairData`` with ``split`` ``train`` or ``test``.
+    ``transfer`` says what replaces an exemplar's condition in ``n2n-hub transfer``:
+    ``source`` (an input the source expert reads), ``domain`` (a named set, ``--to``) or
+    ``appearance`` (an image whose encoding is the condition, ``--appearance``).
+    ``needs_dataset``: registry entries must name a ``dataset``.
+    """
+
+    id: str
+    loader: str
+    description: str = ""
+    transfer: str = "source"
+    needs_dataset: bool = False
+    plugin: str | None = None
+
+    def validate(self) -> None:
+        where = f"recipe spec {self.id!r}"
+        if not _ID.match(self.id or ""):
+            raise PluginError(f"{where}: id must be lowercase letters, digits, '-' or '_'")
+        if ":" not in self.loader:
+            raise PluginError(f"{where}: loader must be 'module:callable'")
+        if self.transfer not in TRANSFER_CONDITIONS:
+            raise PluginError(f"{where}: transfer {self.transfer!r} is not one of {TRANSFER_CONDITIONS}")

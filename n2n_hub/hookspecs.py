@@ -49,6 +49,17 @@ def register_datasets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_recipes(register: Callable[..., None]) -> None:
+    """Register recipes: call ``register(RecipeSpec(...))`` for each way of making training pairs.
+
+    :param register: takes one :class:`n2n_hub.RecipeSpec`. Its ``loader`` names
+        ``make(context: RecipeContext, split: str) -> PairData``, imported when a pair
+        whose registry entry names the recipe is trained; a registry entry selects it
+        with ``recipe = "<id>"``. The built-in recipes register through this hook too.
+    """
+
+
+@hookspec
 def register_pairs(register: Callable[..., None]) -> None:
     """Ship registry entries: call ``register(name, entry)`` for each pair the plugin knows how to train.
 

@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from . import distributed, translator_file
 from .boundary import call_plugin, guard
 from .cinn import ConditionSpec
 from .compute import Stopwatch, training_cost
-from .components import BridgeSpec, DatasetSpec
+from .components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
@@ -30,11 +30,14 @@ from .kinds import get_kind, kind_names, kind_of
 from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
-from .recipes import PairData, dataset_pairs, prior_pairs
+from .recipes import PairData, RecipeContext
 from .registry import PairEntry, Registry
 from .store import RecordMismatch, TranslatorStore, check_record, differences
 from .training import TrainConfig, TrainResult, train
 from .translator import Translation, Translator
+
+if TYPE_CHECKING:
+    from .transfer import TransferResult
 
 logger = logging.getLogger("n2n_hub")
 
@@ -173,20 +176,24 @@ class Hub:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         self._check_target_shapes(plan, tgt)
-        if plan.recipe == "dataset":
-            if plan.data_path is not None:
-                return dataset_pairs(plan, src, tgt, self.features, lambda s: {}, "", None, split, self.progress)
-            ds = self.catalog.datasets[plan.dataset]  # type: ignore[index]
-            return dataset_pairs(plan, src, tgt, self.features, lambda s: self.load_dataset(ds.id, s), ds.version,
-                                 ds.class_names, split, self.progress)
-        if split == "train":
-            return prior_pairs(plan, src, tgt, self.features, self.progress)
-        return prior_pairs(plan, src, tgt, self.features, self.progress, samples=max(1000, plan.samples // 10),
-                           seed=plan.seed + 7919, bridge_split="eval")
+        make = import_object(self.recipe(plan.recipe).loader)
+        return make(self._recipe_context(plan, src, tgt), split)
+
+    def recipe(self, name: str) -> RecipeSpec:
+        """The registered recipe ``name`` (built-in or a plugin's)."""
+        if name not in self.catalog.recipes:
+            known = ", ".join(sorted(self.catalog.recipes)) or "none"
+            raise IncompatiblePairError(f"recipe {name!r} is not registered by any loaded plugin (known: {known})")
+        return self.catalog.recipes[name]
+
+    def _recipe_context(self, plan: PairPlan, src: Expert, tgt: Expert) -> RecipeContext:
+        options = dict(plan.entry.options) if plan.entry is not None and plan.data_path is None else {}
+        return RecipeContext(plan, src, tgt, self.features, dict(self.catalog.datasets), self.load_dataset,
+                             self.progress, options)
 
     @staticmethod
     def _check_target_shapes(plan: PairPlan, target: Expert) -> None:
-        if plan.recipe == "dataset":
+        if plan.recipe != "target-prior":
             rep, lat = target.representation_for(None), target.latent_representation()
             if rep.numel != lat.numel:
                 raise IncompatiblePairError(f"{plan.target} encodes {rep.describe()} but decodes {lat.describe()}: "
@@ -433,6 +440,32 @@ class Hub:
             module, meta = translator_file.load(path, map_location=self.device)
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
                           plan=plan)
+
+    def transfer(self, source: str, target: str, exemplars: Any, *, to: Any = None, appearance: Any = None,
+                 condition: Any = None, from_: Any = None, n: int = 0, temperature: float | None = None,
+                 seed: int | None = None, **pair_options: Any) -> "TransferResult":
+        """Keep each exemplar's residual and give it a new condition (see :mod:`n2n_hub.transfer`).
+
+        What the new condition is depends on the pair's recipe: ``to`` (domain names, recipe
+        ``domains``), ``appearance`` (images, recipe ``deformation``) or ``condition`` (inputs
+        of the source expert: exemplar-guided translation). ``n`` adds that many samples with a
+        fresh residual under the new condition, for comparison.
+        """
+        from .transfer import check_request, run_transfer
+
+        plan = self.plan(source, target, translator=pair_options.get("translator"))
+        kind = self.recipe(plan.recipe).transfer
+        check_request(kind, f"{plan.source} -> {plan.target}", plan.recipe, to=to, appearance=appearance,
+                      condition=condition)
+        if not plan.target_spec.can_encode:
+            raise IncompatiblePairError(f"{plan.target} cannot encode exemplars, so it has nothing to transfer")
+        if kind == "domain":  # unknown domain names fail before anything is loaded or trained
+            from .transfer import check_domain_names
+
+            check_domain_names(plan, to, from_)
+        t = self.pair(source, target, **pair_options)
+        return run_transfer(t, kind, exemplars, to=to, appearance=appearance, condition=condition, from_=from_,
+                            n=n, temperature=temperature, seed=seed)
 
     def _check_validation(self, plan: PairPlan, result: TrainResult, ckpt: Path) -> None:
         """A translator that failed validation is never cached as if it were good."""

@@ -121,6 +121,7 @@ class PairPlan:
     translator: str = "cinn"
     flow: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the recipe's settings (registry [options])
     sizing: str = ""  # why the flow has its size (see apply_size)
 
     @property
@@ -129,7 +130,10 @@ class PairPlan:
 
     def explain(self) -> str:
         chain = " -> ".join([self.start_domain] + [f"[{b.id}] {b.to_domain}" for b in self.bridges])
-        if self.recipe == "dataset":
+        if self.recipe not in ("dataset", "target-prior"):
+            data = f"dataset '{self.dataset}'" if self.dataset else "no dataset"
+            how = f"{data}{', options ' + str(self.options) if self.options else ''}"
+        elif self.recipe == "dataset":
             data = f"dataset '{self.dataset}'" if self.dataset else f"your data at {self.data_path}"
             how = (f"{data}: the target encodes its '{self.target_spec.input_domain}', "
                    f"the source encodes {chain}")
@@ -151,6 +155,7 @@ class PairPlan:
             "registry_entry": self.entry.name if self.entry else None, "pairs_per_item": self.pairs_per_item,
             "samples": self.samples, "seed": self.seed, "translator": self.translator,
             "flow": self.flow, "training": self.training, "sizing": self.sizing,
+            **({"options": self.options} if self.options else {}),  # absent when empty: older keys stay valid
         }
 
 
@@ -281,6 +286,9 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
         return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", dom, found[1], data_path=path.resolve(),
                         entry=None, **{k: v for k, v in common.items()})
 
+    if entry is not None and entry.recipe not in ("dataset", "target-prior"):
+        return _plugin_recipe_plan(catalog, entry, src_addr, tgt_addr, src_spec, tgt_spec, where, common)
+
     if entry is not None and entry.recipe == "dataset":
         ds = catalog.datasets.get(entry.dataset or "")
         if ds is None:
@@ -325,3 +333,19 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                 f"Install a plugin with a bridge into '{goal}', or pass --data.")
         start, chain = found
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "target-prior", start, chain, **common)
+
+
+def _plugin_recipe_plan(catalog: Catalog, entry: PairEntry, src_addr: ExpertAddress, tgt_addr: ExpertAddress,
+                        src_spec: ExpertSpec, tgt_spec: ExpertSpec, where: str, common: dict[str, Any]) -> PairPlan:
+    """A plan for a registered recipe other than the two the resolver knows in detail."""
+    recipe = catalog.recipes.get(entry.recipe)
+    if recipe is None:
+        raise IncompatiblePairError(f"{where} names recipe {entry.recipe!r}, which no loaded plugin registers "
+                                    f"(known: {', '.join(sorted(catalog.recipes)) or 'none'})")
+    if entry.dataset is not None and entry.dataset not in catalog.datasets:
+        raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
+                                    f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
+    if recipe.needs_dataset and entry.dataset is None:
+        raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
+    return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, entry.recipe, src_spec.input_domain or "",
+                    dataset=entry.dataset, options=dict(entry.options), **common)

@@ -17,12 +17,15 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .components import BridgeSpec, DatasetSpec
+from .components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import N2NError, PluginError
 from .experts import ExpertSpec
 
 ENTRY_POINT_GROUP = "n2n_hub"
 LOAD_ENV = "N2N_HUB_LOAD_PLUGINS"
+# The host's own recipes: registered through the register_recipes hook like any plugin's,
+# always loaded (N2N_HUB_LOAD_PLUGINS does not remove them) and not listed as a plugin.
+BUILTIN_PLUGIN = "n2n_hub.builtin"
 BUILTIN_PACKAGE = "n2n-hub"
 
 
@@ -54,6 +57,7 @@ class Catalog:
     experts: dict[str, ExpertSpec] = field(default_factory=dict)
     bridges: dict[str, BridgeSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    recipes: dict[str, RecipeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
     pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
@@ -74,6 +78,9 @@ class PluginHost:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        from . import builtin_recipes
+
+        self.pm.register(builtin_recipes, name=BUILTIN_PLUGIN)
         self.load_problems: list[PluginProblem] = []
         self.distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (dist, version)
         self._loaded = False
@@ -131,7 +138,7 @@ class PluginHost:
             self.pm.unregister(plugin)
 
     def plugin_names(self) -> list[str]:
-        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None)
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None and n != BUILTIN_PLUGIN)
 
     def hooks_of(self, name: str) -> list[str]:
         plugin = self.pm.get_plugin(name)
@@ -147,7 +154,7 @@ class PluginHost:
     def collect(self) -> Catalog:
         """Call every registration hook and gather what it registers, validated."""
         catalog = Catalog(problems=list(self.load_problems))
-        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}}
+        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}, "recipe": {}}
 
         def make(kind: str, cls: type, table: dict[str, Any]) -> Callable[[str], Callable[..., None]]:
             def register_for(plugin: str) -> Callable[..., None]:
@@ -174,6 +181,7 @@ class PluginHost:
         self._call_each("register_experts", make("expert", ExpertSpec, catalog.experts), catalog)
         self._call_each("register_bridges", make("bridge", BridgeSpec, catalog.bridges), catalog)
         self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
+        self._call_each("register_recipes", make("recipe", RecipeSpec, catalog.recipes), catalog)
         self._call_each("register_pairs", lambda plugin: _pair_register(plugin, catalog), catalog)
         return catalog
 
@@ -186,9 +194,14 @@ def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
         if not isinstance(name, str) or not isinstance(entry, dict):
             raise PluginError("register() takes a pair name and a dict of registry keys")
         try:
-            parse_entry(plugin_origin(plugin), name, entry)
+            parsed = parse_entry(plugin_origin(plugin), name, entry)
         except N2NError as e:
             catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            return
+        if parsed.recipe not in catalog.recipes:  # recipes are collected first
+            catalog.problems.append(PluginProblem(
+                plugin, f"refused: [pairs.{name}] recipe {parsed.recipe!r} is not registered "
+                        f"(known: {', '.join(sorted(catalog.recipes))})"))
             return
         if name in catalog.pairs:
             first = catalog.pairs[name][0]

@@ -104,6 +104,8 @@ def publish(store: TranslatorStore, key: str, out_dir: str | Path, *, url: str |
     appended); ``hf_repo`` (+ ``hf_file``, default the file name) names a Hugging Face repo
     instead. With neither, the snippet points at the file beside it.
     """
+    if upload and not hf_repo:
+        raise InputError("--upload needs --hf-repo (the Hugging Face repository to upload to)")
     cached = find_cached(store, key)
     store.check(cached.path)  # never publish a file that changed after it was cached
     meta = translator_file.read_metadata(cached.path)
@@ -129,8 +131,6 @@ def publish(store: TranslatorStore, key: str, out_dir: str | Path, *, url: str |
         parse_entry(snippet, name, entry)  # what we write must load
     atomic_write_bytes(snippet, text.encode())
     if upload:
-        if not hf_repo:
-            raise InputError("--upload needs --hf-repo (the Hugging Face repository to upload to)")
         upload_file(file, hf_repo, published["hf_file"], endpoint=endpoint, token=token)
     return Publication(name, file, snippet, digest, published)
 
@@ -182,7 +182,7 @@ def regenerate_default(home: str | Path | None = None, log: Any = print) -> Publ
     table = (f"[pairs.{plan.entry.name}.published]\n"
              f"# written by `python -m n2n_hub.publish`: the translator shipped in n2n_hub/published/\n"
              f'url = "published/{pub.file.name}"\nsha256 = "{pub.sha256}"\n')
-    path = shipped_registry_path()
+    path = shipped_registry_path().resolve()  # in a checkout it is a link to the repository's registry.toml
     text = path.read_text(encoding="utf-8")
     block = re.compile(rf"\[pairs\.{re.escape(plan.entry.name)}\.published\]\n(?:[^\[\n].*\n|\n(?!\[))*")
     text = block.sub(table + "\n", text, count=1) if block.search(text) else text.rstrip("\n") + "\n\n" + table

@@ -1,19 +1,23 @@
 """Recipes: turning a :class:`~n2n_hub.pairing.PairPlan` into training pairs (z_Φ, z_Θ).
 
+A recipe is a :class:`~n2n_hub.components.RecipeSpec` registered through the
+``register_recipes`` hook (the built-ins in :mod:`n2n_hub.builtin_recipes` too); its
+loader is called as ``make(context: RecipeContext, split) -> PairData``.
+
 Every expert pass goes through the feature store, keyed by the expert's fingerprint
 and the data's, so changing only hyperparameters never re-runs an expert.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from .progress import tqdm
 
-from .components import BridgeContext, BridgeSpec
+from .components import BridgeContext, BridgeSpec, DatasetSpec
 from .errors import ShapeError
 from .experts import Expert, import_object
 from .features import FeatureStore, stable_hash
@@ -27,6 +31,47 @@ class PairData:
 
     source: torch.Tensor
     target: torch.Tensor
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe gets to make pairs: the plan, both loaded experts, the feature store and datasets.
+
+    ``load_dataset(id, split)`` returns a registered dataset's ``{domain: data}``;
+    ``options`` is the registry entry's ``[pairs.NAME.options]`` table.
+    """
+
+    plan: Any
+    source: Expert
+    target: Expert
+    features: FeatureStore
+    datasets: dict[str, DatasetSpec]
+    load_dataset: Callable[[str, str], dict]
+    progress: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> DatasetSpec | None:
+        return self.datasets.get(self.plan.dataset) if self.plan.dataset else None
+
+
+def dataset_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
+    """The ``dataset`` recipe: items of a dataset (or the user's ``--data``) that both sides read."""
+    ds = ctx.dataset
+    if ctx.plan.data_path is not None or ds is None:
+        return dataset_pairs(ctx.plan, ctx.source, ctx.target, ctx.features, lambda s: {}, "", None, split,
+                             ctx.progress)
+    return dataset_pairs(ctx.plan, ctx.source, ctx.target, ctx.features, lambda s: ctx.load_dataset(ds.id, s),
+                         ds.version, ds.class_names, split, ctx.progress)
+
+
+def prior_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
+    """The ``target-prior`` recipe; evaluation pairs use another seed and held-out bridge templates."""
+    plan = ctx.plan
+    if split == "train":
+        return prior_pairs(plan, ctx.source, ctx.target, ctx.features, ctx.progress)
+    return prior_pairs(plan, ctx.source, ctx.target, ctx.features, ctx.progress, samples=max(1000, plan.samples // 10),
+                       seed=plan.seed + 7919, bridge_split="eval")
 
 
 def take(data: Any, index: torch.Tensor) -> Any:

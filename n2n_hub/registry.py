@@ -9,6 +9,7 @@ naming the file, the key and the problem.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,18 @@ from .errors import RegistryError
 from .experts import ExpertAddress
 from .paths import REGISTRY_ENV, user_registry_path
 
-RECIPES = ("dataset", "target-prior")
+# Recipes are registered by plugins (register_recipes); an entry's recipe name is checked when
+# its pair is planned. These are the built-in ones.
+RECIPES = ("dataset", "target-prior", "domains", "deformation")
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
-              "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature"}
+              "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
 _FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
 _TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
                "val_fraction", "val_every", "patience", "seed", "max_bad_steps"}
 _PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256"}
+
+
+_RECIPE_ID = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
 def shipped_registry_path() -> Path:
@@ -85,6 +91,7 @@ class PairEntry:
     flow: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     published: Published | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the recipe's own settings
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +102,7 @@ class PairEntry:
             "translator": self.translator, "temperature": self.temperature, "description": self.description,
             "flow": self.flow,
             "training": self.training, "published": vars(self.published) if self.published else None,
-            "origin": self.origin, "from": describe_origin(self.origin),
+            "origin": self.origin, "from": describe_origin(self.origin), "options": self.options,
         }
 
 
@@ -132,8 +139,12 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         if not isinstance(raw.get(req), str) or not raw[req].strip():
             raise _fail(path, key, f"'{req}' is required and must be a string")
     recipe = raw["recipe"]
-    if recipe not in RECIPES:
-        raise _fail(path, key, f"recipe {recipe!r} is not one of {RECIPES}")
+    if not _RECIPE_ID.match(recipe):
+        raise _fail(path, key, f"recipe {recipe!r} is not a recipe id (built-in recipes: {RECIPES}; "
+                               "plugins register more)")
+    options = raw.get("options", {})
+    if not isinstance(options, dict):
+        raise _fail(path, key, "'options' must be a table of the recipe's settings")
     if recipe == "dataset" and not isinstance(raw.get("dataset"), str):
         raise _fail(path, key, "recipe 'dataset' needs 'dataset = \"<dataset id>\"'")
     bridges = raw.get("bridges")
@@ -175,7 +186,7 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         temperature=float(temperature), description=str(raw.get("description", "")),
         flow=_check_table(path, key, "flow", raw.get("flow", {}), _FLOW_KEYS),
         training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),
-        published=published, **ints,
+        published=published, options=dict(options), **ints,
     )
 
 
@@ -183,7 +194,7 @@ def _resolve_url(path: Path | str, url: str | None) -> str | None:
     """A url without a scheme is a file path relative to the registry file that names it."""
     if not url or "://" in url or url.startswith("file:") or not Path(str(path)).is_file():
         return url
-    return (Path(str(path)).resolve().parent / url).resolve().as_uri()
+    return (Path(str(path)).absolute().parent / url).resolve().as_uri()  # beside the file as named, links kept
 
 
 def default_registry_paths() -> list[Path]:

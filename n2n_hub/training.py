@@ -551,11 +551,11 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
     Host synchronisation: the step itself (:func:`train_step`) reads nothing back. A step
     whose loss or gradient is not finite must not reach Adam at all (even a masked update
     would advance its moments and step count); the fused Adam does exactly that on the
-    device when given ``found_inf``. The numbers ``[loss, grad norm]`` of each step are
-    read back in one transfer: after every step on CPU (where a read costs nothing), every
-    32 steps on CUDA, and always before validation, a checkpoint and the end, so skip
-    warnings, the loss average and the early stop see every step. An optimizer without a
-    fused kernel falls back to reading after each step, before deciding to update.
+    device when given ``found_inf``. On CUDA the numbers ``[loss, grad norm]`` of each step
+    are read back in one transfer every 32 steps, and always before validation, a checkpoint
+    and the end, so skip warnings, the loss average and the early stop see every step. On
+    CPU (where a read costs nothing) and with an optimizer without a fused kernel, they are
+    read after each step and the host decides whether to update.
     """
     name, f = objective(model)
     device = torch.device(config.device)
@@ -693,8 +693,10 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_bf16
                 else contextlib.nullcontext())
     step_loss = distributed.data_parallel(model, f, device)  # f itself in one process
-    skips_on_device = _skips_on_device(opt)
-    read_every = _READ_EVERY_CUDA if device.type == "cuda" and skips_on_device else 1
+    # On CUDA the fused Adam skips bad steps itself and the numbers are read in batches; on
+    # CPU a read costs nothing, so the step is decided on the host exactly as before.
+    skips_on_device = device.type == "cuda" and _skips_on_device(opt)
+    read_every = _READ_EVERY_CUDA if skips_on_device else 1
     pending: list[tuple[int, Tensor]] = []  # (step, [loss, grad norm]) not yet read back
 
     def settle() -> bool:

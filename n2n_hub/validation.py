@@ -7,7 +7,7 @@ so a bad value is refused before any model is loaded or trained.
 from __future__ import annotations
 
 import math
-import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +72,19 @@ def check_output_path(path: Path, option: str = "-o") -> Path:
             break
     if not parent.is_dir():
         raise InputError(f"{option} {path}: the folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: the folder {parent} is not writable; choose another place")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"{option} {path} exists and is not writable")
+    # Probe by writing: permission bits say nothing for root, read-only mounts or /proc.
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".n2n-hub-probe-"):
+            pass
+    except OSError as e:
+        raise InputError(f"{option} {path}: cannot write in the folder {parent} ({e.strerror}); "
+                         "choose another place") from None
+    if path.exists():
+        try:
+            with open(path, "ab"):
+                pass
+        except OSError as e:
+            raise InputError(f"{option} {path} exists and cannot be written ({e.strerror})") from None
     return path
 
 
@@ -87,4 +96,6 @@ def check_texts(texts: list[str]) -> list[str]:
         except UnicodeEncodeError:
             raise InputError(f"input {i + 1} is not valid UTF-8 text ({t.encode('utf-8', 'replace')!r}); "
                              "pass the prompt as UTF-8") from None
+        if not t.strip():
+            raise InputError(f"input {i + 1} is empty; give a prompt with words in it")
     return texts

@@ -120,3 +120,17 @@ def test_pairs_command_says_where_each_entry_came_from(toy_cli_host, toy_registr
     assert lines["toy-shapes"].endswith(f"from: user file {toy_registry_file}")
     data = {e["name"]: e["from"] for e in json.loads(CliRunner().invoke(cli, ["pairs", "--json"]).output)}
     assert data["toy-plugin-pair"] == "plugin shipper"
+
+
+def test_hook_register_recipes_adds_a_recipe_registry_entries_can_name(tmp_path, monkeypatch):
+    from n2n_hub import RecipeSpec
+    from n2n_hub.hub import Hub
+
+    def register_recipes(register):
+        register(RecipeSpec(id="mine", loader="x:y", transfer="appearance", description="mine"))
+
+    host = _host(register_recipes=register_recipes)
+    spec = host.collect().recipes["mine"]
+    assert (spec.plugin, spec.transfer) == ("mine", "appearance")
+    hub = Hub(home=tmp_path, host=host, progress=False)
+    assert hub.recipe("mine") is not None and hub.recipe("dataset").plugin == "n2n_hub.builtin"

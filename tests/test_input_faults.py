@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -43,10 +45,19 @@ def test_output_paths_are_checked_before_training(run, tmp_path):
     afile.write_text("x")
     (tmp_path / "out.png").mkdir()
     for target, says in ((tmp_path / "out.png", "is a folder"), (afile / "x.png", "is a file, not a folder"),
-                         (tmp_path / "nope" / "x.png", "does not exist")):
+                         (tmp_path / "nope" / "x.png", "does not exist"),
+                         # unwritable even for root: permission bits alone would let this through
+                         (Path("/proc/x.png"), "cannot write in the folder")):
         out = run("translate", "toytext", "toygen", "a circle", "-o", str(target))
         assert says in one_line_error(out)
     assert not (tmp_path / "home" / "translators").exists()
+
+
+def test_empty_prompts_are_refused_before_any_work(run, tmp_path):
+    for blank in ("", "   ", "\t\n"):
+        out = run("translate", "toytext", "toygen", "a circle", blank, "-o", str(tmp_path / "x.png"))
+        assert "input 2 is empty" in one_line_error(out)
+    assert not (tmp_path / "home" / "translators").exists() and not (tmp_path / "x.png").exists()
 
 
 def test_non_utf8_prompts_are_refused_by_name(run, tmp_path):

@@ -90,6 +90,12 @@ def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_hos
         "toytext", "toygen", train_if_missing=False)
     assert torch.equal(_samples(fetched), _samples(trained))
 
+    logs: list[str] = []
+    forced = Hub(home=tmp_path / "b", host=toy_host, progress=False, log=logs.append,
+                 registry=Registry.load([toy_registry_file, pub.snippet])).pair("toytext", "toygen", force=True)
+    assert any(m.startswith("training a cinn translator") for m in logs)  # --force trains despite the published file
+    assert not any("fetching" in m for m in logs) and forced.metadata["key"] == trained.metadata["key"]
+
 
 def test_publish_refuses_unknown_keys_and_local_data(toy_host, tmp_path):
     hub = _hub(toy_host, tmp_path / "a", [])
@@ -112,3 +118,86 @@ def test_publish_command_writes_both_files(toy_cli_host, tmp_path):
     assert "sha256" in result.output and len(list((tmp_path / "pub").glob("*.toml"))) == 1
     bad = CliRunner().invoke(cli, ["publish", "zzz", "-o", str(tmp_path)])
     assert bad.exit_code == 1 and bad.output.startswith("Error: no cached translator with key 'zzz'")
+
+
+def test_the_default_pair_ships_a_translator_fetched_offline_and_verified(tmp_path):
+    """The README's first command gets its translator from the package through the real fetch path."""
+    import urllib.parse
+    from pathlib import Path
+
+    from n2n_hub.atomic import sha256_file
+
+    entry = Registry.load().entries["bert-vaegan-animals"]
+    assert entry.published is not None and entry.published.url.startswith("file:")
+    shipped = Path(urllib.parse.urlparse(entry.published.url).path)
+    assert shipped.parent.name == "published" and sha256_file(shipped) == entry.published.sha256
+
+    logs: list[str] = []
+    hub = Hub(home=tmp_path / "h", progress=False, log=logs.append)  # HF_HUB_OFFLINE=1: a local file still fetches
+    t = hub.pair("bert", "vaegan", train_if_missing=False)
+    assert any("fetching the published translator" in m for m in logs)
+    assert t.path.is_relative_to(tmp_path / "h") and sha256_file(t.path) == entry.published.sha256
+    images = t.translate(["a photo of a zebra"], n=2, seed=0).outputs
+    assert images.shape[0] == 2 and bool(torch.isfinite(images).all())
+
+
+class _StandInHub(http.server.BaseHTTPRequestHandler):
+    """The two Hugging Face endpoints an upload of a small file uses: preupload and commit."""
+
+    received: dict[str, bytes] = {}
+
+    def log_message(self, *args):  # type: ignore[no-untyped-def]
+        pass
+
+    def _json(self, obj, code=200):  # type: ignore[no-untyped-def]
+        import json
+
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # type: ignore[no-untyped-def]
+        import base64
+        import json
+
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        repo = self.path.split("/")[3:5]
+        if "/preupload/" in self.path:
+            files = json.loads(data)["files"]
+            self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+        elif "/commit/" in self.path:
+            for line in data.decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    _StandInHub.received["/".join(repo) + ":" + item["value"]["path"]] = base64.b64decode(
+                        item["value"]["content"])
+            host = f"http://127.0.0.1:{self.server.server_address[1]}"
+            self._json({"commitUrl": f"{host}/{'/'.join(repo)}/commit/{'a' * 40}", "commitOid": "a" * 40,
+                        "pullRequestUrl": None})
+        else:
+            self._json({"error": "not here"}, 404)
+
+
+def test_publish_uploads_through_huggingface_hub_to_a_local_endpoint(toy_host, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandInHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    try:
+        hub = _hub(toy_host, tmp_path / "a", [])
+        key = hub.pair("toytext", "toygen", steps=10, n_blocks=1, hidden=8).metadata["key"]
+        pub = publish(hub.cache, key, tmp_path / "out", hf_repo="me/translators", upload=True,
+                      endpoint=f"http://127.0.0.1:{server.server_address[1]}", token="hf_test")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert pub.published == {"hf_repo": "me/translators", "hf_file": pub.file.name, "sha256": pub.sha256}
+    assert _StandInHub.received[f"me/translators:{pub.file.name}"] == pub.file.read_bytes()
+    assert 'hf_repo = "me/translators"' in pub.snippet.read_text()
+    with pytest.raises(InputError, match="--upload needs --hf-repo"):
+        publish(hub.cache, key, tmp_path / "out2", upload=True)

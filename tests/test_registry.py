@@ -37,7 +37,7 @@ def test_user_registry_merges_key_by_key(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("body, problem", [
-    ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "telepathy"\n', "recipe 'telepathy'"),
+    ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "Tele pathy"\n', "recipe 'Tele pathy'"),
     ('[pairs.x]\ntarget = "b"\nrecipe = "target-prior"\n', "'source' is required"),
     ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "dataset"\n', "needs 'dataset"),
     ('[pairs.x]\nsource = "a"\ntarget = "b"\nrecipe = "target-prior"\nstepz = 3\n', "unknown key"),

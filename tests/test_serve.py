@@ -387,7 +387,7 @@ def test_api_key_guards_every_route_but_health(world):
     with running(app) as url:
         assert httpx.get(url + "/healthz").json()["status"] == "ok"
         assert httpx.get(url + "/readyz").status_code == 200
-        routes = [("GET", "/"), ("GET", "/static/app.js"), ("GET", "/v1/pairs"), ("GET", "/v1/experts"),
+        routes = [("GET", "/"), ("GET", "/docs"), ("GET", "/static/app.js"), ("GET", "/v1/pairs"), ("GET", "/v1/experts"),
                   ("GET", "/metrics"), ("GET", "/openapi.json"), ("POST", "/v1/translate"),
                   ("POST", "/v1/translate/upload")]
         for method, path in routes:
@@ -484,7 +484,8 @@ def test_the_page_is_self_contained(server):
     url, _ = server
     html = httpx.get(url + "/").text
     assert '<select id="pair"' in html and "/static/app.js" in html
-    for asset in ("/static/app.js", "/static/style.css"):
+    assert "/static/docs.js" in httpx.get(url + "/docs").text  # the OpenAPI page, also offline
+    for asset in ("/static/app.js", "/static/style.css", "/static/docs.js"):
         r = httpx.get(url + asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
     assert "http" not in html.replace("http-equiv", "")

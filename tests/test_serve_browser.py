@@ -50,6 +50,9 @@ def test_page_submits_a_prompt_shows_the_grid_and_shows_errors(page_server, tmp_
             page.wait_for_selector("#error:not([hidden])", timeout=20_000)
             assert "limit of 16" in page.inner_text("#error")
             assert page.is_enabled("#go")
+            page.goto(page_server + "/docs")  # the OpenAPI page renders without a CDN
+            page.wait_for_selector("h2:has-text('POST /v1/translate')", timeout=20_000)
+            assert "temperature" in page.inner_text("#api")
         finally:
             browser.close()
     assert (tmp_path / "page.png").stat().st_size > 1000

@@ -436,6 +436,11 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
     async def page() -> HTMLResponse:
         return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The OpenAPI page, rendered by our own script (Swagger UI would load from a CDN)."""
+        return HTMLResponse((static / "docs.html").read_text(encoding="utf-8"))
+
     return app
 
 

@@ -83,7 +83,7 @@ def _chunked(fn: Callable[[torch.Tensor], Any], z: torch.Tensor, chunk: int) -> 
 
 @torch.no_grad()
 def _together(t: Translator, jobs: list[Job], on_call: Callable[[str], None] | None, merge_encode: bool = True,
-              decode_chunk: int = 8) -> list[JobResult]:
+              decode_chunk: int = 4) -> list[JobResult]:
     conditions: list[torch.Tensor | None] = [None] * len(jobs)
     raw = [i for i, j in enumerate(jobs) if j.kind != "latent"]
     if raw and not merge_encode:

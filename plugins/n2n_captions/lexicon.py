@@ -29,8 +29,7 @@ _ANIMAL = ("animal", "mammal", "creature", "beast")
 
 LEXICON: dict[str, Entry] = {
     "bear": Entry(
-        terms=("brown bear", "black bear", "bear cub", "wild bear", "cave bear", "sun bear", "spectacled bear", "sloth bear",
-               "moon bear", "cinnamon bear"),
+        terms=("brown bear", "black bear", "bear cub", "wild bear", "cave bear", "sun bear", "spectacled bear"),
         hypernyms=("carnivore", "predator", "wild animal") + _ANIMAL,
         looks=("a heavy animal with thick fur and strong claws", "a big round-eared mammal on four thick legs",
                "a powerful furry animal of the forest", "a stocky animal with a big head and small eyes"),
@@ -38,8 +37,7 @@ LEXICON: dict[str, Entry] = {
                   "near a waterfall", "rubbing its back on a tree", "in the snow", "standing upright"),
     ),
     "bird": Entry(
-        terms=("blackbird", "seagull", "parrot", "eagle", "dove", "owl", "hawk", "starling", "wren", "budgie", "magpie", "kingfisher",
-               "heron", "hummingbird", "canary", "cardinal", "bluebird", "jay"),
+        terms=("blackbird", "seagull", "parrot", "eagle", "dove", "owl", "hawk", "starling", "wren", "budgie"),
         hypernyms=("flying animal", "animal", "creature", "vertebrate"),
         looks=("a small animal with feathers and a beak", "a winged creature with a pointed beak",
                "a feathered animal with two legs and wings", "a creature that flies with feathered wings"),
@@ -47,8 +45,7 @@ LEXICON: dict[str, Entry] = {
                   "near the water", "gliding on the wind"),
     ),
     "cat": Entry(
-        terms=("kitten", "house cat", "tomcat", "tortoiseshell cat", "black cat", "persian cat", "alley cat", "maine coon", "bengal cat",
-               "ragdoll", "burmese", "calico", "manx"),
+        terms=("kitten", "house cat", "tomcat", "tortoiseshell cat", "black cat", "persian cat", "alley cat"),
         hypernyms=("pet", "domestic animal") + _ANIMAL,
         looks=("a small furry pet with pointed ears and whiskers", "a slender animal with soft fur and a long tail",
                "a pet with sharp claws and green eyes", "a small predator with a long tail and upright ears"),
@@ -56,8 +53,7 @@ LEXICON: dict[str, Entry] = {
                   "on a rooftop", "hunting in the grass", "napping"),
     ),
     "cow": Entry(
-        terms=("dairy cow", "milk cow", "bull", "cattle beast", "jersey cow", "highland cow", "angus", "longhorn", "hereford",
-               "brahman cattle", "friesian", "guernsey", "aurochs"),
+        terms=("dairy cow", "milk cow", "bull", "cattle beast", "jersey cow", "highland cow", "angus"),
         hypernyms=("farm animal", "livestock", "ruminant") + _ANIMAL,
         looks=("a large farm animal with hooves and horns", "a big heavy animal with a long tail and a wide nose",
                "a spotted farm animal with a big body", "a grazing animal with udders and short horns"),
@@ -66,7 +62,7 @@ LEXICON: dict[str, Entry] = {
     ),
     "dog": Entry(
         terms=("hound dog", "collie", "retriever", "bulldog", "sheepdog", "spaniel", "husky", "shepherd dog",
-               "greyhound", "rottweiler", "chihuahua", "pug", "boxer", "dalmatian", "corgi", "schnauzer", "mutt"),
+               "greyhound"),
         hypernyms=("pet", "domestic animal") + _ANIMAL,
         looks=("a four-legged pet with floppy ears and a tail", "a furry pet with a wet nose",
                "a loyal pet with four legs and a wagging tail", "a medium-sized animal with a snout and paws"),
@@ -75,7 +71,7 @@ LEXICON: dict[str, Entry] = {
     ),
     "elephant": Entry(
         terms=("african elephant", "baby elephant", "bull elephant", "elephant calf", "circus elephant",
-               "forest elephant", "savanna elephant", "bush elephant", "indian elephant", "matriarch"),
+               "forest elephant"),
         hypernyms=("wild animal", "herbivore") + _ANIMAL,
         looks=("a huge animal with a long trunk and tusks", "an enormous grey animal with big ears",
                "a giant wrinkled animal with ivory tusks", "a very large animal with thick legs and a trunk"),
@@ -83,8 +79,7 @@ LEXICON: dict[str, Entry] = {
                   "flapping its ears", "walking slowly"),
     ),
     "giraffe": Entry(
-        terms=("baby giraffe", "giraffe calf", "tall giraffe", "wild giraffe", "rothschild giraffe", "nubian giraffe",
-               "kordofan giraffe", "angolan giraffe"),
+        terms=("baby giraffe", "giraffe calf", "tall giraffe", "wild giraffe", "rothschild giraffe"),
         hypernyms=("wild animal", "herbivore", "ruminant") + _ANIMAL,
         looks=("an animal with a very long neck and spots", "a tall animal with long legs and a long neck",
                "a spotted animal with a tiny head on a long neck", "an extremely tall african animal"),
@@ -93,7 +88,7 @@ LEXICON: dict[str, Entry] = {
     ),
     "horse": Entry(
         terms=("racehorse", "draft horse", "wild horse", "arabian horse", "riding horse", "shetland pony",
-               "palomino", "gelding", "bronco", "clydesdale", "filly", "shire horse", "appaloosa", "quarter horse"),
+               "palomino", "gelding"),
         hypernyms=("farm animal", "domestic animal") + _ANIMAL,
         looks=("a large animal with hooves, a mane and a long tail", "a strong animal with a long face and a mane",
                "a tall animal with slender legs and a flowing tail", "a four-legged animal people ride"),
@@ -101,8 +96,7 @@ LEXICON: dict[str, Entry] = {
                   "in the countryside", "grazing"),
     ),
     "sheep": Entry(
-        terms=("woolly sheep", "black sheep", "mountain sheep", "shorn sheep", "farm sheep", "bighorn sheep", "dorset", "cheviot", "texel",
-               "jacob sheep", "wether", "hogget", "tup"),
+        terms=("woolly sheep", "black sheep", "mountain sheep", "shorn sheep", "farm sheep", "bighorn sheep"),
         hypernyms=("farm animal", "livestock", "ruminant") + _ANIMAL,
         looks=("a farm animal covered in thick wool", "a small animal with a woolly coat and a narrow face",
                "a round woolly animal on thin legs", "a grazing animal with a fleece"),
@@ -110,8 +104,7 @@ LEXICON: dict[str, Entry] = {
                   "in the countryside", "by a fence"),
     ),
     "zebra": Entry(
-        terms=("wild zebra", "baby zebra", "mountain zebra", "cape zebra", "african zebra", "grazing zebra", "striped zebra",
-               "hartmann's zebra"),
+        terms=("wild zebra", "baby zebra", "mountain zebra", "cape zebra", "african zebra"),
         hypernyms=("wild animal", "herbivore") + _ANIMAL,
         looks=("an animal covered in black and white stripes", "a horse-like animal with a striped coat",
                "a striped wild animal with a short mane", "a black-and-white animal shaped like a small horse"),
@@ -124,9 +117,6 @@ GENERIC_CONTEXTS: tuple[str, ...] = (
     "in the picture", "on a sunny day", "at night", "seen from the side", "up close", "in the distance",
     "in the middle of the frame", "outdoors", "on a plain background", "in the morning",
 )
-
-GENERIC_LOOKS: tuple[str, ...] = ()
-
 
 def entry_for(name: str) -> Entry:
     """The curated entry of a class name (case-insensitive), or an empty one."""

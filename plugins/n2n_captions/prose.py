@@ -23,7 +23,7 @@ from n2n_hub.kit import InputError
 from .lexicon import GENERIC_CONTEXTS, Entry, entry_for
 from .templates import EVAL_TEMPLATES, fill
 
-POOL_SIZE = 384
+POOL_SIZE = 192
 
 ADJECTIVES = ("young", "big", "small", "old", "adult", "lonely", "calm", "curious", "lively", "sleepy")
 SINGLE = ("a {}", "this {}", "that {}", "a single {}", "a lone {}", "a {adj} {}")

@@ -85,7 +85,8 @@ async function submit(ev) {
     const facts = $("facts");
     facts.replaceChildren(...data.results.map((r) => {
       const li = document.createElement("li");
-      const summary = (r.samples || []).map((s) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(" ")).join("; ");
+      const summary = (r.samples || []).map((s) => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(" "))
+        .filter(Boolean).join("; ");
       li.textContent = `${r.input}` + (r.outputs ? `: ${r.outputs.join(" | ")}` : "") + (summary ? ` — ${summary}` : "");
       return li;
     }));
