@@ -64,3 +64,12 @@ def test_a_freshly_trained_translator_is_the_object_trained_and_equal_to_its_fil
     a = t.translate(["a triangle"], n=4, seed=5).latents
     again = toy_hub.pair("toytext", "toygen", steps=30)  # now from the cache, rebuilt from the file
     assert rebuilt == [str(t.path)] and torch.equal(again.translate(["a triangle"], n=4, seed=5).latents, a)
+
+
+def test_the_hub_imports_without_torch_so_listings_stay_fast():
+    import subprocess
+    import sys
+
+    code = "import sys, n2n_hub.hub, n2n_hub.cli; print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
