@@ -40,11 +40,16 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _catalog():  # type: ignore[no-untyped-def]
-    """What plugins registered, without importing torch (listing stays fast)."""
-    from .plugins import get_host
+def _listing_hub():  # type: ignore[no-untyped-def]
+    """A Hub for listings: importing it loads no torch, and nothing is loaded until asked for."""
+    from .hub import Hub
 
-    return get_host().collect()
+    return Hub(progress=False, log=lambda m: None)
+
+
+def _catalog():  # type: ignore[no-untyped-def]
+    """What plugins registered, read through the Hub (listing stays fast)."""
+    return _listing_hub().catalog
 
 
 def _hub(device: str = "cpu", quiet: bool = False):
@@ -121,10 +126,7 @@ def experts_list(query: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def experts_show(expert_id: str, as_json: bool) -> None:
     """Everything an expert declares: domains, shapes, taps, variants, licence."""
-    from .experts import ExpertAddress
-    from .pairing import lookup_spec
-
-    spec = lookup_spec(_catalog(), ExpertAddress.parse(expert_id))
+    spec = _listing_hub().expert_spec(expert_id)
     d = spec.to_dict()
     if as_json:
         _echo_json(d)
@@ -143,10 +145,8 @@ def experts_show(expert_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_cmd(as_json: bool) -> None:
     """Loaded plugins with their versions and hooks, and any that failed."""
-    from .plugins import get_host
-
-    host = get_host()
-    catalog = host.collect()
+    hub = _listing_hub()
+    host, catalog = hub.host, hub.catalog
     rows = []
     for name in host.plugin_names():
         dist, version = host.distributions.get(name, (None, None))
