@@ -182,7 +182,8 @@ class Hub:
         """The items of one split of a registered dataset (``{domain: items, ...}``), from its plugin's loader."""
         if dataset not in self.catalog.datasets:
             known = ", ".join(sorted(self.catalog.datasets)) or "none"
-            raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} (`n2n-hub datasets`)")
+            raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} "
+                             "(install the plugin that provides it)")
         spec = self.catalog.datasets[dataset]
         loader = import_object(spec.loader)
         with using_home(self.home):
