@@ -70,6 +70,7 @@ def test_the_hub_imports_without_torch_so_listings_stay_fast():
     import subprocess
     import sys
 
-    code = "import sys, n2n_hub.hub, n2n_hub.cli; print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))"
+    code = ("import sys, n2n_hub.hub, n2n_hub.cli; "
+            "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

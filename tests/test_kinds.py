@@ -74,7 +74,8 @@ def test_a_registered_kind_trains_caches_and_samples_through_the_hub(gauss_kind,
     again = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None).pair(
         "toytext", "toygen", translator="diag-gauss", steps=300, hidden=16, train_if_missing=False)
     assert again.path == t.path and type(again.module) is DiagonalGaussian
-    assert torch.equal(again.translate(["a circle"], n=8, seed=2).latents, t.translate(["a circle"], n=8, seed=2).latents)
+    same = again.translate(["a circle"], n=8, seed=2).latents
+    assert torch.equal(same, t.translate(["a circle"], n=8, seed=2).latents)
 
 
 def test_an_unknown_kind_is_refused_naming_the_registered_ones(gauss_kind, toy_hub):
@@ -100,7 +101,8 @@ def test_data_dependent_init_is_public_and_done_once_before_training():
     assert all(b.actnorm.is_initialized for b in flow.blocks) and flow.whitening.is_initialized
     # the whitening was fitted to the training targets: it maps them to mean 0, covariance ≈ I
     v, _ = flow.whitening(z)
-    assert v.mean(0).abs().max() < 1e-3 and (torch.cov(v.T, correction=0) - torch.eye(3)).abs().max() < 0.05  # up to the ridge
+    assert v.mean(0).abs().max() < 1e-3
+    assert (torch.cov(v.T, correction=0) - torch.eye(3)).abs().max() < 0.05  # up to the ridge
     assert objective(flow)[0] == "nll"
 
 
