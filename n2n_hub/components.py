@@ -22,6 +22,8 @@ class BridgeSpec:
     ``loader`` is ``"module:callable"``; the callable is
     ``convert(data, *, context: BridgeContext) -> data``.
     ``cost`` orders alternatives when several chains exist (lower is preferred).
+    ``version`` enters every feature and translator key built through the bridge: bump it whenever
+    what the bridge writes changes, so caches made with the old text are never reused.
     """
 
     id: str
@@ -31,6 +33,7 @@ class BridgeSpec:
     description: str = ""
     cost: float = 1.0
     plugin: str | None = None
+    version: str = "1"
 
     def validate(self) -> None:
         where = f"bridge spec {self.id!r}"
@@ -41,6 +44,8 @@ class BridgeSpec:
                 raise PluginError(f"{where}: domain {name!r} is not one of {DOMAINS}")
         if ":" not in self.loader:
             raise PluginError(f"{where}: loader must be 'module:callable'")
+        if not isinstance(self.version, str) or not self.version:
+            raise PluginError(f"{where}: version must be a non-empty string such as '2'")
 
 
 @dataclass

@@ -151,6 +151,7 @@ class PairPlan:
         return {
             "source": str(self.source), "target": str(self.target), "recipe": self.recipe,
             "start_domain": self.start_domain, "bridges": [b.id for b in self.bridges],
+            "bridge_versions": [b.version for b in self.bridges],
             "dataset": self.dataset, "data_path": str(self.data_path) if self.data_path else None,
             "registry_entry": self.entry.name if self.entry else None, "pairs_per_item": self.pairs_per_item,
             "samples": self.samples, "seed": self.seed, "translator": self.translator,

@@ -136,7 +136,8 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
     index = torch.arange(n).repeat(reps)
     bridge_split = "train" if split == "train" else "eval"
     src_key = {"role": "source", "expert": source.fingerprint(), "tap": plan.source.tap, "data": data_fp,
-               "start": plan.start_domain, "bridges": [b.id for b in plan.bridges], "reps": reps,
+               "start": plan.start_domain, "bridges": [b.id for b in plan.bridges],
+               "bridge_versions": [b.version for b in plan.bridges], "reps": reps,
                "seed": plan.seed, "bridge_split": bridge_split}
 
     def compute_source() -> torch.Tensor:
@@ -158,7 +159,8 @@ def prior_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore, 
     bsz = plan.batch_size
     prior_key = {"role": "prior", "expert": target.fingerprint(), "n": n, "seed": seed}
     src_key = {"role": "source", "expert": source.fingerprint(), "tap": plan.source.tap, "prior": prior_key,
-               "start": plan.start_domain, "bridges": [b.id for b in plan.bridges], "bridge_split": bridge_split}
+               "start": plan.start_domain, "bridges": [b.id for b in plan.bridges],
+               "bridge_versions": [b.version for b in plan.bridges], "bridge_split": bridge_split}
     if store.has(stable_hash(prior_key)) and store.has(stable_hash(src_key)):
         return PairData(store.load(stable_hash(src_key)), store.load(stable_hash(prior_key)))
 

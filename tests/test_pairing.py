@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import pytest
 
 from n2n_hub import ExpertSpec, Representation, hookimpl
-from n2n_hub.errors import IncompatiblePairError, UnknownExpertError
+from n2n_hub.components import BridgeSpec
+from n2n_hub.errors import CacheError, IncompatiblePairError, PluginError, UnknownExpertError
 from n2n_hub.hub import Hub
 from n2n_hub.registry import Registry
 
@@ -89,3 +91,20 @@ def test_registry_entry_naming_a_missing_dataset_says_so(toy_host, tmp_path):
 def test_taps_must_exist(toy_hub):
     with pytest.raises(UnknownExpertError, match="no tap 'deep'"):
         toy_hub.plan("toytext:deep", "toygen")
+
+
+def test_a_new_bridge_version_reuses_neither_features_nor_translators_of_the_old_text(toy_hub):
+    toy_hub.pair("toytext", "toygen", steps=20, n_blocks=1, hidden=8)
+    features = set((toy_hub.home / "features").rglob("*.safetensors"))
+    bridges = toy_hub.catalog.bridges
+    bridges["label-caption"] = dataclasses.replace(bridges["label-caption"], version="2")
+    assert toy_hub.plan("toytext", "toygen").to_dict()["bridge_versions"] == ["2"]
+    with pytest.raises(CacheError, match="no cached translator"):
+        toy_hub.pair("toytext", "toygen", steps=20, n_blocks=1, hidden=8, train_if_missing=False)
+    toy_hub.pair("toytext", "toygen", steps=20, n_blocks=1, hidden=8)
+    assert set((toy_hub.home / "features").rglob("*.safetensors")) > features  # the captions were re-encoded
+
+
+def test_a_bridge_version_must_be_a_non_empty_string():
+    with pytest.raises(PluginError, match="version"):
+        BridgeSpec("b", "label", "text", "m:f", version="").validate()

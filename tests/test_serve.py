@@ -231,6 +231,7 @@ def test_image_bytes_and_pixels_are_limited(server):
     (json.dumps({**TEXT, "temperature": -1}).encode(), 400, "temperature must be a finite number in [0, 10], got -1"),
     (json.dumps({**TEXT, "temperature": "hot"}).encode(), 400, "temperature must be a number, got 'hot'"),
     (b'{"pair": "toy-shapes", "texts": ["a", "\\ud800"]}', 400, "input 2 is not valid UTF-8"),
+    (json.dumps({"pair": "toy-shapes", "texts": ["a", "  "]}).encode(), 400, "input 2 is empty"),
     (json.dumps({**TEXT, "seed": 2**64}).encode(), 400, "'seed' must be <="),
     (json.dumps({**TEXT, "n": 0}).encode(), 400, "'n' must be >= 1"),
     (json.dumps({**TEXT, "colour": "red"}).encode(), 400, "unknown field"),

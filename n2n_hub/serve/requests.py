@@ -146,8 +146,6 @@ def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, by
         for i, t in enumerate(texts):
             if len(t) > limits.max_text_chars:
                 raise over("max_text_chars", f"text {i} has {len(t)} characters; the limit is {limits.max_text_chars}")
-            if not t.strip():
-                raise Rejected(400, f"text {i} is empty")
         try:
             check_texts(texts)
         except InputError as e:
