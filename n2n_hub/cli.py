@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .cli_errors import DEBUG_ENV, FiniteFloat, run_main
 from .errors import N2NError
+from .kinds import get_kind, kind_names
 
 MAX_SAMPLES = 1024  # -n: more samples per input than a grid can usefully show
 MAX_SEED = 2**63 - 1
@@ -39,11 +40,16 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _catalog():  # type: ignore[no-untyped-def]
-    """What plugins registered, without importing torch (listing stays fast)."""
-    from .plugins import get_host
+def _listing_hub():  # type: ignore[no-untyped-def]
+    """A Hub for listings: importing it loads no torch, and nothing is loaded until asked for."""
+    from .hub import Hub
 
-    return get_host().collect()
+    return Hub(progress=False, log=lambda m: None)
+
+
+def _catalog():  # type: ignore[no-untyped-def]
+    """What plugins registered, read through the Hub (listing stays fast)."""
+    return _listing_hub().catalog
 
 
 def _hub(device: str = "cpu", quiet: bool = False):
@@ -120,10 +126,7 @@ def experts_list(query: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def experts_show(expert_id: str, as_json: bool) -> None:
     """Everything an expert declares: domains, shapes, taps, variants, licence."""
-    from .experts import ExpertAddress
-    from .pairing import lookup_spec
-
-    spec = lookup_spec(_catalog(), ExpertAddress.parse(expert_id))
+    spec = _listing_hub().expert_spec(expert_id)
     d = spec.to_dict()
     if as_json:
         _echo_json(d)
@@ -142,10 +145,8 @@ def experts_show(expert_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_cmd(as_json: bool) -> None:
     """Loaded plugins with their versions and hooks, and any that failed."""
-    from .plugins import get_host
-
-    host = get_host()
-    catalog = host.collect()
+    hub = _listing_hub()
+    host, catalog = hub.host, hub.catalog
     rows = []
     for name in host.plugin_names():
         dist, version = host.distributions.get(name, (None, None))
@@ -195,8 +196,8 @@ def _train_options(f):  # type: ignore[no-untyped-def]
     opts = [
         click.option("--data", type=click.Path(exists=True, path_type=Path),
                      help="Folder of images or .txt file (one text per line) both experts can read."),
-        click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
-                     help="cinn (default) or the deterministic mlp baseline."),
+        click.option("--translator", "kind", default=None,
+                     help="cinn (default), the deterministic mlp baseline, or another registered kind."),
         click.option("--steps", type=click.IntRange(min=1, max=10**8), help="Training steps (default: the pair's recipe)."),
         click.option("--batch-size", type=click.IntRange(min=1, max=10**7), help="Training batch size."),
         click.option("--lr", type=FiniteFloat(0, 10, low_open=True), help="Peak learning rate."),
@@ -266,7 +267,7 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
     nll = m.get("best_val_nll")
     click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
     flow, sizing = t.metadata.get("recipe", {}).get("flow", {}), t.metadata.get("recipe", {}).get("sizing")
-    if sizing and t.kind == "cinn":
+    if sizing and t.kind in kind_names() and get_kind(t.kind).sized:
         click.echo(f"flow: {flow.get('n_blocks', 20)} blocks, hidden {flow.get('hidden', 'default')}, "
                    f"depth {flow.get('depth', 3)} ({sizing})")
     if nll is not None:
@@ -414,8 +415,8 @@ def _write_output(output: Path, result, translator, n: int) -> None:  # type: ig
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes those samples reproducible.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="PNG grid: exemplar, condition, output, samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-exemplar facts as JSON.")
-@click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
-              help="cinn (default) or the deterministic mlp baseline (which has no residual).")
+@click.option("--translator", "kind", default=None,
+              help="cinn (default), the deterministic mlp baseline (which has no residual), or another registered kind.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--no-train", is_flag=True, help="Fail instead of training when nothing is cached.")
 def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to, from_, appearance, condition, n,  # type: ignore[no-untyped-def]
@@ -463,8 +464,8 @@ def _threads(threads: int | None) -> None:
 @cli.command(name="evaluate")
 @click.argument("source")
 @click.argument("target")
-@click.option("--translator", "kind", type=click.Choice(["cinn", "mlp"]), default=None,
-              help="cinn (default) or the deterministic mlp baseline.")
+@click.option("--translator", "kind", default=None,
+              help="cinn (default), the deterministic mlp baseline, or another registered kind.")
 @click.option("--samples", type=click.IntRange(min=2, max=10**6), default=None,
               help="Held-out conditions to evaluate (default: the whole test split).")
 @click.option("--per-condition", type=click.IntRange(min=2, max=256), default=8, show_default=True,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from .errors import InputError, UnknownExpertError
-from .evaluation import Evaluation, evaluate_translator, format_value, real_target_inputs, resolve_features
+from .evaluation import (Evaluation, evaluate_translator, format_value, plan_of, real_target_inputs,
+                         resolve_features)
 from .experts import ExpertAddress
 
 if TYPE_CHECKING:
@@ -122,8 +123,7 @@ def diagnose(hub: Hub, source: str, target: str, layers: Sequence[str] = DEFAULT
                        [str(ExpertAddress.parse(a).tap) for a in addresses], feats)
     for address in addresses:
         for kind in KINDS:
-            plan = hub.plan(address, target, translator=kind)
-            result.evaluations.append(evaluate_translator(hub, translators[(address, kind)], plan, samples=samples,
+            result.evaluations.append(evaluate_translator(hub, translators[(address, kind)], samples=samples,
                                                           per_condition=per_condition, features=feats, seed=seed))
     if figure is not None:
         draw_figure(hub, translators, addresses, target, Path(figure), inputs=inputs, cinn_rows=cinn_rows, seed=seed)
@@ -137,7 +137,7 @@ def draw_figure(hub: Hub, translators: dict[tuple[str, str], Translator], addres
     """Fig. S4 as one PNG: a column per held-out input; rows: the input, its reconstruction, then
     per layer ``cinn_rows`` cINN samples and the MLP's output."""
     first = translators[(addresses[0], "cinn")]
-    plan = hub.plan(addresses[0], target, translator="cinn")
+    plan = plan_of(first, None)
     pairs = hub.training_pairs(plan, split="test")
     n = pairs.source.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -152,7 +152,7 @@ def draw_figure(hub: Hub, translators: dict[tuple[str, str], Translator], addres
     grid.append(("reconstruction", recon))
     for address in addresses:
         layer = ExpertAddress.parse(address).tap
-        layer_plan = hub.plan(address, target, translator="cinn")
+        layer_plan = plan_of(translators[(address, "cinn")], None)
         c = hub.training_pairs(layer_plan, split="test").source[rows]
         for kind in KINDS:
             t = translators[(address, kind)]

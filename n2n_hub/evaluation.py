@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from .errors import IncompatiblePairError, InputError, ShapeError
-from .experts import Expert, ExpertAddress, import_object
+from .experts import Expert, ExpertAddress
+from .kinds import get_kind
 from .recipes import encode_batched
 
 if TYPE_CHECKING:
@@ -172,12 +173,10 @@ def real_target_inputs(hub: Hub, plan: PairPlan, rows: int | None, split: str = 
     """The raw items of ``split`` the target encoded (None when only latents exist); pair row i is item i % len."""
     if plan.recipe != "dataset" or plan.dataset is None:
         return None
-    ds = hub.catalog.datasets[plan.dataset]
-    data = import_object(ds.loader)(split)
-    items = data[plan.target_spec.input_domain]
+    items = hub.load_dataset(plan.dataset, split)[plan.target_spec.input_domain]
     n = len(items)
     if rows is not None and rows % n:
-        raise ShapeError(f"{rows} held-out pairs do not repeat the {n} items of dataset {ds.id!r} evenly")
+        raise ShapeError(f"{rows} held-out pairs do not repeat the {n} items of dataset {plan.dataset!r} evenly")
     return items
 
 
@@ -223,8 +222,16 @@ def _consistency(source: Expert, tap: str | None, images: torch.Tensor, c: torch
     return float(cos), float(rel)
 
 
+def plan_of(translator: Translator, plan: PairPlan | None) -> PairPlan:
+    """The plan the translator was paired with (a given one only for translators built by hand)."""
+    plan = plan if plan is not None else translator.plan
+    if plan is None:
+        raise InputError("this translator carries no pair plan; get it from Hub.pair, or pass the plan")
+    return plan
+
+
 @torch.no_grad()
-def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, samples: int | None = None,
+def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan | None = None, samples: int | None = None,
                         per_condition: int = 8, diversity_conditions: int = 64, features: str | None = None,
                         seed: int = 0, temperature: float = 1.0) -> Evaluation:
     """All metrics of :mod:`n2n_hub.evaluation` for one trained translator on held-out data."""
@@ -232,6 +239,7 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, sample
 
     if per_condition < 2:
         raise InputError(f"--per-condition must be at least 2 to measure diversity, got {per_condition}")
+    plan = plan_of(translator, plan)
     pairs = hub.training_pairs(plan, split="test")
     c_all, z_all = pairs.source, pairs.target
     n = c_all.shape[0]
@@ -248,7 +256,7 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan, sample
     metrics: dict[str, float | None] = {k: None for k, _ in METRICS}
 
     score = objective_per_dim(module, c, z_real, device=device)
-    metrics["nll" if translator.kind == "cinn" else "mse"] = score
+    metrics[get_kind(translator.kind).objective] = score
 
     def sample(cond: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
         out = [module.sample(cond[i:i + BATCH].to(device), n=k, temperature=temperature, generator=g).cpu()
@@ -300,7 +308,6 @@ def evaluate(hub: Hub, source: str, target: str, *, translator: str | None = Non
              per_condition: int = 8, features: str | None = None, seed: int = 0, train_if_missing: bool = True,
              **pair_options: Any) -> Evaluation:
     """Pair (from the cache, or train) ``source -> target`` and evaluate it on held-out data."""
-    plan = hub.plan(source, target, translator=translator)
     t = hub.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
     feats = resolve_features(hub, features, t.target)
-    return evaluate_translator(hub, t, plan, samples=samples, per_condition=per_condition, features=feats, seed=seed)
+    return evaluate_translator(hub, t, samples=samples, per_condition=per_condition, features=feats, seed=seed)

@@ -14,36 +14,51 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
-
-from . import distributed, translator_file
-from .baselines import MLPTranslator
-from .boundary import call_plugin, guard
-from .cinn import ConditionalINN, ConditionSpec
-from .compute import Stopwatch, training_cost
 from .components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .experts import Expert, ExpertAddress, ExpertSpec, import_object
-from .features import FeatureStore, stable_hash
+from .kinds import get_kind, kind_names, kind_of
 from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .paths import hub_home, using_home
 from .plugins import Catalog, PluginHost, get_host
-from .recipes import PairData, RecipeContext
 from .registry import PairEntry, Registry
-from .store import RecordMismatch, TranslatorStore, check_record, differences
-from .training import TrainConfig, TrainResult, train
-from .translator import Translation, Translator
 
+# Listing experts, pairs and datasets needs none of what follows; torch and everything that
+# trains, stores or runs a translator is imported on first use, so `import n2n_hub.hub` is cheap.
 if TYPE_CHECKING:
+    from torch import nn
+
+    from .cinn import ConditionSpec
+    from .features import FeatureStore
+    from .recipes import PairData, RecipeContext
+    from .store import TranslatorStore
+    from .training import TrainConfig, TrainResult
     from .transfer import TransferResult
+    from .translator import Translation, Translator
 
 logger = logging.getLogger("n2n_hub")
 
-_FLOW_ARGS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
-_MLP_ARGS = {"hidden", "depth", "cond_dim", "embed_hidden"}
-_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+def _flow_args() -> set[str]:
+    """Options some registered translator kind takes (see :mod:`n2n_hub.kinds`)."""
+    return set().union(*(get_kind(k).options for k in kind_names()))
+
+
+
+def _train_fields() -> set[str]:
+    from .training import TrainConfig
+
+    return {f.name for f in fields(TrainConfig)}
+
+
+def train(*args: Any, **kwargs: Any) -> TrainResult:
+    """:func:`n2n_hub.training.train`, imported when the hub first trains."""
+    from .training import train as run
+
+    return run(*args, **kwargs)
+
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 # A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
@@ -80,9 +95,27 @@ class Hub:
         self._registry = registry
         self._catalog: Catalog | None = None
         self._experts: dict[str, Expert] = {}
-        self.cache = TranslatorStore(self.home / "translators")
-        self.features = FeatureStore(self.home / "features")
+        self._cache: TranslatorStore | None = None
+        self._features: FeatureStore | None = None
         self._log = log or logger.info
+
+    @property
+    def cache(self) -> TranslatorStore:
+        """Trained translators under ``home/translators``."""
+        if self._cache is None:
+            from .store import TranslatorStore
+
+            self._cache = TranslatorStore(self.home / "translators")
+        return self._cache
+
+    @property
+    def features(self) -> FeatureStore:
+        """Encoded training pairs under ``home/features``."""
+        if self._features is None:
+            from .features import FeatureStore
+
+            self._features = FeatureStore(self.home / "features")
+        return self._features
 
     # -- what is available ------------------------------------------------------------
     @property
@@ -122,6 +155,8 @@ class Hub:
     # -- experts ----------------------------------------------------------------------
     def load_expert(self, address: str | ExpertAddress) -> Expert:
         """Load (once per hub) the expert at ``id[@variant]``; the tap does not matter here."""
+        from .boundary import call_plugin, guard
+
         addr = ExpertAddress.parse(address) if isinstance(address, str) else address
         spec = lookup_spec(self.catalog, addr)
         addr = resolve_variant(spec, ExpertAddress(addr.id, None, addr.variant))
@@ -143,6 +178,17 @@ class Hub:
             self._experts[key] = guard(expert)  # outputs are checked against the spec at the boundary
         return self._experts[key]
 
+    def load_dataset(self, dataset: str, split: str) -> dict[str, Any]:
+        """The items of one split of a registered dataset (``{domain: items, ...}``), from its plugin's loader."""
+        if dataset not in self.catalog.datasets:
+            known = ", ".join(sorted(self.catalog.datasets)) or "none"
+            raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} "
+                             "(install the plugin that provides it)")
+        spec = self.catalog.datasets[dataset]
+        loader = import_object(spec.loader)
+        with using_home(self.home):
+            return loader(split)  # type: ignore[no-any-return]
+
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
              translator: str | None = None, size: str | None = None, n_blocks: int | None = None,
@@ -153,8 +199,8 @@ class Hub:
         flow's size; without them a pair with no sized registry entry gets one chosen from
         the target's dimension, the data and the device (``plan.sizing`` says which and why).
         """
-        if translator is not None and translator not in ("cinn", "mlp"):
-            raise InputError(f"unknown translator kind {translator!r}; use 'cinn' or 'mlp'")
+        if translator is not None:
+            get_kind(translator)  # an unknown kind fails here, naming the known ones
         plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
         return apply_size(plan, self.device, size, n_blocks, hidden)
 
@@ -173,11 +219,10 @@ class Hub:
         return self.catalog.recipes[name]
 
     def _recipe_context(self, plan: PairPlan, src: Expert, tgt: Expert) -> RecipeContext:
-        def load_dataset(dataset_id: str, split: str) -> dict:
-            return import_object(self.catalog.datasets[dataset_id].loader)(split)
+        from .recipes import RecipeContext
 
         options = dict(plan.entry.options) if plan.entry is not None and plan.data_path is None else {}
-        return RecipeContext(plan, src, tgt, self.features, dict(self.catalog.datasets), load_dataset,
+        return RecipeContext(plan, src, tgt, self.features, dict(self.catalog.datasets), self.load_dataset,
                              self.progress, options)
 
     @staticmethod
@@ -189,6 +234,8 @@ class Hub:
                                             "its encodings cannot be translation targets")
 
     def _condition_spec(self, plan: PairPlan, source: Expert) -> ConditionSpec:
+        from .cinn import ConditionSpec
+
         rep = source.representation_for(plan.source.tap)
         return ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
 
@@ -201,33 +248,39 @@ class Hub:
             problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
             if problem:
                 raise InputError(problem)
-        flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in _FLOW_ARGS}}
-        if plan.translator == "mlp":
-            return MLPTranslator(dim, cond, **{k: v for k, v in flow.items() if k in _MLP_ARGS})
-        return ConditionalINN(dim, cond, **{k: v for k, v in flow.items() if k in _FLOW_ARGS})
+        kind = get_kind(plan.translator)
+        flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in kind.options}}
+        return kind.build(dim, cond, flow)  # type: ignore[no-any-return]
 
     def _train_config(self, plan: PairPlan, options: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(options) - _TRAIN_FIELDS - _FLOW_ARGS)
+        from .training import TrainConfig
+
+        flow_args, train_fields = _flow_args(), _train_fields()
+        unknown = sorted(set(options) - train_fields - flow_args)
         if unknown:
-            raise InputError(f"unknown training option(s) {unknown}; training options: {sorted(_TRAIN_FIELDS)}, "
-                             f"flow options: {sorted(_FLOW_ARGS)}")
+            raise InputError(f"unknown training option(s) {unknown}; training options: {sorted(train_fields)}, "
+                             f"flow options: {sorted(flow_args)}")
         values = {"device": self.device, "progress": self.progress, **plan.training,
-                  **{k: v for k, v in options.items() if k in _TRAIN_FIELDS and v is not None}}
+                  **{k: v for k, v in options.items() if k in train_fields and v is not None}}
         return TrainConfig(**values)
 
     def _key(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module, config: TrainConfig) -> str:
+        from .features import stable_hash
+
         return stable_hash(self._request(plan, source, target, module, config))[:32]
 
     def _request(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module,
                  config: TrainConfig) -> dict[str, Any]:
         """What a translator answers: its key is a hash of this, and its file carries it."""
+        from . import translator_file
+
         train_cfg = {k: v for k, v in config.to_dict().items() if k not in _KEYLESS_TRAIN_FIELDS}
         parts = {
             "format": translator_file.FORMAT_VERSION,
             "source": self._expert_meta(plan.source, source), "target": self._expert_meta(plan.target, target),
             "recipe": {k: v for k, v in plan.to_dict().items()
                        if k not in ("flow", "training", "source", "target", "sizing")},
-            "module": {"kind": module.kind, "arch": getattr(module, "arch_version", 1),
+            "module": {"kind": kind_of(module).name, "arch": getattr(module, "arch_version", 1),
                        "config": module.config()},  # type: ignore[operator]
             "training": train_cfg,
         }
@@ -256,6 +309,9 @@ class Hub:
             options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
                 options (``n_blocks``, ``hidden``, ...); they enter the cache key.
         """
+        from . import distributed
+        from .features import stable_hash
+
         plan = self.plan(source, target, data=data, translator=translator, size=size,
                          n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
@@ -296,6 +352,9 @@ class Hub:
 
     def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert) -> Translator | None:
         """The pair's current translator, if ``pair`` set one and it still fits these experts and recipe."""
+        from .store import check_record, differences
+        from .translator import Translator
+
         key = self.cache.current(plan.label)
         path = self.cache.find(key) if key else None
         if key is None or path is None:
@@ -315,10 +374,14 @@ class Hub:
         steps = (meta.get("training") or {}).get("steps")
         self._log(f"using translator {key} ({meta.get('kind')}, {steps} steps), the current one for "
                   f"{plan.source} -> {plan.target} (set by `n2n-hub pair`; pass settings to choose another)")
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     def _from_cache_or_published(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
                                  fetch: bool = True) -> Translator | None:
+        from .store import RecordMismatch
+        from .translator import Translator
+
         path = self.cache.find(key)
         if path is None and fetch and plan.entry is not None and plan.entry.published is not None:
             def accept(meta: dict[str, Any]) -> None:
@@ -338,11 +401,14 @@ class Hub:
         module, meta = self.cache.load(path, map_location=self.device)
         self._check_loaded(module, meta, plan, src, tgt, path, request)
         self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     @staticmethod
     def _check_record(meta: dict[str, Any], request: dict[str, Any], key: str, what: str) -> None:
         """Refuse a translator file whose own record is not the request it is meant to answer."""
+        from .store import RecordMismatch, differences
+
         record = meta.get("request")
         if not isinstance(record, dict):
             raise RecordMismatch(f"{what} carries no request record, so what it answers cannot be checked")
@@ -355,6 +421,8 @@ class Hub:
 
     def _check_loaded(self, module: nn.Module, meta: dict[str, Any], plan: PairPlan, src: Expert, tgt: Expert,
                       path: Path, request: dict[str, Any] | None) -> None:
+        from .store import check_record
+
         if request is not None:
             try:
                 self._check_record(meta, request, path.name.split(".")[0], f"cached translator {path}")
@@ -371,6 +439,12 @@ class Hub:
 
     def _train_and_save(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
                         module: nn.Module, config: TrainConfig, fresh: bool = False) -> Translator:
+        import torch
+
+        from . import distributed, translator_file
+        from .compute import Stopwatch, training_cost
+        from .translator import Translator
+
         self._log(f"pairing {plan.explain()}")
         data = self.training_pairs(plan)
         n_pairs = int(data.source.shape[0])
@@ -420,8 +494,13 @@ class Hub:
             ckpt.unlink(missing_ok=True)
             self._log(f"saved translator {key} to {path}")
         distributed.barrier()  # the other ranks load what rank 0 wrote
-        module, meta = translator_file.load(path, map_location=self.device)
-        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan))
+        if distributed.world().is_main:
+            meta = translator_file.verify_written(path, module)  # the object handed out is what the file holds
+            module.to(self.device)
+        else:
+            module, meta = translator_file.load(path, map_location=self.device)
+        return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
+                          plan=plan)
 
     def transfer(self, source: str, target: str, exemplars: Any, *, to: Any = None, appearance: Any = None,
                  condition: Any = None, from_: Any = None, n: int = 0, temperature: float | None = None,

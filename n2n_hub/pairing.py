@@ -15,6 +15,7 @@ from typing import Any
 from .components import BridgeSpec
 from .errors import IncompatiblePairError, PluginError, UnknownExpertError
 from .experts import ExpertAddress, ExpertSpec
+from .kinds import get_kind
 from .plugins import Catalog
 from .registry import PairEntry, Registry
 
@@ -76,7 +77,7 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
         sizing = f"size '{size}' (asked for)"
     elif {"n_blocks", "hidden"} & set(flow):
         sizing = f"the size of registry entry '{plan.entry.name}'" if plan.entry else "the given size"
-    elif plan.translator != "cinn":
+    elif not get_kind(plan.translator).sized:
         sizing = f"the {plan.translator} translator's default size"
     else:
         if plan.recipe == "target-prior":
@@ -140,7 +141,7 @@ class PairPlan:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
         size = ""
-        if self.sizing and self.translator == "cinn":
+        if self.sizing and get_kind(self.translator).sized:
             f = self.flow
             size = (f"; flow: {f.get('n_blocks', 20)} blocks, hidden {f.get('hidden', 'default')}, "
                     f"depth {f.get('depth', 3)} ({self.sizing})")

@@ -35,7 +35,9 @@ import torch
 
 from .components import BridgeContext
 from .errors import IncompatiblePairError, InputError
+from .evaluation import plan_of
 from .experts import import_object
+from .kinds import get_kind
 from .recipes import apply_bridges, encode_batched
 
 if TYPE_CHECKING:
@@ -195,7 +197,7 @@ def ceiling(hub: Hub, plan: PairPlan, translator: Translator, scores: Callable[[
     """The classifier's accuracy on what the target makes of real latents of known class."""
     target, shape = translator.target, translator.latent_shape
     if plan.recipe == "dataset" and plan.dataset is not None:
-        data = import_object(hub.catalog.datasets[plan.dataset].loader)("test")
+        data = hub.load_dataset(plan.dataset, "test")
         if "label" not in data:
             return None
         labels = torch.as_tensor(data["label"]).long()
@@ -217,10 +219,9 @@ def nll_parts(hub: Hub, plan: PairPlan, translator: Translator, prompts: list[Pr
     """Held-out NLL split into the image part and the phrasing part (dataset recipes with labels)."""
     from .training import evaluate as nll_per_dim
 
-    if plan.recipe != "dataset" or plan.dataset is None or translator.kind != "cinn":
+    if plan.recipe != "dataset" or plan.dataset is None or get_kind(translator.kind).objective != "nll":
         return {}
-    loader = import_object(hub.catalog.datasets[plan.dataset].loader)
-    test, train = loader("test"), loader("train")
+    test, train = hub.load_dataset(plan.dataset, "test"), hub.load_dataset(plan.dataset, "train")
     if "label" not in test:
         return {}
     y_test = torch.as_tensor(test["label"]).long()
@@ -314,9 +315,9 @@ def evaluate_prompt_file(hub: Hub, source: str, target: str, path: str | Path, *
                          translator: str | None = None, **pair_options: Any) -> PromptEvaluation:
     """Read ``path``, pair ``source -> target`` (cache or train) and score the prompts."""
     prompts = read_prompts(path)
-    plan = hub.plan(source, target, translator=translator)
-    if plan.source_spec.input_domain != "text":
-        raise IncompatiblePairError(f"--prompts needs a source that reads text; {plan.source} reads "
-                                    f"'{plan.source_spec.input_domain}'")
+    spec = hub.expert_spec(source)  # checked before pairing, which may train
+    if spec.input_domain != "text":
+        raise IncompatiblePairError(f"--prompts needs a source that reads text; {source} reads "
+                                    f"'{spec.input_domain}'")
     t = hub.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
-    return evaluate_prompts(hub, t, plan, prompts, n=n, temperature=temperature, seed=seed)
+    return evaluate_prompts(hub, t, plan_of(t, None), prompts, n=n, temperature=temperature, seed=seed)

@@ -27,7 +27,6 @@ from .paths import REGISTRY_ENV, user_registry_path
 # Recipes are registered by plugins (register_recipes); an entry's recipe name is checked when
 # its pair is planned. These are the built-in ones.
 RECIPES = ("dataset", "target-prior", "domains", "deformation")
-TRANSLATORS = ("cinn", "mlp")
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
               "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
 _FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
@@ -161,8 +160,10 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature <= 10:
         raise _fail(path, key, f"'temperature' must be a number in (0, 10], got {temperature!r}")
     translator = raw.get("translator", "cinn")
-    if translator not in TRANSLATORS:
-        raise _fail(path, key, f"translator {translator!r} is not one of {TRANSLATORS}")
+    from .kinds import kind_names
+
+    if translator not in kind_names():
+        raise _fail(path, key, f"translator {translator!r} is not one of {kind_names()}")
     published = None
     if "published" in raw:
         pub = raw["published"]

@@ -40,10 +40,10 @@ from torch import Tensor, nn
 
 from . import distributed
 from .atomic import atomic_path
-from .cinn.actnorm import ActNorm
 from .cinn.nll import nats_to_bits, standard_normal_nll_per_dim
 from .cinn.whitening import Whitening
 from .errors import InputError, ShapeError, TrainingError
+from .kinds import kind_of, needs_data_init
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +185,14 @@ class TrainResult:
 
 # -- objectives ---------------------------------------------------------------------------
 def objective(model: nn.Module) -> tuple[str, Callable[[Tensor, Tensor], Tensor]]:
-    """``(name, f)`` with ``f(z, c)`` the per-sample loss per dimension the model trains on."""
-    kind = getattr(model, "kind", None)
+    """``(name, f)`` with ``f(z, c)`` the per-sample loss per dimension the model trains on.
+
+    ``name`` is the kind's objective (``nll`` or ``mse``, see :mod:`n2n_hub.kinds`); the
+    loss is the module's ``loss(z, c)`` of the translator contract.
+    """
+    name = kind_of(model).objective
     dim = getattr(model, "dim", None)
-    if kind == "cinn":
-        return "nll", lambda z, c: model.nll(z, c) / dim  # type: ignore[operator]
-    if kind == "mlp":
-        return "mse", lambda z, c: model.loss(z, c) / dim  # type: ignore[operator]
-    raise InputError(f"cannot train a {type(model).__name__}: expected a ConditionalINN or an MLPTranslator "
-                     "(a module with kind 'cinn' or 'mlp')")
+    return name, lambda z, c: model.loss(z, c) / dim  # type: ignore[operator]
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -363,14 +362,6 @@ def _finite_rows(c: Tensor, z: Tensor) -> Tensor:
     if c.dtype.is_floating_point:
         ok &= torch.isfinite(c.reshape(c.shape[0], -1)).all(dim=1)
     return ok
-
-
-def _needs_data_init(model: nn.Module) -> bool:
-    """A cINN whose ActNorms or whitening have not seen data yet."""
-    if getattr(model, "kind", None) != "cinn":
-        return False
-    return not all(m._initialized for m in model.modules() if isinstance(m, ActNorm)) or not all(
-        m._fitted for m in model.modules() if isinstance(m, Whitening))
 
 
 def _whitening_rows(dim: int, batches: _TensorBatches | _LoaderBatches) -> int:
@@ -672,7 +663,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
               step=at, value=value, best=best_val)
         return config.patience > 0 and checks_without_gain >= config.patience
 
-    if step == 0 and _needs_data_init(model):
+    if step == 0 and needs_data_init(model):
         whitening = next((m for m in model.modules() if isinstance(m, Whitening)), None)
         rows = None
         if whitening is not None:

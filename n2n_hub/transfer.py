@@ -117,6 +117,11 @@ def _kind_of(arg: str) -> str:
     return next(k for k, v in ARGS.items() if v == arg)
 
 
+def _has_residual(translator: Translator) -> bool:
+    """Whether the translator's kind keeps a residual (has ``transfer``); point-estimate kinds do not."""
+    return callable(getattr(translator.module, "transfer", None))
+
+
 def infer_domain(translator: Translator, z: torch.Tensor) -> torch.Tensor:
     """Per exemplar, the domain id under which the translator's density of z is highest."""
     k = translator.source.representation_for(translator.source_address.tap).num_classes or 0
@@ -145,7 +150,7 @@ def run_transfer(translator: Translator, kind: str, exemplars: torch.Tensor, *, 
         if from_ is not None:
             old_inputs = src.encode(_broadcast([from_] if isinstance(from_, str) else list(from_), b, "--from domains"))
             how = "given"
-        elif translator.kind == "mlp":
+        elif not _has_residual(translator):
             old_inputs, how = None, "unused"
         else:
             old_inputs, how = infer_domain(translator, z), "inferred"
@@ -168,8 +173,8 @@ def run_transfer(translator: Translator, kind: str, exemplars: torch.Tensor, *, 
                              "exemplar's images: give the exemplar's own source input with --from")
     c_new = translator.encode_source(new_inputs)
     flat = z.reshape(b, -1).to(translator._device())
-    if translator.kind == "mlp":
-        z_star = translator.module(c_new)
+    if not _has_residual(translator):  # a point-estimate kind: its prediction for the new condition
+        z_star = translator.module.sample(c_new, n=1)[:, 0]
     else:
         c_old = translator.encode_source(old_inputs)
         z_star = translator.module.transfer(flat, c_old, c_new)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .errors import InputError, ShapeError
 from .experts import Expert, ExpertAddress
+
+if TYPE_CHECKING:
+    from .pairing import PairPlan
 
 DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
 
@@ -35,8 +38,11 @@ class Translator:
 
     def __init__(self, module: nn.Module, metadata: dict[str, Any], source: Expert, target: Expert,
                  source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, plan: PairPlan | None = None) -> None:
         self.module = module
+        # How the pair was resolved (recipe, data, experts): planned once by the hub, reused by
+        # evaluation and diagnosis instead of planning the pair again.
+        self.plan = plan
         # Sampling temperature used when a call gives none: the registry entry's, else 1.
         self.temperature = temperature
         self.metadata = metadata

@@ -30,18 +30,26 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
 
 
 def register_module_kind(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Make ``load`` able to rebuild modules whose metadata says ``kind``."""
+    """Make ``load`` rebuild modules whose metadata says ``kind`` with ``builder``.
+
+    Kinds registered with :func:`n2n_hub.kinds.register_kind` need no builder: their
+    ``from_config`` is used. This overrides it (or serves a kind that is not registered).
+    """
     _BUILDERS[kind] = builder
 
 
 def _builders() -> dict[str, Callable[[dict[str, Any]], nn.Module]]:
-    if not _BUILDERS:
-        from .baselines import MLPTranslator
-        from .cinn import ConditionalINN
+    from .kinds import get_kind, kind_names
 
-        register_module_kind(ConditionalINN.kind, ConditionalINN.from_config)
-        register_module_kind(MLPTranslator.kind, MLPTranslator.from_config)
-    return _BUILDERS
+    return {**{k: get_kind(k).from_config for k in kind_names()}, **_BUILDERS}
+
+
+def _arch_version(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> int:
+    from .kinds import get_kind, kind_names
+
+    if kind not in _BUILDERS and kind in kind_names():
+        return get_kind(kind).arch_version
+    return int(getattr(getattr(builder, "__self__", None), "arch_version", 1))
 
 
 def package_version() -> str:
@@ -54,7 +62,7 @@ def save(path: str | os.PathLike[str], module: nn.Module, metadata: dict[str, An
     """Write ``module`` and its metadata to ``path`` atomically; return the metadata written."""
     kind = getattr(module, "kind", None)
     if kind is None or not hasattr(module, "config"):
-        raise TypeError("only modules with `kind` and `config()` (ConditionalINN, MLPTranslator) can be saved")
+        raise TypeError("only modules with `kind` and `config()` (a translator kind, see n2n_hub.kinds) can be saved")
     meta = dict(metadata or {})
     meta.update({
         "format": FORMAT,
@@ -109,7 +117,7 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     kind = meta.get("kind")
     if kind not in builders:
         raise TranslatorFileError(f"{path} holds a module of unknown kind {kind!r}; known: {sorted(builders)}")
-    expected_arch = getattr(getattr(builders[kind], "__self__", None), "arch_version", 1)
+    expected_arch = _arch_version(kind, builders[kind])
     if meta.get("arch_version", 1) != expected_arch:
         raise TranslatorFileError(
             f"{path} holds a {kind} of layout version {meta.get('arch_version', 1)}, but this n2n-hub builds "
@@ -133,3 +141,24 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     module.to(map_location)
     module.eval()
     return module, meta
+
+
+def verify_written(path: str | os.PathLike[str], module: nn.Module) -> dict[str, Any]:
+    """Check that ``path`` holds exactly ``module``'s weights and config; return its metadata.
+
+    What lets the hub hand out a module it just trained and saved without rebuilding it
+    from the file: the caller gets the object, the file is proven to be the same thing.
+    """
+    meta = read_metadata(path)
+    if meta.get("kind") != getattr(module, "kind", None) or meta.get("config") != json.loads(
+            json.dumps(module.config())):  # type: ignore[operator]
+        raise TranslatorFileError(f"{path} does not describe the module just written to it; delete it and pair again")
+    try:
+        written = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise TranslatorFileError(f"{path} is truncated or corrupted ({e}); delete it and pair again") from None
+    state = module.state_dict()
+    if set(written) != set(state) or not all(
+            torch.equal(written[k], v.detach().to("cpu")) for k, v in state.items()):
+        raise TranslatorFileError(f"{path} does not hold the weights just written to it; delete it and pair again")
+    return meta

@@ -37,6 +37,20 @@ class ActNorm(nn.Module):
         self.initialized.fill_(True)
         self._initialized = True
 
+    def initialize_from(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation from batch ``x`` (what the first training forward does)."""
+        self.initialize(x)
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether bias and scale have been set from data (or loaded)."""
+        return self._initialized
+
+    def reset(self) -> None:
+        """Forget the initialisation, so the next training-mode forward sets it again."""
+        self.initialized.fill_(False)
+        self._initialized = False
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         key = prefix + "initialized"

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from .actnorm import ActNorm
 from .coupling import INNBlock
 from .embedders import ConditionSpec, make_embedder
 from .nll import gaussian_nll
@@ -124,6 +125,10 @@ class ConditionalINN(nn.Module):
         v, logdet = self(z, c)
         return gaussian_nll(v, logdet)
 
+    def loss(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The training objective of the translator contract: the per-sample NLL in nats."""
+        return self.nll(z, c)
+
     def log_prob(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return -self.nll(z, c)
 
@@ -137,11 +142,16 @@ class ConditionalINN(nn.Module):
         was = self.training
         self.train()
         if self.whitening is not None:
-            self.whitening.fit(z if whitening_rows is None else whitening_rows.to(z))
+            self.whitening.initialize_from(z if whitening_rows is None else whitening_rows.to(z))
         for block in self.blocks:
-            block.actnorm._initialized = False
+            block.actnorm.reset()
         self(z, c)
         self.train(was)
+
+    def needs_data_init(self) -> bool:
+        """Whether an ActNorm or the whitening has not seen data yet (then :meth:`initialize` is due)."""
+        norms = [m for m in self.modules() if isinstance(m, (ActNorm, Whitening))]
+        return not all(m.is_initialized for m in norms)
 
     # -- user-facing operations -------------------------------------------------------
     def _check(self, z: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,15 @@ class Whitening(nn.Module):
         self.fitted.fill_(True)
         self._fitted = True
 
+    def initialize_from(self, z: torch.Tensor) -> None:
+        """Data-dependent initialisation: fit μ and L to the rows of ``z``."""
+        self.fit(z)
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether μ and L have been fitted (or loaded)."""
+        return self._fitted
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         key = prefix + "fitted"

@@ -1,0 +1,76 @@
+"""One door: a pair is planned once, its plan travels with the translator, experts load once."""
+
+from __future__ import annotations
+
+import torch
+
+import n2n_hub.hub as hub_module
+from n2n_hub import translator_file
+from n2n_hub.evaluation import evaluate
+from n2n_hub.hub import Hub
+
+
+def _count_plans(monkeypatch) -> list[tuple[str, str]]:
+    calls: list[tuple[str, str]] = []
+    real = hub_module.resolve_pair
+
+    def counting(catalog, registry, source, target, **kw):
+        calls.append((source, target))
+        return real(catalog, registry, source, target, **kw)
+
+    monkeypatch.setattr(hub_module, "resolve_pair", counting)
+    return calls
+
+
+def test_one_translate_plans_the_pair_once_and_loads_each_expert_once(toy_host, toy_registry_file, tmp_path,
+                                                                    monkeypatch):
+    plans = _count_plans(monkeypatch)
+    lines: list[str] = []
+    hub = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lines.append)
+    r = hub.translate("toytext", "toygen", ["a circle"], n=2, seed=0, steps=30)
+    assert plans == [("toytext", "toygen")]
+    assert sorted(ln for ln in lines if ln.startswith("loading expert")) == [
+        "loading expert toygen@base", "loading expert toytext@base"]
+    assert r.latents.shape == (1, 2, 4)
+
+    # the plan the hub made is the one the translator carries
+    t = hub.pair("toytext", "toygen", steps=30)
+    assert len(plans) == 2 and t.plan is not None
+    assert t.plan.source.id == "toytext" and t.plan.target.id == "toygen" and t.plan.recipe == "dataset"
+
+
+def test_evaluation_uses_the_translators_plan_instead_of_planning_again(toy_hub, monkeypatch):
+    plans = _count_plans(monkeypatch)
+    report = evaluate(toy_hub, "toytext", "toygen", steps=30, samples=16, per_condition=2)
+    assert plans == [("toytext", "toygen")]
+    assert report.metrics["nll"] is not None and report.metrics["fd_latent"] is not None
+
+
+def test_a_freshly_trained_translator_is_the_object_trained_and_equal_to_its_file(toy_hub, monkeypatch):
+    rebuilt: list[str] = []
+    real_load = translator_file.load
+
+    def counting_load(path, map_location="cpu"):
+        rebuilt.append(str(path))
+        return real_load(path, map_location=map_location)
+
+    monkeypatch.setattr(translator_file, "load", counting_load)
+    t = toy_hub.pair("toytext", "toygen", steps=30)
+    assert rebuilt == []  # handed out without rebuilding it from the file it was just saved to
+    module, meta = real_load(t.path)
+    assert meta["config"] == t.module.config() and meta["kind"] == t.kind
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in t.module.state_dict().items())
+    assert not t.module.training
+    a = t.translate(["a triangle"], n=4, seed=5).latents
+    again = toy_hub.pair("toytext", "toygen", steps=30)  # now from the cache, rebuilt from the file
+    assert rebuilt == [str(t.path)] and torch.equal(again.translate(["a triangle"], n=4, seed=5).latents, a)
+
+
+def test_the_hub_imports_without_torch_so_listings_stay_fast():
+    import subprocess
+    import sys
+
+    code = ("import sys, n2n_hub.hub, n2n_hub.cli; "
+            "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
