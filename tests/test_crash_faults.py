@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import n2n_hub.features
 import n2n_hub.store
-import n2n_hub.training
+import n2n_hub.training.checkpoint
 import n2n_hub.translator_file
 from n2n_hub.atomic import atomic_path
 from n2n_hub.cli import cli
@@ -55,7 +55,7 @@ def _inject(point: str, monkeypatch) -> None:
     elif point == "features-write":   # one shard of the encodings written
         _after(monkeypatch, n2n_hub.features, "save_file")
     elif point == "training":         # a checkpoint at step 40 of 60 is on disk
-        _after(monkeypatch, n2n_hub.training, "_save_checkpoint", lambda path, m, o, b, state: state["step"] >= 40)
+        _after(monkeypatch, n2n_hub.training.checkpoint, "save_checkpoint", lambda path, m, o, b, state: state["step"] >= 40)
 
 
 def kill_at(point: str, hub: Hub, **options) -> None:

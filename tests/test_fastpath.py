@@ -11,7 +11,8 @@ import torch
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.distributed import World
-from n2n_hub.training import _adam, objective, train_step, TrainConfig
+from n2n_hub.training import TrainConfig, objective, train_step
+from n2n_hub.training.loop import _adam
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
