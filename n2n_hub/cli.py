@@ -226,8 +226,8 @@ def _size_options(f):  # type: ignore[no-untyped-def]
     opts = [
         click.option("--size", type=click.Choice(SIZES), default=None,
                      help="Flow size preset: small (minutes on a CPU), medium, paper (Table S3, for a GPU)."),
-        click.option("--blocks", "n_blocks", type=click.IntRange(min=1), default=None, help="Number of INN blocks."),
-        click.option("--hidden", type=click.IntRange(min=1), default=None, help="Width of the coupling subnets."),
+        click.option("--blocks", "n_blocks", type=click.IntRange(min=1, max=512), default=None, help="Number of INN blocks."),
+        click.option("--hidden", type=click.IntRange(min=1, max=65536), default=None, help="Width of the coupling subnets."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -409,10 +409,10 @@ def _write_output(output: Path, result, translator, n: int) -> None:  # type: ig
 @click.option("--appearance", multiple=True, help="Image(s) whose appearance to take (recipe 'deformation').")
 @click.option("--condition", multiple=True,
               help="Source input(s) giving the new condition (exemplar-guided), e.g. an image the segmenter reads.")
-@click.option("-n", "--num-samples", "n", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=0, max=MAX_SAMPLES), default=0, show_default=True,
               help="Also draw N samples with a fresh residual under the new condition, for comparison.")
-@click.option("-t", "--temperature", type=click.FloatRange(min=0), default=None, help="Temperature of those samples.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Makes those samples reproducible.")
+@click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None, help="Temperature of those samples.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None, help="Makes those samples reproducible.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="PNG grid: exemplar, condition, output, samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-exemplar facts as JSON.")
 @click.option("--translator", "kind", default=None,
@@ -577,7 +577,7 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
 @click.option("--encode-apart", is_flag=True,
               help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
                    "batch even for sources that pad a batch (BERT), at some throughput.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_batch: int, max_delay_ms: float,  # type: ignore[no-untyped-def]
               api_key_env, allow_train: bool, lazy: bool, max_n: int, max_inputs: int, max_queue: int,
               request_timeout: float, encode_apart: bool, threads) -> None:

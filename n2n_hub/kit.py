@@ -27,7 +27,10 @@ from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityErr
                      UnknownExpertError)
 from .experts import as_text_batch, check_batch, check_images, import_object
 from .paths import experts_dir, hub_home, is_offline, using_home
+from .cli_errors import FiniteFloat
 from .progress import tqdm
+
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed accepts
 
 if TYPE_CHECKING:
     from .weights_file import ModelWeights, WeightsFormat
@@ -46,6 +49,8 @@ __all__ = [
     "dataset_spec", "load_dataset",
     # progress: a bar on a terminal, occasional plain lines in a log
     "tqdm",
+    # command options: finite floats and bounded seeds, as the built-in commands take them
+    "FiniteFloat", "MAX_SEED",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -148,3 +149,36 @@ def test_the_python_api_refuses_the_same_values(toy_hub):
     with pytest.raises(InputError, match="seed must be"):
         t.translate(["a circle"], n=2, seed=2**63)
     assert t.translate(["a circle"], n=2, temperature=0.0, seed=2**63 - 1).latents.isfinite().all()
+
+
+def _commands(group, path=()):
+    for name, cmd in group.commands.items():
+        yield path + (name,), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, path + (name,))
+
+
+def test_every_numeric_option_of_every_command_is_finite_and_bounded():
+    """nan, inf and absurd sizes are refused where they enter, for plugin commands too."""
+    from n2n_hub.cli import _register_plugin_commands
+    from n2n_hub.kit import FiniteFloat
+
+    _register_plugin_commands()
+    commands = dict(_commands(cli))
+    assert ("train-expert", "vaegan") in commands and ("transfer",) in commands
+    loose = []
+    for path, cmd in commands.items():
+        for p in cmd.params:
+            t = p.type
+            bounded = isinstance(t, FiniteFloat) or (
+                isinstance(t, click.IntRange) and t.min is not None and t.max is not None)
+            if not bounded and isinstance(t, (click.types.IntParamType, click.types.FloatParamType)):
+                loose.append(f"{' '.join(path)} --{p.name}: {t!r}")
+    assert loose == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_transfer_refuses_a_temperature_that_is_not_finite_before_any_work(run, tmp_path, value):
+    out = run("transfer", "toytext", "toygen", str(tmp_path / "x.png"), "-n", "2", "-t", value)
+    assert "finite number" in one_line_error(out)
+    assert not (tmp_path / "home" / "translators").exists()

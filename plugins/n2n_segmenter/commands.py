@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from n2n_hub.kit import N2NError, PluginError
+from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError, PluginError
 
 
 def _dataset(name: str) -> tuple[Any, tuple[str, ...]]:
@@ -30,14 +30,14 @@ def register(cli: click.Group) -> None:
 @click.option("--encoder", type=click.Choice(["resnet18", "resnet34"]), default="resnet18", show_default=True)
 @click.option("--encoder-weights", default="none", show_default=True,
               help="none, imagenet/ssl/swsl (from the local Hugging Face cache only), or a ResNet state dict file.")
-@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
-@click.option("--threshold", type=float, default=0.0, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 10**6), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10**6), default=64, show_default=True)
+@click.option("--lr", type=FiniteFloat(0, 10, low_open=True), default=3e-3, show_default=True)
+@click.option("--threshold", type=FiniteFloat(-1e6, 1e6), default=0.0, show_default=True,
               help="Pixels brighter than this (in [-1, 1]) are the animal, the rest background.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="CPU threads for torch (1 is fastest on a busy machine).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights file to write (default: $N2N_HUB_HOME/experts/segmenter/<dataset>.safetensors).")

@@ -9,7 +9,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from n2n_hub.kit import N2NError, PluginError, load_dataset
+from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError, PluginError, load_dataset
 
 
 def _dataset_images(name: str) -> torch.Tensor:
@@ -37,21 +37,21 @@ def register(cli: click.Group) -> None:
 @click.option("--dataset", help="Registered dataset to train on (its train split), e.g. 'animals'.")
 @click.option("--data", "folder", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of your own PNG/JPEG images (searched recursively).")
-@click.option("--size", type=int, default=32, show_default=True, help="Image size (4·2^k: 32, 64, 128, ...).")
+@click.option("--size", type=click.IntRange(8, 1024), default=32, show_default=True, help="Image size (4·2^k: 32, 64, 128, ...).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="1 = grayscale, 3 = RGB.")
 @click.option("--config", "preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="'small': about 1 M parameters; 'paper': Table S2 (ResNet-101, BigGAN ch=96).")
-@click.option("--steps", type=int, default=12000, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=None, help="Adam step size (default: 1e-3 small, 1e-4 paper).")
-@click.option("--kl-weight", type=float, default=None, help="Weight of the KL term (default: the config's).")
-@click.option("--disc-start", type=int, default=None,
+@click.option("--steps", type=click.IntRange(1, 10**8), default=12000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10**6), default=32, show_default=True)
+@click.option("--lr", type=FiniteFloat(0, 10, low_open=True), default=None, help="Adam step size (default: 1e-3 small, 1e-4 paper).")
+@click.option("--kl-weight", type=FiniteFloat(0, 1e6), default=None, help="Weight of the KL term (default: the config's).")
+@click.option("--disc-start", type=click.IntRange(0, 10**8), default=None,
               help="Step at which the discriminator starts (default: 60% of --steps).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for torch (1 is fastest on a busy machine).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights file to write (default: $N2N_HUB_HOME/experts/vaegan/<name>.safetensors).")
 def train_vaegan_command(dataset: str | None, folder: Path | None, size: int, channels: str, preset: str,
