@@ -488,20 +488,16 @@ def evaluate_cmd(source: str, target: str, kind, samples, per_condition: int, fe
     Reports the NLL (cINN), Fréchet distances of latents and of image features,
     sample diversity per condition, and consistency (the source re-encodes the samples).
     """
-    from .evaluation import evaluate
-
     _threads(threads)
     hub = _hub(device=device, quiet=as_json)
     options = {"steps": steps} if steps is not None else {}
     if prompts is not None:
-        from .prompt_eval import evaluate_prompt_file
-
-        scored = evaluate_prompt_file(hub, source, target, prompts, n=per_condition, seed=seed,
+        scored = hub.evaluate_prompts(source, target, prompts, n=per_condition, seed=seed,
                                       train_if_missing=not no_train, translator=kind, **options)
         _echo_json(scored.to_dict()) if as_json else click.echo(scored.table())
         return
-    report = evaluate(hub, source, target, translator=kind, samples=samples, per_condition=per_condition,
-                      features=features, seed=seed, train_if_missing=not no_train, **options)
+    report = hub.evaluate(source, target, translator=kind, samples=samples, per_condition=per_condition,
+                          features=features, seed=seed, train_if_missing=not no_train, **options)
     _echo_json(report.to_dict()) if as_json else click.echo(report.table())
 
 
@@ -534,17 +530,15 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
     Example:
       n2n-hub diagnose segmenter vaegan --layers early,middle,last -o diagnosis.png
     """
-    from .diagnosis import diagnose
-
     if output is not None:
         from .validation import check_output_path
 
         check_output_path(output)
     _threads(threads)
     hub = _hub(device=device, quiet=as_json)
-    result = diagnose(hub, source, target, layers.split(","), steps=steps, samples=samples,
-                      per_condition=per_condition, features=features, seed=seed, figure=output,
-                      train_if_missing=not no_train)
+    result = hub.diagnose(source, target, layers.split(","), steps=steps, samples=samples,
+                          per_condition=per_condition, features=features, seed=seed, figure=output,
+                          train_if_missing=not no_train)
     if as_json:
         _echo_json(result.to_dict())
         return
@@ -714,9 +708,7 @@ def publish_cmd(key: str, out: Path, url: str | None, hf_repo: str | None, hf_fi
     it to a registry file and `n2n-hub pair` fetches and verifies the file instead of
     training. Without --url or --hf-repo it points at the file beside it.
     """
-    from .publish import publish
-
-    result = publish(_hub(quiet=True).cache, key, out, url=url, hf_repo=hf_repo, hf_file=hf_file, name=name,
+    result = _hub(quiet=True).publish(key, out, url=url, hf_repo=hf_repo, hf_file=hf_file, name=name,
                      upload=upload, endpoint=endpoint)
     if as_json:
         _echo_json(result.to_dict())

@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .cinn import ConditionSpec
+    from .diagnosis import Diagnosis
+    from .evaluation import Evaluation
     from .features import FeatureStore
+    from .prompt_eval import PromptEvaluation
+    from .publish import Publication
     from .recipes import PairData, RecipeContext
     from .store import TranslatorStore
     from .training import TrainConfig, TrainResult
@@ -546,6 +550,34 @@ class Hub:
                   seed: int | None = None, **pair_options: Any) -> Translation:
         """Pair (if needed) and translate ``inputs`` in one call."""
         return self.pair(source, target, **pair_options).translate(inputs, n=n, temperature=temperature, seed=seed)
+
+
+    # The faces (CLI, server, notebooks) reach evaluation, diagnosis and publishing through
+    # these doors; each module is imported on first use so the hub stays cheap to import.
+
+    def evaluate(self, source: str, target: str, **options: Any) -> Evaluation:
+        """Held-out metrics of the pair's translator (see :func:`n2n_hub.evaluation.evaluate`)."""
+        from .evaluation import evaluate
+
+        return evaluate(self, source, target, **options)
+
+    def evaluate_prompts(self, source: str, target: str, prompts: str | Path, **options: Any) -> PromptEvaluation:
+        """Score a prompt file per class and kind (see :func:`n2n_hub.prompt_eval.evaluate_prompt_file`)."""
+        from .prompt_eval import evaluate_prompt_file
+
+        return evaluate_prompt_file(self, source, target, prompts, **options)
+
+    def diagnose(self, source: str, target: str, layers: Any, **options: Any) -> Diagnosis:
+        """What each layer of ``source`` knows about ``target`` (see :func:`n2n_hub.diagnosis.diagnose`)."""
+        from .diagnosis import diagnose
+
+        return diagnose(self, source, target, layers, **options)
+
+    def publish(self, key: str, out_dir: str | Path, **options: Any) -> Publication:
+        """Write the cached translator ``key`` and its registry snippet (see :func:`n2n_hub.publish.publish`)."""
+        from .publish import publish
+
+        return publish(self.cache, key, out_dir, **options)
 
 
 __all__ = ["Hub", "CacheError", "IntegrityError", "ShapeError", "UnknownExpertError"]

@@ -74,3 +74,25 @@ def test_the_hub_imports_without_torch_so_listings_stay_fast():
             "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_cli_reaches_evaluation_diagnosis_and_publishing_through_the_hub(toy_cli_host, toy_registry_file,
+                                                                            tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from n2n_hub.cli import cli
+
+    monkeypatch.setenv("N2N_HUB_HOME", str(tmp_path / "home"))
+    called = []
+    for door in ("evaluate", "evaluate_prompts", "diagnose", "publish"):
+        def record(self, *args, _door=door, **kwargs):
+            called.append(_door)
+            raise hub_module.InputError(f"{_door} reached")
+        monkeypatch.setattr(Hub, door, record)
+    prompts = tmp_path / "p.tsv"
+    prompts.write_text("circle\tnames\ta circle\n")
+    for args in (["evaluate", "toytext", "toygen"], ["evaluate", "toytext", "toygen", "--prompts", str(prompts)],
+                 ["diagnose", "toytext", "toygen"], ["publish", "0" * 32]):
+        out = CliRunner().invoke(cli, args)
+        assert out.exit_code == 1 and "reached" in out.output, out.output
+    assert called == ["evaluate", "evaluate_prompts", "diagnose", "publish"]
