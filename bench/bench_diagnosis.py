@@ -152,6 +152,7 @@ def main() -> None:
                     help="also translate DeepLab's image-pooling branch (a layer that keeps little but the class)")
     args = ap.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="n2n-diagnosis-"))
+    home.mkdir(parents=True, exist_ok=True)  # diagnose checks -o before any work: its folder must exist
     env = {**os.environ, "N2N_HUB_HOME": str(home)}
     fig = home / "diagnosis.png"
     cmd = [sys.executable, "-m", "n2n_hub", "diagnose", "segmenter", "vaegan", "--layers", args.layers,
