@@ -365,7 +365,8 @@ def sampling_speed(model: nn.Module, cond_dim: int, device: torch.device, big: i
     return statistics.median(times) * 1e3, rate
 
 
-def matmul_roofline(model: ConditionalINN, batch: int, device: torch.device, reps: int = 10) -> float:
+def matmul_roofline(model: nn.Module, batch: int, device: torch.device, reps: int = 10,
+                    dtype: torch.dtype = torch.float32) -> float:
     """torch.mm GFLOP/s on the forward and backward matmul shapes of ``model`` at ``batch``, FLOP-weighted."""
     shapes: dict[tuple[int, int, int], int] = {}
     for m in model.modules():
@@ -375,7 +376,8 @@ def matmul_roofline(model: ConditionalINN, batch: int, device: torch.device, rep
                 shapes[s] = shapes.get(s, 0) + 1
     total_flops, total_time = 0.0, 0.0
     for (m_, k_, n_), count in shapes.items():
-        a, b = torch.randn(m_, k_, device=device), torch.randn(k_, n_, device=device)
+        a = torch.randn(m_, k_, device=device, dtype=dtype)
+        b = torch.randn(k_, n_, device=device, dtype=dtype)
         for _ in range(2):
             a @ b
         sync(device)

@@ -27,33 +27,14 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cinn import (MixtureMap, Ours, build_peers, forward_matmul_flops, heldout_nll,  # noqa: E402
+from bench_cinn import (MixtureMap, Ours, build_peers, forward_matmul_flops, heldout_nll, matmul_roofline,  # noqa: E402
                         sampling_speed, sync, train_interleaved)
 from machine import cpu_name, loadavg  # noqa: E402
 
 
 def roofline(model: nn.Module, batch: int, device: torch.device, dtype: torch.dtype, reps: int = 10) -> float:
     """torch.mm TFLOP/s on the forward and backward matmul shapes of ``model``'s Linear layers, FLOP-weighted."""
-    shapes: dict[tuple[int, int, int], int] = {}
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            k, n = m.in_features, m.out_features
-            for s in ((batch, k, n), (batch, n, k), (n, batch, k)):
-                shapes[s] = shapes.get(s, 0) + 1
-    flops = seconds = 0.0
-    for (m_, k_, n_), count in shapes.items():
-        a = torch.randn(m_, k_, device=device, dtype=dtype)
-        b = torch.randn(k_, n_, device=device, dtype=dtype)
-        for _ in range(2):
-            a @ b
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        sync(device)
-        seconds += (time.perf_counter() - t) / reps * count
-        flops += 2.0 * m_ * k_ * n_ * count
-    return flops / seconds / 1e12
+    return matmul_roofline(model, batch, device, reps=reps, dtype=dtype) / 1e3
 
 
 def main() -> None:
