@@ -4,7 +4,7 @@ The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
 :class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec` and ``hookimpl`` for plugin authors.
 """
 
-from .components import BridgeContext, BridgeSpec, DatasetSpec, RecipeSpec
+from .components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
 from .errors import N2NError
 from .experts import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
-    "PriorSample", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
+    "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 
 

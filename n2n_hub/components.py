@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     import torch
 
-from .errors import PluginError
+from .errors import IncompatiblePairError, PluginError
 from .experts import DOMAINS
 
 _ID = re.compile(r"^[a-z][a-z0-9_\-]*$")
@@ -100,6 +102,44 @@ class DatasetSpec:
 
 
 TRANSFER_CONDITIONS = ("source", "domain", "appearance")
+OPTION_KINDS = ("number", "integer", "bool", "choices", "table")
+
+
+@dataclass(frozen=True)
+class RecipeOption:
+    """One ``[pairs.NAME.options]`` setting a recipe reads, and the values it accepts.
+
+    ``kind``: ``number`` or ``integer`` (within ``[low, high]`` where given), ``bool``,
+    ``choices`` (a list of strings, each one of ``choices``) or ``table`` (the recipe checks it).
+    """
+
+    name: str
+    description: str = ""
+    kind: str = "number"
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        if self.kind in ("number", "integer"):
+            integer = self.kind == "integer"
+            ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+            span = f"[{'-inf' if self.low is None else f'{self.low:g}'}, {'inf' if self.high is None else f'{self.high:g}'}]"
+            if isinstance(value, bool) or not ok_type or not math.isfinite(value) \
+                    or (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                return f"must be a {'whole ' if integer else ''}number in {span}, got {value!r}"
+        elif self.kind == "bool" and not isinstance(value, bool):
+            return f"must be true or false, got {value!r}"
+        elif self.kind == "choices":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return f"must be a list of strings among {list(self.choices)}, got {value!r}"
+            bad = [v for v in value if v not in self.choices]
+            if bad:
+                return f"has {bad}, not among {list(self.choices)}"
+        elif self.kind == "table" and not isinstance(value, dict):
+            return f"must be a table, got {value!r}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -112,6 +152,9 @@ class RecipeSpec:
     ``source`` (an input the source expert reads), ``domain`` (a named set, ``--to``) or
     ``appearance`` (an image whose encoding is the condition, ``--appearance``).
     ``needs_dataset``: registry entries must name a ``dataset``.
+    ``options``: the ``[pairs.NAME.options]`` settings the recipe reads; entries naming any
+    other, or a bad value, are refused when their pair is planned. ``None`` (a recipe that
+    declares nothing) passes every option through unchecked.
     """
 
     id: str
@@ -120,6 +163,25 @@ class RecipeSpec:
     transfer: str = "source"
     needs_dataset: bool = False
     plugin: str | None = None
+    options: tuple[RecipeOption, ...] | None = None
+
+    def check_options(self, values: Mapping[str, Any], where: str = "") -> None:
+        """Refuse options this recipe does not read, and values it cannot take (IncompatiblePairError)."""
+        if self.options is None:
+            return
+        where = where or f"recipe {self.id!r}"
+        declared = {o.name: o for o in self.options}
+        for name, value in values.items():
+            option = declared.get(name)
+            if option is None:
+                close = difflib.get_close_matches(name, list(declared), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                known = ", ".join(sorted(declared)) or "none"
+                raise IncompatiblePairError(f"{where}: recipe {self.id!r} has no option {name!r}.{hint} "
+                                            f"Its options: {known}")
+            problem = option.problem(value)
+            if problem:
+                raise IncompatiblePairError(f"{where}: options.{name} {problem}")
 
     def validate(self) -> None:
         where = f"recipe spec {self.id!r}"
@@ -129,3 +191,7 @@ class RecipeSpec:
             raise PluginError(f"{where}: loader must be 'module:callable'")
         if self.transfer not in TRANSFER_CONDITIONS:
             raise PluginError(f"{where}: transfer {self.transfer!r} is not one of {TRANSFER_CONDITIONS}")
+        for option in self.options or ():
+            if not isinstance(option, RecipeOption) or option.kind not in OPTION_KINDS:
+                raise PluginError(f"{where}: options must be RecipeOption(name, description, kind) with kind "
+                                  f"one of {OPTION_KINDS}")

@@ -271,6 +271,9 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     if translator is not None:
         common["translator"] = translator
     where = f"registry entry '{entry.name}' ({entry.origin})" if entry else ""
+    if entry is not None and entry.recipe in catalog.recipes:
+        catalog.recipes[entry.recipe].check_options(entry.options, where)
+        common["options"] = dict(entry.options)
 
     if data is not None:
         path = Path(data).expanduser()
@@ -284,6 +287,7 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
             raise IncompatiblePairError(f"--data holds '{dom}' and {src_addr} encodes '{goal}', and no bridge "
                                         f"converts {dom} into {goal}")
         common.pop("entry", None)
+        common.pop("options", None)  # the entry's recipe settings are for its own data
         return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", dom, found[1], data_path=path.resolve(),
                         entry=None, **{k: v for k, v in common.items()})
 
@@ -349,4 +353,4 @@ def _plugin_recipe_plan(catalog: Catalog, entry: PairEntry, src_addr: ExpertAddr
     if recipe.needs_dataset and entry.dataset is None:
         raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, entry.recipe, src_spec.input_domain or "",
-                    dataset=entry.dataset, options=dict(entry.options), **common)
+                    dataset=entry.dataset, **common)

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from .errors import IncompatiblePairError
-from .recipes import PairData, RecipeContext, encode_batched
+from .augment import augmented
+from .recipes import PairData, RecipeContext, encode_batched, training_augmentations
 
 
 def domain_members(ctx: RecipeContext) -> list[list[tuple[str, str]]]:
@@ -46,6 +47,7 @@ def domain_members(ctx: RecipeContext) -> list[list[tuple[str, str]]]:
 def domains_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
     """(domain id, Θ(image)) for every image of every domain."""
     members = domain_members(ctx)
+    augment = training_augmentations(ctx.options, split)
     target_codes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for ds_id in sorted({d for ms in members for d, _ in ms}):
         ds = ctx.datasets[ds_id]
@@ -53,16 +55,19 @@ def domains_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
 
         def load() -> dict[str, Any]:
             if not data:
-                data.update(ctx.load_dataset(ds_id, split))
+                data.update(augmented(ctx.load_dataset(ds_id, split), augment))
             return data
 
         # The same key as the dataset recipe's, so both share one encoding of the dataset.
+        fp: dict[str, Any] = {"dataset": ds.id, "version": ds.version, "split": split}
         key = {"role": "target", "expert": ctx.target.fingerprint(),
-               "data": {"dataset": ds.id, "version": ds.version, "split": split}}
+               "data": {**fp, "augment": augment} if augment else fp}
         z = ctx.features.get_or_compute(key, lambda: encode_batched(
             ctx.target, load()["image"], None, ctx.plan.batch_size, f"encoding with {ctx.plan.target}",
             ctx.progress).reshape(len(load()["image"]), -1))
         labels = load()["label"] if "label" in ds.domains else torch.full((z.shape[0],), -1)
+        if len(labels) != z.shape[0]:
+            raise IncompatiblePairError(f"dataset {ds_id!r}: {len(labels)} labels for {z.shape[0]} images")
         target_codes[ds_id] = (z, torch.as_tensor(labels).long())
     ids, zs = [], []
     for k, ms in enumerate(members):

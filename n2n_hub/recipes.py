@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 from .progress import tqdm
 
+from .augment import augmented
 from .components import BridgeContext, BridgeSpec, DatasetSpec
 from .errors import ShapeError
 from .experts import Expert, import_object
@@ -74,6 +75,11 @@ def prior_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
                        seed=plan.seed + 7919, bridge_split="eval")
 
 
+def training_augmentations(options: dict[str, Any], split: str) -> list[str]:
+    """The ``augment`` option's names for the training split; evaluation data is never augmented."""
+    return list(options.get("augment", ())) if split == "train" else []
+
+
 def take(data: Any, index: torch.Tensor) -> Any:
     if isinstance(data, torch.Tensor):
         return data[index]
@@ -126,6 +132,9 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
     else:
         data = dataset_loader(split)
         data_fp = {"dataset": plan.dataset, "version": dataset_version, "split": split}
+        augment = training_augmentations(plan.options, split)
+        if augment:
+            data, data_fp = augmented(data, augment), {**data_fp, "augment": augment}
     tgt_in = data[plan.target_spec.input_domain]
     z = store.get_or_compute(
         {"role": "target", "expert": target.fingerprint(), "data": data_fp},

@@ -24,7 +24,8 @@ TRAINING_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "max_bad_steps": (True, 1, 10**6, True), "warmup_steps": (True, 0, 10**8, True),
     "patience": (True, 0, 10**6, True), "seed": (True, 0, 2**63 - 1, True), "lr": (False, 0, 10, False),
     "min_lr_ratio": (False, 0, 1, True), "weight_decay": (False, 0, 100, True), "grad_clip": (False, 0, 1e6, True),
-    "val_fraction": (False, 0, 0.99, True),
+    "val_fraction": (False, 0, 0.99, True), "condition_noise": (False, 0, 100, True),
+    "target_noise": (False, 0, 100, True),
 }
 
 

@@ -280,6 +280,8 @@ def test_checkpoints_hold_no_pickle(tmp_path: Path) -> None:
     ({"grad_clip": -1.0}, "grad_clip must be >= 0"),
     ({"device": "tpu"}, "device"),
     ({"max_bad_steps": 0}, "max_bad_steps must be an integer >= 1"),
+    ({"target_noise": -0.1}, "target_noise must be >= 0"),
+    ({"target_noise": float("inf")}, "target_noise must be >= 0"),
 ])
 def test_invalid_config_values_are_refused_with_the_field_named(kw: dict, pattern: str) -> None:
     with pytest.raises(InputError, match=pattern):
@@ -311,3 +313,21 @@ def test_a_data_loader_with_a_validation_loader_trains_and_validates() -> None:
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(c[448:], z[448:]), batch_size=32)
     result = train_loader(flow(), loader, cfg(steps=20), val_loader=val)
     assert result.steps == 20 and [h["step"] for h in result.history] == [10, 20]
+
+
+# -- target noise -------------------------------------------------------------------------
+def test_target_noise_widens_what_the_flow_learns_by_its_variance_and_enters_the_config_record() -> None:
+    """Targets N(0, 0.2²) with noise σ = 0.3 are learnt as N(0, 0.2² + 0.3²): the flow models the noisy targets."""
+    g = torch.Generator().manual_seed(1)
+    z = 0.2 * torch.randn(2048, 4, generator=g)
+    c = torch.zeros(2048, 3)
+    variances = {}
+    for noise in (0.0, 0.3):
+        model = flow()
+        train(model, c, z, cfg(steps=400, lr=5e-3, val_every=400, target_noise=noise))
+        with torch.no_grad():
+            variances[noise] = model.sample(c[:1], n=8192).reshape(-1, 4).var(dim=0).mean().item()
+    assert variances[0.0] == pytest.approx(0.04, rel=0.15)
+    assert variances[0.3] == pytest.approx(0.04 + 0.09, rel=0.15)
+    assert "target_noise" not in cfg().to_dict()  # off: the keys of translators trained before it stay valid
+    assert cfg(target_noise=0.05).to_dict()["target_noise"] == 0.05

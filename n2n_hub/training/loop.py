@@ -351,6 +351,8 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
             c, z = _to(c, device, dtype), _to(z, device, dtype)
             if config.condition_noise > 0 and c.is_floating_point():
                 c = noisy_condition(c, config.condition_noise)
+            if config.target_noise > 0:
+                z = z + torch.randn_like(z) * config.target_noise
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, config)
             stat = train_step(step_loss, opt, params, c, z, config.grad_clip, autocast, w, skips_on_device)
