@@ -14,7 +14,10 @@ A module of a registered kind must have:
   dimensions (an NLL in nats for ``objective="nll"``, a squared error for ``"mse"``);
 - ``sample(c, n=1, temperature=1.0, generator=None) -> (B, n, dim)``;
 - optionally ``needs_data_init() -> bool`` and ``initialize(z, c, whitening_rows=None)``
-  for a data-dependent initialisation the trainer runs once, before step 0.
+  for a data-dependent initialisation the trainer runs once, before step 0;
+- optionally ``needs_condition_fit() -> bool`` and ``fit_condition(c, labels)``: a part
+  fitted to all training conditions and their class labels, once, before step 0 (the
+  trainer refuses to start without labels when it is due).
 
 This module imports no torch, so listing kinds stays cheap.
 """
@@ -26,7 +29,8 @@ from typing import Any, Callable
 
 from .errors import InputError
 
-__all__ = ["TranslatorKind", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of", "needs_data_init"]
+__all__ = ["TranslatorKind", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of", "needs_data_init",
+           "needs_condition_fit"]
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,16 @@ def needs_data_init(module: Any) -> bool:
     return bool(check()) if callable(check) else False
 
 
+def needs_condition_fit(module: Any) -> bool:
+    """Whether the module waits for ``fit_condition(c, labels)`` (kinds without one: never)."""
+    check: Callable[[], bool] | None = getattr(module, "needs_condition_fit", None)
+    return bool(check()) if callable(check) else False
+
+
 register_kind(TranslatorKind(
     "cinn", "n2n_hub.cinn.flow:ConditionalINN", objective="nll", sized=True,
-    options=frozenset({"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}),
+    options=frozenset({"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
+                       "condition_projection", "condition_projection_kind"}),
     description="the conditional invertible network (samples p(z_target | z_source))"))
 register_kind(TranslatorKind(
     "mlp", "n2n_hub.baselines:MLPTranslator", objective="mse",

@@ -11,7 +11,10 @@ reported per class and kind next to two reference lines:
   translator can beat it;
 * ``centroid``: what the text alone knows: the class whose mean source embedding of the
   bridge's training captions is nearest (cosine) to the prompt's embedding. A translator
-  that falls below it loses information the source carries.
+  that falls below it loses information the source carries;
+* ``probe``: for a translator that reads its condition through a class projection (see
+  :mod:`n2n_hub.cinn.projection`), the share of prompts whose largest projected logit is
+  the prompted class: what the flow is told, before it samples.
 
 For dataset recipes the held-out likelihood is split in two parts: test images with
 the bridge's training phrasings against training images with the same phrasings (the
@@ -106,6 +109,7 @@ class PromptEvaluation:
     top1: dict[str, float] = field(default_factory=dict)            # kind -> share
     top5: dict[str, float] = field(default_factory=dict)            # kind -> share (>= 20 classes only)
     centroid: dict[str, float] = field(default_factory=dict)        # kind -> share of prompts
+    probe: dict[str, float] = field(default_factory=dict)           # kind -> share of prompts (projection)
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> kind -> share
     nll: dict[str, float] = field(default_factory=dict)
 
@@ -117,10 +121,12 @@ class PromptEvaluation:
         lines = [f"{self.source} -> {self.target}: {self.prompts} prompts, {self.samples_per_prompt} samples each at "
                  f"temperature {self.temperature:g}; classifier: {self.classifier}",
                  f"  ceiling (real latents): {_fmt(self.ceiling)}",
-                 f"  {'kind':<12} {'top-1':>7} {'/ceiling':>9} {'centroid':>9}" + (f" {'top-5':>7}" if self.top5 else "")]
+                 f"  {'kind':<12} {'top-1':>7} {'/ceiling':>9} {'centroid':>9}" + (f" {'probe':>7}" if self.probe else "")
+                 + (f" {'top-5':>7}" if self.top5 else "")]
         for k in kinds:
             ratio = self.top1[k] / self.ceiling if self.ceiling else None
             row = f"  {k:<12} {self.top1[k]:>7.3f} {_fmt(ratio):>9} {_fmt(self.centroid.get(k)):>9}"
+            row += f" {_fmt(self.probe.get(k)):>7}" if self.probe else ""
             lines.append(row + (f" {self.top5.get(k, float('nan')):>7.3f}" if self.top5 else ""))
         lines.append(f"  per class (top-1): {'':<3}" + " ".join(f"{k[:9]:>9}" for k in kinds))
         for c, by_kind in self.per_class.items():
@@ -190,6 +196,15 @@ def centroid_hits(hub: Hub, plan: PairPlan, translator: Translator, c_prompts: t
     sims = torch.nn.functional.normalize(c_prompts.reshape(c_prompts.shape[0], -1).float().cpu(), dim=1) @ \
         torch.nn.functional.normalize(emb, dim=1).T
     return (sims.argmax(1) == labels).float()
+
+
+def probe_hits(module: Any, c_prompts: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+    """Per prompt, 1 if the translator's class projection puts the prompted class first (None without one)."""
+    read = getattr(module, "condition_logits", None)
+    logits = read(c_prompts) if callable(read) else None
+    if logits is None or logits.shape[1] != num_classes:
+        return None
+    return (logits.argmax(1).cpu() == labels).float()
 
 
 def ceiling(hub: Hub, plan: PairPlan, translator: Translator, scores: Callable[[torch.Tensor], torch.Tensor],
@@ -289,6 +304,7 @@ def evaluate_prompts(hub: Hub, translator: Translator, plan: PairPlan, prompts: 
     hit1 = _topk_hits(s, y, 1).reshape(-1, n).mean(1)
     hit5 = _topk_hits(s, y, 5).reshape(-1, n).mean(1) if len(class_names) >= 20 else None
     cent = centroid_hits(hub, plan, translator, c, labels, len(class_names), seed=seed)
+    probe = probe_hits(module, c.to(device), labels, len(class_names))
 
     report = PromptEvaluation(str(plan.source), str(plan.target), float(temperature), n, len(prompts), name,
                               ceiling(hub, plan, translator, scores, seed=seed))
@@ -304,6 +320,8 @@ def evaluate_prompts(hub: Hub, translator: Translator, plan: PairPlan, prompts: 
             report.top5[kind] = float(hit5[idx].mean())
         if cent is not None:
             report.centroid[kind] = float(cent[idx].mean())
+        if probe is not None:
+            report.probe[kind] = float(probe[idx].mean())
     for (cls, kind), rows in sorted(by_class_kind.items()):
         report.per_class.setdefault(class_names[cls], {})[kind] = float(hit1[torch.tensor(rows)].mean())
     report.nll = nll_parts(hub, plan, translator, prompts, labels, c, seed=seed)

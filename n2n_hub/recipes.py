@@ -28,10 +28,15 @@ from .inputs import fingerprint_paths, image_files, read_images, read_text_lines
 
 @dataclass
 class PairData:
-    """Training (or evaluation) pairs, row-aligned: ``source[i]`` conditions ``target[i]``."""
+    """Training (or evaluation) pairs, row-aligned: ``source[i]`` conditions ``target[i]``.
+
+    ``labels[i]``, when the recipe knows it, is the class id of row ``i``'s item (what a
+    condition projection is fitted to).
+    """
 
     source: torch.Tensor
     target: torch.Tensor
+    labels: torch.Tensor | None = None
 
 
 @dataclass
@@ -157,7 +162,20 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
         return encode_batched(source, inputs, plan.source.tap, bsz, f"encoding with {plan.source}", progress)
 
     c = store.get_or_compute(src_key, compute_source)
-    return PairData(c, z[index])
+    labels = item_labels(data)
+    return PairData(c, z[index], labels[index] if labels is not None else None)
+
+
+def item_labels(data: dict[str, Any]) -> torch.Tensor | None:
+    """The class id of each item, from a dataset's ``label`` domain when it holds integers (else None)."""
+    labels = data.get("label")
+    if labels is None:
+        return None
+    try:
+        out = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return out.long() if out.dim() == 1 and not out.dtype.is_floating_point and out.dtype != torch.bool else None
 
 
 def prior_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore, progress: bool = True,

@@ -29,7 +29,8 @@ from .paths import REGISTRY_ENV, user_registry_path
 RECIPES = ("dataset", "target-prior", "domains", "deformation")
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
               "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
-_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten"}
+_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
+              "condition_projection", "condition_projection_kind"}
 _TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
                "val_fraction", "val_every", "patience", "seed", "max_bad_steps", "condition_noise", "target_noise"}
 _PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256"}
@@ -116,10 +117,15 @@ def _check_table(path: Path | str, key: str, name: str, table: Any, allowed: set
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise _fail(path, key, f"unknown {name} key(s) {unknown}; allowed: {sorted(allowed)}")
-    from .validation import FLOW_RULES, TRAINING_RULES, number_problem
+    from .validation import FLOW_CHOICES, FLOW_RULES, TRAINING_RULES, number_problem
 
     rules = {"flow": FLOW_RULES, "training": TRAINING_RULES}.get(name, {})
+    choices = FLOW_CHOICES if name == "flow" else {}
     for k, v in table.items():
+        if k in choices:
+            if v not in choices[k]:
+                raise _fail(path, key, f"{name}.{k} must be one of {list(choices[k])}, got {v!r}")
+            continue
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise _fail(path, key, f"{name}.{k} must be a number, got {v!r}")
         problem = number_problem(f"{name}.{k}", v, rules[k]) if k in rules else None

@@ -18,7 +18,10 @@ FLOW_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "n_blocks": (True, 1, 1000, True), "hidden": (True, 1, 1 << 16, True), "depth": (True, 1, 64, True),
     "cond_dim": (True, 1, 1 << 16, True), "embed_hidden": (True, 1, 1 << 16, True),
     "clamp": (False, 0, 100, False), "seed": (True, 0, 2**63 - 1, True),
+    "condition_projection": (True, 1, 1 << 16, True),
 }
+# name -> the words a registry [flow] value may be (keys whose values are not numbers)
+FLOW_CHOICES: dict[str, tuple[str, ...]] = {"condition_projection_kind": ("probe",)}
 TRAINING_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "steps": (True, 1, 10**8, True), "batch_size": (True, 1, 10**7, True), "val_every": (True, 1, 10**8, True),
     "max_bad_steps": (True, 1, 10**6, True), "warmup_steps": (True, 0, 10**8, True),

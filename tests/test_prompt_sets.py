@@ -73,3 +73,18 @@ def test_prose_bridge_varies_its_captions_and_keeps_templates_for_evaluation():
     ctx = BridgeContext(class_names=CLASS_NAMES, split="eval", generator=torch.Generator().manual_seed(0))
     held = captions_from_labels(labels[:20], context=ctx)
     assert all(any(fill(t, CLASS_NAMES[int(y)]) == h for t in EVAL_TEMPLATES) for h, y in zip(held, labels[:20]))
+
+
+TUNING = PROMPTS.with_name("animals_tuning.tsv")
+
+
+def test_the_tuning_prompts_are_disjoint_from_the_held_out_ones_and_the_bridges():
+    tuning, held_out = read_prompts(TUNING), read_prompts(PROMPTS)
+    assert len(tuning) >= 50 and {r.cls for r in tuning} == set(CLASS_NAMES)
+    assert {norm(r.text) for r in tuning}.isdisjoint({norm(r.text) for r in held_out})
+    assert {head(r.text) for r in tuning}.isdisjoint({head(r.text) for r in held_out})
+    assert [r.text for r in tuning if norm(r.text) in bridge_captions()] == []
+    listed = set(map(head, GENERIC_CONTEXTS))
+    for entry in LEXICON.values():
+        listed |= {head(w) for w in entry.terms + entry.hypernyms + entry.looks + entry.contexts}
+    assert [r.text for r in tuning if head(r.text) in listed] == []

@@ -16,6 +16,7 @@ from .actnorm import ActNorm
 from .coupling import INNBlock
 from .embedders import ConditionSpec, make_embedder
 from .nll import gaussian_nll
+from .projection import ConditionProjection
 from .whitening import MAX_DIM as MAX_WHITENED_DIM
 from .whitening import Whitening
 
@@ -42,6 +43,12 @@ class ConditionalINN(nn.Module):
         whiten: start with a fixed affine whitening fitted to the training targets
             (:class:`~n2n_hub.cinn.whitening.Whitening`); default: on for D ≤ 4096, where
             its D×D factor stays small. The resolved value is part of :meth:`config`.
+        condition_projection: read a vector condition through K fitted class logits
+            (:class:`~n2n_hub.cinn.projection.ConditionProjection`) instead of whole; K is
+            the number of classes. The trainer fits it to the training pairs' labels before
+            step 0 (:meth:`fit_condition`). None (default): the embedder reads the condition.
+        condition_projection_kind: how the projection is fitted (``"probe"``: multinomial
+            logistic regression).
     """
 
     kind = "cinn"
@@ -50,7 +57,8 @@ class ConditionalINN(nn.Module):
 
     def __init__(self, dim: int, condition: ConditionSpec, n_blocks: int = 20, hidden: int | None = None,
                  depth: int = 3, cond_dim: int | None = None, embed_hidden: int | None = None,
-                 clamp: float = 2.0, seed: int = 0, whiten: bool | None = None) -> None:
+                 clamp: float = 2.0, seed: int = 0, whiten: bool | None = None,
+                 condition_projection: int | None = None, condition_projection_kind: str = "probe") -> None:
         super().__init__()
         if dim < 2:
             raise ShapeError(f"the flow needs a target dimension >= 2, got {dim}")
@@ -67,11 +75,20 @@ class ConditionalINN(nn.Module):
         self.seed = seed
         self.whiten = dim <= MAX_WHITENED_DIM if whiten is None else bool(whiten)
         self.whitening = Whitening(dim) if self.whiten else None
+        self.projection: ConditionProjection | None = None
+        embedded = condition
+        if condition_projection is not None:
+            if condition.kind != "vector":
+                raise ShapeError(f"condition_projection reads vector conditions; this flow's condition is "
+                                 f"{condition.kind} {condition.shape}: drop condition_projection")
+            self.projection = ConditionProjection(condition.shape[0], int(condition_projection),
+                                                  condition_projection_kind)
+            embedded = ConditionSpec((int(condition_projection),), "vector")
         # Initial weights come from ``seed`` too, drawn inside a forked RNG: building a flow
         # neither depends on nor advances the caller's global random state.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.embedder = make_embedder(condition, self.cond_dim, self.embed_hidden)
+            self.embedder = make_embedder(embedded, self.cond_dim, self.embed_hidden)
             # The condition's share of every subnet's first layer, for all 2·n subnets in one matmul.
             self.cond_proj = nn.Linear(self.cond_dim, 2 * n_blocks * self.hidden)
             self.blocks = nn.ModuleList(
@@ -81,11 +98,15 @@ class ConditionalINN(nn.Module):
     # -- construction -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this module (stored in translator files)."""
-        return {
+        cfg = {
             "dim": self.dim, "condition": self.condition.to_dict(), "n_blocks": self.n_blocks,
             "hidden": self.hidden, "depth": self.depth, "cond_dim": self.cond_dim,
             "embed_hidden": self.embed_hidden, "clamp": self.clamp, "seed": self.seed, "whiten": self.whiten,
         }
+        if self.projection is not None:  # absent otherwise: keys of flows without one stay as they were
+            cfg["condition_projection"] = self.projection.out_features
+            cfg["condition_projection_kind"] = self.projection.kind
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "ConditionalINN":
@@ -96,6 +117,8 @@ class ConditionalINN(nn.Module):
     # -- core maps --------------------------------------------------------------------
     def embed(self, c: torch.Tensor) -> list[torch.Tensor]:
         """h = H(c), projected once into each subnet's first layer."""
+        if self.projection is not None:
+            c = self.projection(c)
         return list(self.cond_proj(self.embedder(c)).chunk(2 * self.n_blocks, dim=-1))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,6 +170,23 @@ class ConditionalINN(nn.Module):
             block.actnorm.reset()
         self(z, c)
         self.train(was)
+
+    def needs_condition_fit(self) -> bool:
+        """Whether a condition projection waits for :meth:`fit_condition` (then training needs labels)."""
+        return self.projection is not None and not self.projection.is_fitted
+
+    @torch.no_grad()
+    def fit_condition(self, c: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fit the condition projection to all training conditions ``c`` and their class ids ``labels``."""
+        if self.projection is None:
+            raise ValueError("this flow has no condition projection to fit")
+        self.projection.fit(self.condition.check(c, "training conditions"), labels)
+
+    def condition_logits(self, c: torch.Tensor) -> torch.Tensor | None:
+        """What the flow reads of ``c`` through its projection (class logits), or None without one."""
+        if self.projection is None:
+            return None
+        return self.projection(self.condition.check(c))
 
     def needs_data_init(self) -> bool:
         """Whether an ActNorm or the whitening has not seen data yet (then :meth:`initialize` is due)."""

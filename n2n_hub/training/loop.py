@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from .. import distributed
 from ..cinn.nll import nats_to_bits
 from ..cinn.whitening import Whitening
-from ..errors import InputError, TrainingError
-from ..kinds import needs_data_init
+from ..errors import InputError, ShapeError, TrainingError
+from ..kinds import needs_condition_fit, needs_data_init
 
 from . import checkpoint as checkpoints
 from .batches import (_check_pairs, _finite_rows, _LoaderBatches, _param_dtype, _rank_share, _split, _TensorBatches,
@@ -96,10 +96,13 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
 
 
 def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig, *,
-          val: tuple[Tensor, Tensor] | None = None, log: Log | None = None) -> TrainResult:
+          val: tuple[Tensor, Tensor] | None = None, log: Log | None = None,
+          labels: Tensor | None = None) -> TrainResult:
     """Fit ``model`` to map ``source`` (z_Φ, N×…) to ``target`` (z_Θ, N×D) in place.
 
     Without ``val``, a ``config.val_fraction`` share is held out, chosen by the seed.
+    ``labels`` (N,) are the class ids of the pairs' items, when the recipe knows them: a
+    module with a condition projection is fitted to those of the training rows before step 0.
     ``log`` receives one dict per event (``event``: start, resume, val, skip, early_stop,
     checkpoint, done; ``message``: the sentence to show); without it, events go to the
     ``n2n_hub.training`` logger. Raises TrainingError after ``max_bad_steps``
@@ -111,12 +114,19 @@ def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig,
         train_pairs, val_pairs = (source, target), val
     else:
         train_pairs, val_pairs = _split(source, target, config.val_fraction, config.seed)
+    train_labels = None
+    if labels is not None:
+        if labels.shape != (target.shape[0],):
+            raise ShapeError(f"got {tuple(labels.shape)} labels for {target.shape[0]} training pairs; give one "
+                             "class id per pair")
+        # the same held-out split as the pairs: _split draws its permutation from the seed and the row count
+        train_labels = labels if val is not None else _split(labels, target, config.val_fraction, config.seed)[0][0]
     n_bad = int((~_finite_rows(train_pairs[0], train_pairs[1])).sum())
     if n_bad:
         _emit(log, "warning", f"{n_bad} training pairs contain NaN/inf; batches holding them will be skipped "
               "(clean the data to use every batch)", logging.WARNING, rows=n_bad)
     batches = _TensorBatches(train_pairs[0], train_pairs[1], config.batch_size, config.seed)
-    return _run(model, batches, val_pairs, config, log, n_train=train_pairs[1].shape[0])
+    return _run(model, batches, val_pairs, config, log, n_train=train_pairs[1].shape[0], labels=train_labels)
 
 
 def train_loader(model: nn.Module, loader: Iterable[Any], config: TrainConfig, *,
@@ -158,7 +168,7 @@ def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimi
 
 
 def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: tuple[Tensor, Tensor] | None,
-         config: TrainConfig, log: Log | None, n_train: int | None) -> TrainResult:
+         config: TrainConfig, log: Log | None, n_train: int | None, labels: Tensor | None = None) -> TrainResult:
     """The shared loop.
 
     Host synchronisation: the step itself (:func:`train_step`) reads nothing back. A step
@@ -198,14 +208,14 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
     with torch.random.fork_rng(devices=rng_devices):  # the caller's RNG stays untouched
         torch.manual_seed(config.seed)
         return _loop(model, name, f, batches, val_pairs, config, log, n_train, device, dtype, use_bf16,
-                     opt, params)
+                     opt, params, labels)
 
 
 def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
           batches: _TensorBatches | _LoaderBatches, val_pairs: tuple[Tensor, Tensor] | None,
           config: TrainConfig, log: Log | None, n_train: int | None, device: torch.device,
-          dtype: torch.dtype, use_bf16: bool, opt: torch.optim.Optimizer, params: list[nn.Parameter]
-          ) -> TrainResult:
+          dtype: torch.dtype, use_bf16: bool, opt: torch.optim.Optimizer, params: list[nn.Parameter],
+          labels: Tensor | None = None) -> TrainResult:
     t_start = time.perf_counter()
     w = distributed.world()
     step = 0
@@ -276,6 +286,14 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
               step=at, value=value, best=best_val)
         return config.patience > 0 and checks_without_gain >= config.patience
 
+    if step == 0 and needs_condition_fit(model):
+        if labels is None or not isinstance(batches, _TensorBatches):
+            raise TrainingError("this translator reads its condition through a projection fitted to class labels "
+                                "(condition_projection), but the training pairs come without labels: use a "
+                                "dataset recipe whose items have a 'label' domain, or drop condition_projection")
+        model.fit_condition(batches.source, labels)  # type: ignore[operator]
+        _emit(log, "fit", "condition projection fitted to the labels of "
+              f"{labels.shape[0]} training pairs", rows=int(labels.shape[0]))
     if step == 0 and needs_data_init(model):
         whitening = next((m for m in model.modules() if isinstance(m, Whitening)), None)
         rows = None
