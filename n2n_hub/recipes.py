@@ -30,12 +30,15 @@ from .inputs import fingerprint_paths, image_files, read_images, read_text_lines
 class PairData:
     """Training (or evaluation) pairs, row-aligned: ``source[i]`` conditions ``target[i]``.
 
+    ``groups``, where rows repeat items (several captions, mirrored or deformed copies of
+    one image), is each row's item id: validation then holds out whole items.
     ``labels[i]``, when the recipe knows it, is the class id of row ``i``'s item (what a
     condition projection is fitted to).
     """
 
     source: torch.Tensor
     target: torch.Tensor
+    groups: torch.Tensor | None = None
     labels: torch.Tensor | None = None
 
 
@@ -148,6 +151,8 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
     n = len(tgt_in)
     reps = plan.pairs_per_item if plan.bridges else 1
     index = torch.arange(n).repeat(reps)
+    items = n // (1 + len(data_fp.get("augment", ())))  # augmented copies follow the originals
+    groups = index % items if reps > 1 or items < n else None
     bridge_split = "train" if split == "train" else "eval"
     src_key = {"role": "source", "expert": source.fingerprint(), "tap": plan.source.tap, "data": data_fp,
                "start": plan.start_domain, "bridges": [b.id for b in plan.bridges],
@@ -163,7 +168,7 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
 
     c = store.get_or_compute(src_key, compute_source)
     labels = item_labels(data)
-    return PairData(c, z[index], labels[index] if labels is not None else None)
+    return PairData(c, z[index], groups, labels[index] if labels is not None else None)
 
 
 def item_labels(data: dict[str, Any]) -> torch.Tensor | None:

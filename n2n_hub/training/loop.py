@@ -97,10 +97,11 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
 
 def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig, *,
           val: tuple[Tensor, Tensor] | None = None, log: Log | None = None,
-          labels: Tensor | None = None) -> TrainResult:
+          groups: Tensor | None = None, labels: Tensor | None = None) -> TrainResult:
     """Fit ``model`` to map ``source`` (z_Φ, N×…) to ``target`` (z_Θ, N×D) in place.
 
-    Without ``val``, a ``config.val_fraction`` share is held out, chosen by the seed.
+    Without ``val``, a ``config.val_fraction`` share is held out, chosen by the seed: of
+    the rows, or with ``groups`` (an item id per row) of whole items.
     ``labels`` (N,) are the class ids of the pairs' items, when the recipe knows them: a
     module with a condition projection is fitted to those of the training rows before step 0.
     ``log`` receives one dict per event (``event``: start, resume, val, skip, early_stop,
@@ -113,14 +114,15 @@ def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig,
         _check_pairs(model, val[0], val[1], "validation data")
         train_pairs, val_pairs = (source, target), val
     else:
-        train_pairs, val_pairs = _split(source, target, config.val_fraction, config.seed)
+        train_pairs, val_pairs = _split(source, target, config.val_fraction, config.seed, groups)
     train_labels = None
     if labels is not None:
         if labels.shape != (target.shape[0],):
             raise ShapeError(f"got {tuple(labels.shape)} labels for {target.shape[0]} training pairs; give one "
                              "class id per pair")
-        # the same held-out split as the pairs: _split draws its permutation from the seed and the row count
-        train_labels = labels if val is not None else _split(labels, target, config.val_fraction, config.seed)[0][0]
+        # the same held-out split as the pairs: _split draws it from the seed, the row count and the groups
+        train_labels = (labels if val is not None
+                        else _split(labels, target, config.val_fraction, config.seed, groups)[0][0])
     n_bad = int((~_finite_rows(train_pairs[0], train_pairs[1])).sum())
     if n_bad:
         _emit(log, "warning", f"{n_bad} training pairs contain NaN/inf; batches holding them will be skipped "
