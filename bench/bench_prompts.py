@@ -6,11 +6,14 @@ reconstruction ceiling and the MiniLM nearest-centroid line; the NLL of held-out
 split into an image part and a phrasing part; sample diversity; training wall time.
 A variant is chosen with ``--bridge`` and ``--condition-noise`` (and ``--steps``).
 
-With ``--biggan FOLDER`` (BigGAN weights: config.json + model.safetensors or
-pytorch_model.bin) it scores bert -> biggan instead: top-1 and top-5 class of the generated
-class embedding for sentence and synonym prompts written from the class names.
+With ``--biggan VARIANT`` (a BigGAN weights folder, or ``random-embedding``: a fixed random
+class embedding in place of BigGAN's, no weights needed) it scores bert -> biggan instead:
+top-1 and top-5 class of the generated class embedding for the held-out names, sentences and
+synonyms of ``bench/prompts/imagenet.tsv`` (100 classes).
 
-Run: ``python bench/bench_prompts.py [--steps N] [--bridge label-prose] [--condition-noise 0.5] [--json]``.
+Run: ``python bench/bench_prompts.py [--steps N] [--bridge label-prose] [--condition-noise 0.5] [--json]``;
+``python bench/bench_prompts.py --biggan random-embedding --bridge label-wordnet --steps 3000 --blocks 8
+--hidden 256 --batch-size 256 --lr 5e-4``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,7 @@ import torch
 from machine import cpu_name
 
 PROMPTS = Path(__file__).resolve().parent / "prompts" / "animals.tsv"
-BIGGAN_FRAMES = {
-    "sentences": ("a {} in its natural surroundings", "i took a picture of a {} yesterday",
-                  "a {} seen on a walk last weekend"),
-    "names": ("{}", "the {}"),
-}
+IMAGENET_PROMPTS = PROMPTS.with_name("imagenet.tsv")
 
 
 def registry_override(pair: str, bridge: str | None, pairs_per_item: int | None = None) -> None:
@@ -61,11 +60,13 @@ def animals(args: argparse.Namespace) -> dict:
     registry_override("bert-vaegan-animals", args.bridge, args.pairs_per_item)
     hub = Hub(progress=False)
     options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise}.items() if v}
+    if args.train_seed is not None:
+        options["seed"] = args.train_seed
     t0 = time.perf_counter()
     t = hub.pair("bert", "vaegan", **options)
     pair_s = time.perf_counter() - t0
     plan = hub.plan("bert", "vaegan")
-    prompts = read_prompts(PROMPTS)
+    prompts = read_prompts(args.prompts or PROMPTS)
     report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
     div = diversity(t, [p.text for p in prompts if p.kind == "names"], 8, args.seed)
     return {"pair": "bert -> vaegan@animals", "bridge": [b.id for b in plan.bridges], "options": options,
@@ -76,22 +77,24 @@ def animals(args: argparse.Namespace) -> dict:
 
 def biggan(args: argparse.Namespace) -> dict:
     from n2n_hub import Hub
-    from n2n_hub.prompt_eval import Prompt, evaluate_prompts
+    from n2n_hub.prompt_eval import evaluate_prompts, read_prompts
 
     registry_override("bert-biggan", args.bridge)
     hub = Hub(progress=False)
     target = f"biggan@{args.biggan}"
-    options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise}.items() if v}
+    options = {k: v for k, v in {"steps": args.steps, "condition_noise": args.condition_noise,
+                                 "n_blocks": args.blocks, "hidden": args.hidden, "batch_size": args.batch_size,
+                                 "lr": args.lr}.items() if v}
+    if args.steps:  # a CPU-sized run: validate rarely and never stop early
+        options.update(warmup_steps=200, val_every=500, patience=0)
+    t0 = time.perf_counter()
     t = hub.pair("bert", target, **options)
+    pair_s = time.perf_counter() - t0
     plan = hub.plan("bert", target)
-    names = t.target.class_names
-    unique = [i for i, n in enumerate(names) if [m.lower() for m in names].count(n.lower()) == 1]  # "crane" is two classes
-    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(args.seed))[: args.classes]
-    classes = [unique[int(i)] for i in order]
-    prompts = [Prompt(names[int(c)], kind, frame.format(names[int(c)]))
-               for c in classes for kind, frames in BIGGAN_FRAMES.items() for frame in frames]
+    prompts = read_prompts(args.prompts or IMAGENET_PROMPTS)
     report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
-    return {"pair": f"bert -> {target}", "options": options, **report.to_dict()}
+    return {"pair": f"bert -> {target}", "bridge": [b.id for b in plan.bridges], "options": options,
+            "pair_seconds": pair_s, "train_metrics": t.metrics, **report.to_dict()}
 
 
 def main() -> None:
@@ -101,9 +104,15 @@ def main() -> None:
     ap.add_argument("--condition-noise", type=float, default=None)
     ap.add_argument("--pairs-per-item", type=int, default=None, help="captions per training image")
     ap.add_argument("--samples", type=int, default=16, help="samples per prompt")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    ap.add_argument("--train-seed", type=int, default=None, help="seed of the training run (default: the registry's)")
     ap.add_argument("--biggan", default=None, help="BigGAN weights folder or variant: score bert -> biggan")
-    ap.add_argument("--classes", type=int, default=100, help="BigGAN classes to sample prompts for")
+    ap.add_argument("--prompts", type=Path, default=None,
+                    help="prompt file (default: bench/prompts/animals.tsv, or imagenet.tsv with --biggan)")
+    ap.add_argument("--blocks", type=int, default=None, help="flow blocks (default: the registry's)")
+    ap.add_argument("--hidden", type=int, default=None, help="flow width (default: the registry's)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(args.seed)

@@ -157,3 +157,9 @@ def test_prompt_evaluation_reports_what_the_projection_tells_the_flow():
     assert float(probe_hits(flow, x[:50], (y[:50] + 1) % 4, 4).mean()) < 0.1
     plain = ConditionalINN(3, ConditionSpec((12,), "vector"), n_blocks=1, hidden=8)
     assert probe_hits(plain, x[:5], y[:5], 4) is None
+
+
+def test_the_default_pair_reads_captions_through_a_probe():
+    entry = Registry.load().entries["bert-vaegan-animals"]
+    assert entry.flow["condition_projection"] == 10 and entry.flow["condition_projection_kind"] == "probe"
+    assert entry.options["augment"] == ["hflip"] and entry.training["target_noise"] == 0.05
