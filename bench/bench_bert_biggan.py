@@ -1,8 +1,8 @@
 """BERT → BigGAN without BigGAN weights: does text land on the prompted ImageNet class?
 
 The pair is trained exactly as `n2n-hub pair bert biggan` trains it (target-prior recipe:
-sample a class and noise, caption the class with the label-caption bridge, encode the
-caption with the real MiniLM sentence encoder), but on ``biggan@random-embedding``: BigGAN's
+sample a class and noise, caption the class with the registry's bridge (label-wordnet since
+the prompts work; label-caption before), encode the caption with the real MiniLM sentence encoder), but on ``biggan@random-embedding``: BigGAN's
 class-embedding matrix W is replaced by a fixed random 1000×128 matrix, because the real
 one is not available offline. Evaluation prompts use the held-out caption templates only.
 For each prompt we sample latents and ask which of the 1000 class embeddings is nearest

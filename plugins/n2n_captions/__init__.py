@@ -21,3 +21,12 @@ def register_bridges(register):
         description="captions as people write them: sentences with context, synonyms, hypernyms and short "
                     "descriptions from curated word lists; the label-caption bridge's held-out templates for evaluation",
     ))
+    register(BridgeSpec(
+        id="label-wordnet",
+        from_domain="label",
+        to_domain="text",
+        loader="n2n_captions.wordnet:captions_from_labels",
+        cost=1.2,
+        description="captions of the 1000 ImageNet classes written from their WordNet synonym sets and glosses "
+                    "(shipped with timm); one lemma per class is held out for evaluation",
+    ))
