@@ -471,7 +471,7 @@ class Hub:
 
         stopwatch = Stopwatch(torch.device(config.device))
         try:
-            result: TrainResult = train(module, data.source, data.target, config, log=log)
+            result: TrainResult = train(module, data.source, data.target, config, log=log, groups=data.groups)
         except TrainingError as e:
             if not (ckpt.exists() and str(e).startswith(f"checkpoint {ckpt}")):
                 raise
@@ -479,7 +479,7 @@ class Hub:
             ckpt.unlink(missing_ok=True)
             module.load_state_dict(initial)
             stopwatch = Stopwatch(torch.device(config.device))
-            result = train(module, data.source, data.target, config, log=log)
+            result = train(module, data.source, data.target, config, log=log, groups=data.groups)
         cost = training_cost(module, data.source, data.target, config.batch_size, result.steps, stopwatch,
                              world_size=distributed.world().size)
         module.eval()

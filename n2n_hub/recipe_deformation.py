@@ -56,4 +56,5 @@ def deformation_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
     key = {"role": "source", "expert": ctx.source.fingerprint(), "tap": plan.source.tap, "data": fp,
            "deformation": vars(d), "reps": reps, "seed": seed}
     c = ctx.features.get_or_compute(key, compute_source)
-    return PairData(c, z.repeat(reps, 1))
+    groups = torch.arange(z.shape[0]).repeat(reps) if reps > 1 else None  # an image's deformations share its id
+    return PairData(c, z.repeat(reps, 1), groups)

@@ -69,7 +69,11 @@ def domains_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
         if len(labels) != z.shape[0]:
             raise IncompatiblePairError(f"dataset {ds_id!r}: {len(labels)} labels for {z.shape[0]} images")
         target_codes[ds_id] = (z, torch.as_tensor(labels).long())
-    ids, zs = [], []
+    # An item id per image: a mirrored copy shares its original's, so validation holds out both.
+    offsets, start = {}, 0
+    for ds_id, (z, _) in target_codes.items():
+        offsets[ds_id], start = start, start + z.shape[0] // (1 + len(augment))
+    ids, zs, items = [], [], []
     for k, ms in enumerate(members):
         for ds_id, cls in ms:
             z, labels = target_codes[ds_id]
@@ -77,7 +81,10 @@ def domains_recipe(ctx: RecipeContext, split: str = "train") -> PairData:
             mask = torch.ones_like(labels, dtype=torch.bool) if cls == "*" else labels == names.index(cls)
             zs.append(z[mask])
             ids.append(torch.full((int(mask.sum()),), k, dtype=torch.long))
+            rows = torch.nonzero(mask).flatten()
+            items.append(offsets[ds_id] + rows % (z.shape[0] // (1 + len(augment))))
     source_ids = torch.cat(ids)
     with torch.no_grad():
         c = ctx.source.encode(source_ids).cpu()
-    return PairData(c, torch.cat(zs))
+    groups = torch.cat(items)
+    return PairData(c, torch.cat(zs), groups if len(torch.unique(groups)) < len(groups) else None)

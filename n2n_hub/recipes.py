@@ -28,10 +28,15 @@ from .inputs import fingerprint_paths, image_files, read_images, read_text_lines
 
 @dataclass
 class PairData:
-    """Training (or evaluation) pairs, row-aligned: ``source[i]`` conditions ``target[i]``."""
+    """Training (or evaluation) pairs, row-aligned: ``source[i]`` conditions ``target[i]``.
+
+    ``groups``, where rows repeat items (several captions, mirrored or deformed copies of
+    one image), is each row's item id: validation then holds out whole items.
+    """
 
     source: torch.Tensor
     target: torch.Tensor
+    groups: torch.Tensor | None = None
 
 
 @dataclass
@@ -143,6 +148,8 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
     n = len(tgt_in)
     reps = plan.pairs_per_item if plan.bridges else 1
     index = torch.arange(n).repeat(reps)
+    items = n // (1 + len(data_fp.get("augment", ())))  # augmented copies follow the originals
+    groups = index % items if reps > 1 or items < n else None
     bridge_split = "train" if split == "train" else "eval"
     src_key = {"role": "source", "expert": source.fingerprint(), "tap": plan.source.tap, "data": data_fp,
                "start": plan.start_domain, "bridges": [b.id for b in plan.bridges],
@@ -157,7 +164,7 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
         return encode_batched(source, inputs, plan.source.tap, bsz, f"encoding with {plan.source}", progress)
 
     c = store.get_or_compute(src_key, compute_source)
-    return PairData(c, z[index])
+    return PairData(c, z[index], groups)
 
 
 def prior_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore, progress: bool = True,

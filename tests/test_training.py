@@ -331,3 +331,42 @@ def test_target_noise_widens_what_the_flow_learns_by_its_variance_and_enters_the
     assert variances[0.3] == pytest.approx(0.04 + 0.09, rel=0.15)
     assert "target_noise" not in cfg().to_dict()  # off: the keys of translators trained before it stay valid
     assert cfg(target_noise=0.05).to_dict()["target_noise"] == 0.05
+
+
+# -- held-out items -----------------------------------------------------------------------
+def test_with_groups_validation_holds_out_whole_items_never_copies_of_training_items() -> None:
+    from n2n_hub.training.batches import _split
+
+    items = torch.arange(100)
+    groups = items.repeat(4)  # every item four times (four captions of one image, or mirrors)
+    c = torch.randn(400, 3)
+    z = groups.float()[:, None].repeat(1, 4)  # a target that names its item
+    (tc, tz), (vc, vz) = _split(c, z, 0.1, seed=0, groups=groups)
+    train_items, val_items = set(tz[:, 0].long().tolist()), set(vz[:, 0].long().tolist())
+    assert len(val_items) == 10 and not train_items & val_items and len(train_items) == 90
+    assert vz.shape[0] == 40 and tz.shape[0] == 360
+    again = _split(c, z, 0.1, seed=0, groups=groups)
+    assert torch.equal(again[1][1], vz)  # deterministic from the seed
+    assert set(_split(c, z, 0.1, seed=1, groups=groups)[1][1][:, 0].long().tolist()) != val_items
+
+
+def test_too_few_items_to_hold_one_out_is_an_input_error_naming_items() -> None:
+    from n2n_hub.training.batches import _split
+
+    with pytest.raises(InputError, match="1 items are too few"):
+        _split(torch.randn(8, 3), torch.randn(8, 4), 0.1, 0, groups=torch.zeros(8, dtype=torch.long))
+
+
+def test_recipes_give_item_groups_so_the_hub_holds_out_whole_images(toy_host, tmp_path, monkeypatch) -> None:
+    from test_recipes import _hub
+
+    body = ('[pairs.toy-shapes]\nsource = "toytext"\ntarget = "toygen"\nrecipe = "dataset"\ndataset = "toyshapes"\n'
+            'source_from = "label"\nbridges = ["label-caption"]\npairs_per_item = 3\n'
+            '[pairs.toy-shapes.options]\naugment = ["hflip"]\n')
+    hub = _hub(toy_host, tmp_path, monkeypatch, body)
+    pairs = hub.training_pairs(hub.plan("toytext", "toygen"))
+    n_images = pairs.target.shape[0] // 6  # 3 captions of each image and of its mirror
+    assert pairs.groups is not None and torch.equal(torch.bincount(pairs.groups), torch.full((n_images,), 6))
+    # Rows of one group are one image: its own encoding or its mirror's.
+    first = pairs.target[pairs.groups == 0]
+    assert len(torch.unique(first, dim=0)) <= 2

@@ -113,19 +113,38 @@ class _LoaderBatches:
         return self._last[1]
 
 
-def _split(source: Tensor, target: Tensor, fraction: float, seed: int
+def _split(source: Tensor, target: Tensor, fraction: float, seed: int, groups: Tensor | None = None
            ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
-    """Deterministic held-out split: the same seed and data size always hold out the same rows."""
+    """Deterministic held-out split: the same seed and data always hold out the same rows.
+
+    With ``groups`` (one item id per row), whole items are held out: rows made from one
+    item (its mirror image, its other captions, its deformed copies) are either all in
+    training or all in validation, so validation measures unseen items, not unseen copies.
+    """
     n = target.shape[0]
     if fraction <= 0:
         return (source, target), None
-    n_val = max(1, round(fraction * n))
-    if n - n_val < 1:
-        raise InputError(f"{n} pairs are too few to hold out val_fraction={fraction}; "
-                         "give more data, a smaller val_fraction, or an explicit val set")
     g = torch.Generator().manual_seed(seed * 1_000_003 + 17)
-    perm = torch.randperm(n, generator=g).to(target.device)
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if groups is None:
+        n_val = max(1, round(fraction * n))
+        if n - n_val < 1:
+            raise InputError(f"{n} pairs are too few to hold out val_fraction={fraction}; "
+                             "give more data, a smaller val_fraction, or an explicit val set")
+        perm = torch.randperm(n, generator=g).to(target.device)
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        return (source[train_idx], target[train_idx]), (source[val_idx], target[val_idx])
+    if groups.shape != (n,):
+        raise ShapeError(f"groups must hold one item id per pair, shape ({n},), got {tuple(groups.shape)}")
+    _, item_of_row = torch.unique(groups, return_inverse=True)
+    m = int(item_of_row.max()) + 1
+    m_val = max(1, round(fraction * m))
+    if m - m_val < 1:
+        raise InputError(f"{m} items are too few to hold out val_fraction={fraction}; "
+                         "give more data, a smaller val_fraction, or an explicit val set")
+    held_out = torch.zeros(m, dtype=torch.bool)
+    held_out[torch.randperm(m, generator=g)[:m_val]] = True
+    is_val = held_out[item_of_row.cpu()].to(target.device)
+    val_idx, train_idx = torch.nonzero(is_val).flatten(), torch.nonzero(~is_val).flatten()
     return (source[train_idx], target[train_idx]), (source[val_idx], target[val_idx])
 
 

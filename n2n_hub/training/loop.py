@@ -96,10 +96,12 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
 
 
 def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig, *,
-          val: tuple[Tensor, Tensor] | None = None, log: Log | None = None) -> TrainResult:
+          val: tuple[Tensor, Tensor] | None = None, log: Log | None = None,
+          groups: Tensor | None = None) -> TrainResult:
     """Fit ``model`` to map ``source`` (z_Φ, N×…) to ``target`` (z_Θ, N×D) in place.
 
-    Without ``val``, a ``config.val_fraction`` share is held out, chosen by the seed.
+    Without ``val``, a ``config.val_fraction`` share is held out, chosen by the seed: of
+    the rows, or with ``groups`` (an item id per row) of whole items.
     ``log`` receives one dict per event (``event``: start, resume, val, skip, early_stop,
     checkpoint, done; ``message``: the sentence to show); without it, events go to the
     ``n2n_hub.training`` logger. Raises TrainingError after ``max_bad_steps``
@@ -110,7 +112,7 @@ def train(model: nn.Module, source: Tensor, target: Tensor, config: TrainConfig,
         _check_pairs(model, val[0], val[1], "validation data")
         train_pairs, val_pairs = (source, target), val
     else:
-        train_pairs, val_pairs = _split(source, target, config.val_fraction, config.seed)
+        train_pairs, val_pairs = _split(source, target, config.val_fraction, config.seed, groups)
     n_bad = int((~_finite_rows(train_pairs[0], train_pairs[1])).sum())
     if n_bad:
         _emit(log, "warning", f"{n_bad} training pairs contain NaN/inf; batches holding them will be skipped "
