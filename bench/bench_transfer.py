@@ -56,17 +56,26 @@ def texture(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return grey, energy
 
 
+def training_facts(t) -> dict:
+    """How the translator was trained: steps run, the best held-out score, wall time (from its metadata)."""
+    m = t.metrics
+    return {"kind": t.kind, "steps": m.get("steps"), "best_step": m.get("best_step"),
+            "stopped_early": m.get("stopped_early"), "best_val_nll": m.get("best_val_nll"),
+            "best_val_mse": m.get("best_val_mse"), "train_wall_s": m.get("wall_time_s"), "file": str(t.path)}
+
+
 def pick(images: torch.Tensor, labels: torch.Tensor, per_class: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.cat([torch.nonzero(labels == k).flatten()[torch.randperm(int((labels == k).sum()), generator=gen)[:per_class]]
                      for k in range(10)])
     return images[idx], labels[idx]
 
 
-def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
+def unpaired(hub, images, labels, per_class: int, classify, names, gen, train_seed: int | None = None) -> dict:
     from n2n_hub.transfer import run_transfer
 
     x, y = pick(images, labels, per_class, gen)
-    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn")
+    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn",
+                 **({} if train_seed is None else {"seed": train_seed}))
     t0 = time.perf_counter()
     mlp = hub.pair("domain@animals", "vaegan@animals", translator="mlp")
     mlp_seconds = time.perf_counter() - t0
@@ -104,7 +113,8 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
                          (c["from"] == pair[0]) & (c["to"] == pair[1])] for c in cyc]
         return float(torch.cat(vals).mean())
 
-    res = {"recon_accuracy": recon_acc, "mlp_train_or_load_seconds": mlp_seconds}
+    res = {"recon_accuracy": recon_acc, "mlp_train_or_load_seconds": mlp_seconds,
+           "training": {"cinn": training_facts(t), "mlp": training_facts(mlp)}}
     for kind in rows:
         res[kind] = {"all": summary(kind), "horse->zebra": summary(kind, (HORSE, ZEBRA)),
                      "zebra->horse": summary(kind, (ZEBRA, HORSE))}
@@ -142,7 +152,7 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
             "iou_with_shape": float(iou(o, s).mean()), "iou_with_look": float(iou(o, lk).mean()),
             "texture_out": float(eo.mean()), "texture_shape": float(es.mean()), "texture_look": float(ea.mean()),
             "grey_out": float(go.mean()), "grey_shape": float(gs.mean()), "grey_look": float(ga.mean())}
-    return {"n": len(shape), "iou_with_shape": float(iou(out, shape).mean()),
+    return {"training": training_facts(t), "n": len(shape), "iou_with_shape": float(iou(out, shape).mean()),
             "iou_with_look": float(iou(out, look).mean()), "chance_iou": float(chance.mean()),
             "recon_iou_with_shape": float(iou(recon_shape, shape).mean()),
             "grey_closer_to_look": float(closer_grey.mean()), "texture_closer_to_look": float(closer_tex.mean()),
@@ -173,7 +183,8 @@ def exemplar_guided(hub, images, labels, per_class: int, gen) -> dict:
 
     fi_t, ag_t = seg_match(out.outputs)
     fi_f, ag_f = seg_match(fresh)
-    return {"n": len(x), "latent_distance_transfer": float((z_out - z_ex).norm(dim=1).mean()),
+    return {"training": training_facts(t), "n": len(x),
+            "latent_distance_transfer": float((z_out - z_ex).norm(dim=1).mean()),
             "latent_distance_resampled": float((z_fresh - z_ex).norm(dim=1).mean()),
             "latent_distance_exemplar_to_condition_image": float((t.target.encode(cond) - z_ex).norm(dim=1).mean()),
             "fg_iou_with_new_map_transfer": fi_t, "class_agreement_transfer": ag_t,
@@ -223,6 +234,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/transfer.json"))
     ap.add_argument("--parts", default="unpaired,shape,exemplar")
     ap.add_argument("--figures", type=Path, default=None, help="also write the README figures into this folder")
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="(a) only: train the domains cINN with this seed instead of the registry's, to see "
+                         "how much the numbers move between training runs")
     args = ap.parse_args()
     torch.manual_seed(0)
     from n2n_animals import CLASS_NAMES
@@ -239,7 +253,8 @@ def main() -> None:
     parts = args.parts.split(",")
     t0 = time.perf_counter()
     if "unpaired" in parts:
-        res["unpaired"] = unpaired(hub, images, labels, args.per_class, classify, CLASS_NAMES, torch.Generator().manual_seed(1))
+        res["unpaired"] = unpaired(hub, images, labels, args.per_class, classify, CLASS_NAMES,
+                                   torch.Generator().manual_seed(1), args.train_seed)
     if "shape" in parts:
         res["shape_appearance"] = shape_appearance(hub, images, labels, args.per_class, CLASS_NAMES,
                                                    torch.Generator().manual_seed(2))
