@@ -45,14 +45,20 @@ def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
-def texture(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean grey level and texture energy (mean |Laplacian|) inside each silhouette."""
+def texture(x: torch.Tensor, interior: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean grey level inside each silhouette, and its texture energy (mean |Laplacian|).
+
+    With ``interior`` the energy is taken only where the Laplacian's whole 3×3 window lies
+    inside the silhouette, so it measures stripes and shading; without it, the jump at the
+    silhouette's edge dominates and the energy mostly measures the outline's length.
+    """
     k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
     lap = torch.nn.functional.conv2d(x, k, padding=1).abs()
     m = (x > -0.5).float()
     n = m.flatten(1).sum(1).clamp(min=1)
     grey = (x * m).flatten(1).sum(1) / n
-    energy = (lap * m).flatten(1).sum(1) / n
+    e = -torch.nn.functional.max_pool2d(-m, 3, stride=1, padding=1) if interior else m
+    energy = (lap * e).flatten(1).sum(1) / e.flatten(1).sum(1).clamp(min=1)
     return grey, energy
 
 
@@ -123,10 +129,11 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen, train_se
     return res
 
 
-def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
+def shape_appearance(hub, images, labels, per_class: int, names, gen, train_seed: int | None = None) -> dict:
     from n2n_hub.transfer import run_transfer
 
-    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn")
+    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn",
+                 **({} if train_seed is None else {"seed": train_seed}))
     x, y = pick(images, labels, per_class, gen)
     perm = torch.randperm(len(x), generator=gen)
     shape, look, ys, yl = x, x[perm], y, y[perm]
@@ -137,6 +144,10 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
     g_a, e_a = texture(look)
     closer_grey = ((g_out - g_a).abs() < (g_out - g_s).abs()).float()
     closer_tex = ((e_out - e_a).abs() < (e_out - e_s).abs()).float()
+    # Where the two inputs' grey levels differ clearly, "closer" is not decided by a hair's breadth.
+    distinct = (g_s - g_a).abs() > 0.2
+    edged = [texture(v, interior=False)[1] for v in (out, shape, look)]
+    closer_tex_edged = ((edged[0] - edged[2]).abs() < (edged[0] - edged[1]).abs()).float()
     chance = iou(shape, images[torch.randint(len(images), (len(shape),), generator=gen)])
     per_pair = {}
     for a, b in ((HORSE, ZEBRA), (ZEBRA, HORSE), (5, 1), (1, 5), (6, 3)):  # (shape class, appearance class)
@@ -156,6 +167,11 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
             "iou_with_look": float(iou(out, look).mean()), "chance_iou": float(chance.mean()),
             "recon_iou_with_shape": float(iou(recon_shape, shape).mean()),
             "grey_closer_to_look": float(closer_grey.mean()), "texture_closer_to_look": float(closer_tex.mean()),
+            "texture_with_edges_closer_to_look": float(closer_tex_edged.mean()),
+            "pairs_with_distinct_grey": int(distinct.sum()),
+            "grey_closer_to_look_where_distinct": float(closer_grey[distinct].mean()),
+            "grey_gap_out_to_look": float((g_out - g_a).abs().mean()),
+            "grey_gap_out_to_shape": float((g_out - g_s).abs().mean()),
             "texture_energy": {"out": float(e_out.mean()), "shape": float(e_s.mean()), "look": float(e_a.mean())},
             "grey_level_spread_between_images": float(g_s.std()), "per_pair": per_pair}
 
@@ -235,8 +251,8 @@ def main() -> None:
     ap.add_argument("--parts", default="unpaired,shape,exemplar")
     ap.add_argument("--figures", type=Path, default=None, help="also write the README figures into this folder")
     ap.add_argument("--train-seed", type=int, default=None,
-                    help="(a) only: train the domains cINN with this seed instead of the registry's, to see "
-                         "how much the numbers move between training runs")
+                    help="(a) and (b): train the domains and deformation cINNs with this seed instead of the "
+                         "registry's, to see how much the numbers move between training runs")
     args = ap.parse_args()
     torch.manual_seed(0)
     from n2n_animals import CLASS_NAMES
@@ -257,7 +273,7 @@ def main() -> None:
                                    torch.Generator().manual_seed(1), args.train_seed)
     if "shape" in parts:
         res["shape_appearance"] = shape_appearance(hub, images, labels, args.per_class, CLASS_NAMES,
-                                                   torch.Generator().manual_seed(2))
+                                                   torch.Generator().manual_seed(2), args.train_seed)
     if "exemplar" in parts:
         res["exemplar_guided"] = exemplar_guided(hub, images, labels, args.per_class, torch.Generator().manual_seed(3))
     res["seconds"] = time.perf_counter() - t0
