@@ -45,15 +45,29 @@ def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
-def texture(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean grey level and texture energy (mean |Laplacian|) inside each silhouette."""
+def texture(x: torch.Tensor, interior: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean grey level inside each silhouette, and its texture energy (mean |Laplacian|).
+
+    With ``interior`` the energy is taken only where the Laplacian's whole 3×3 window lies
+    inside the silhouette, so it measures stripes and shading; without it, the jump at the
+    silhouette's edge dominates and the energy mostly measures the outline's length.
+    """
     k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
     lap = torch.nn.functional.conv2d(x, k, padding=1).abs()
     m = (x > -0.5).float()
     n = m.flatten(1).sum(1).clamp(min=1)
     grey = (x * m).flatten(1).sum(1) / n
-    energy = (lap * m).flatten(1).sum(1) / n
+    e = -torch.nn.functional.max_pool2d(-m, 3, stride=1, padding=1) if interior else m
+    energy = (lap * e).flatten(1).sum(1) / e.flatten(1).sum(1).clamp(min=1)
     return grey, energy
+
+
+def training_facts(t) -> dict:
+    """How the translator was trained: steps run, the best held-out score, wall time (from its metadata)."""
+    m = t.metrics
+    return {"kind": t.kind, "steps": m.get("steps"), "best_step": m.get("best_step"),
+            "stopped_early": m.get("stopped_early"), "best_val_nll": m.get("best_val_nll"),
+            "best_val_mse": m.get("best_val_mse"), "train_wall_s": m.get("wall_time_s"), "file": str(t.path)}
 
 
 def pick(images: torch.Tensor, labels: torch.Tensor, per_class: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,11 +76,12 @@ def pick(images: torch.Tensor, labels: torch.Tensor, per_class: int, gen: torch.
     return images[idx], labels[idx]
 
 
-def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
+def unpaired(hub, images, labels, per_class: int, classify, names, gen, train_seed: int | None = None) -> dict:
     from n2n_hub.transfer import run_transfer
 
     x, y = pick(images, labels, per_class, gen)
-    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn")
+    t = hub.pair("domain@animals", "vaegan@animals", translator="cinn",
+                 **({} if train_seed is None else {"seed": train_seed}))
     t0 = time.perf_counter()
     mlp = hub.pair("domain@animals", "vaegan@animals", translator="mlp")
     mlp_seconds = time.perf_counter() - t0
@@ -104,7 +119,8 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
                          (c["from"] == pair[0]) & (c["to"] == pair[1])] for c in cyc]
         return float(torch.cat(vals).mean())
 
-    res = {"recon_accuracy": recon_acc, "mlp_train_or_load_seconds": mlp_seconds}
+    res = {"recon_accuracy": recon_acc, "mlp_train_or_load_seconds": mlp_seconds,
+           "training": {"cinn": training_facts(t), "mlp": training_facts(mlp)}}
     for kind in rows:
         res[kind] = {"all": summary(kind), "horse->zebra": summary(kind, (HORSE, ZEBRA)),
                      "zebra->horse": summary(kind, (ZEBRA, HORSE))}
@@ -113,10 +129,11 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen) -> dict:
     return res
 
 
-def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
+def shape_appearance(hub, images, labels, per_class: int, names, gen, train_seed: int | None = None) -> dict:
     from n2n_hub.transfer import run_transfer
 
-    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn")
+    t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn",
+                 **({} if train_seed is None else {"seed": train_seed}))
     x, y = pick(images, labels, per_class, gen)
     perm = torch.randperm(len(x), generator=gen)
     shape, look, ys, yl = x, x[perm], y, y[perm]
@@ -127,6 +144,10 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
     g_a, e_a = texture(look)
     closer_grey = ((g_out - g_a).abs() < (g_out - g_s).abs()).float()
     closer_tex = ((e_out - e_a).abs() < (e_out - e_s).abs()).float()
+    # Where the two inputs' grey levels differ clearly, "closer" is not decided by a hair's breadth.
+    distinct = (g_s - g_a).abs() > 0.2
+    edged = [texture(v, interior=False)[1] for v in (out, shape, look)]
+    closer_tex_edged = ((edged[0] - edged[2]).abs() < (edged[0] - edged[1]).abs()).float()
     chance = iou(shape, images[torch.randint(len(images), (len(shape),), generator=gen)])
     per_pair = {}
     for a, b in ((HORSE, ZEBRA), (ZEBRA, HORSE), (5, 1), (1, 5), (6, 3)):  # (shape class, appearance class)
@@ -142,10 +163,15 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen) -> dict:
             "iou_with_shape": float(iou(o, s).mean()), "iou_with_look": float(iou(o, lk).mean()),
             "texture_out": float(eo.mean()), "texture_shape": float(es.mean()), "texture_look": float(ea.mean()),
             "grey_out": float(go.mean()), "grey_shape": float(gs.mean()), "grey_look": float(ga.mean())}
-    return {"n": len(shape), "iou_with_shape": float(iou(out, shape).mean()),
+    return {"training": training_facts(t), "n": len(shape), "iou_with_shape": float(iou(out, shape).mean()),
             "iou_with_look": float(iou(out, look).mean()), "chance_iou": float(chance.mean()),
             "recon_iou_with_shape": float(iou(recon_shape, shape).mean()),
             "grey_closer_to_look": float(closer_grey.mean()), "texture_closer_to_look": float(closer_tex.mean()),
+            "texture_with_edges_closer_to_look": float(closer_tex_edged.mean()),
+            "pairs_with_distinct_grey": int(distinct.sum()),
+            "grey_closer_to_look_where_distinct": float(closer_grey[distinct].mean()),
+            "grey_gap_out_to_look": float((g_out - g_a).abs().mean()),
+            "grey_gap_out_to_shape": float((g_out - g_s).abs().mean()),
             "texture_energy": {"out": float(e_out.mean()), "shape": float(e_s.mean()), "look": float(e_a.mean())},
             "grey_level_spread_between_images": float(g_s.std()), "per_pair": per_pair}
 
@@ -173,7 +199,8 @@ def exemplar_guided(hub, images, labels, per_class: int, gen) -> dict:
 
     fi_t, ag_t = seg_match(out.outputs)
     fi_f, ag_f = seg_match(fresh)
-    return {"n": len(x), "latent_distance_transfer": float((z_out - z_ex).norm(dim=1).mean()),
+    return {"training": training_facts(t), "n": len(x),
+            "latent_distance_transfer": float((z_out - z_ex).norm(dim=1).mean()),
             "latent_distance_resampled": float((z_fresh - z_ex).norm(dim=1).mean()),
             "latent_distance_exemplar_to_condition_image": float((t.target.encode(cond) - z_ex).norm(dim=1).mean()),
             "fg_iou_with_new_map_transfer": fi_t, "class_agreement_transfer": ag_t,
@@ -223,6 +250,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/transfer.json"))
     ap.add_argument("--parts", default="unpaired,shape,exemplar")
     ap.add_argument("--figures", type=Path, default=None, help="also write the README figures into this folder")
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="(a) and (b): train the domains and deformation cINNs with this seed instead of the "
+                         "registry's, to see how much the numbers move between training runs")
     args = ap.parse_args()
     torch.manual_seed(0)
     from n2n_animals import CLASS_NAMES
@@ -239,10 +269,11 @@ def main() -> None:
     parts = args.parts.split(",")
     t0 = time.perf_counter()
     if "unpaired" in parts:
-        res["unpaired"] = unpaired(hub, images, labels, args.per_class, classify, CLASS_NAMES, torch.Generator().manual_seed(1))
+        res["unpaired"] = unpaired(hub, images, labels, args.per_class, classify, CLASS_NAMES,
+                                   torch.Generator().manual_seed(1), args.train_seed)
     if "shape" in parts:
         res["shape_appearance"] = shape_appearance(hub, images, labels, args.per_class, CLASS_NAMES,
-                                                   torch.Generator().manual_seed(2))
+                                                   torch.Generator().manual_seed(2), args.train_seed)
     if "exemplar" in parts:
         res["exemplar_guided"] = exemplar_guided(hub, images, labels, args.per_class, torch.Generator().manual_seed(3))
     res["seconds"] = time.perf_counter() - t0

@@ -157,3 +157,31 @@ def test_exemplar_guided_transfer_keeps_the_residual_under_a_new_source_conditio
     t = hub.pair("toytext", "toygen")
     v_old = t.residual(["a circle"] * 2, t.target.encode(x))
     assert torch.allclose(t.residual(["a square"] * 2, out.latents), v_old, atol=1e-3)
+
+
+def test_cli_transfer_refuses_unreadable_missing_and_wrong_sized_images_in_one_line(transfer_hub, toy_cli_host,
+                                                                                      tmp_path, monkeypatch):
+    """Each bad exemplar file is named in one line with exit 1, before anything is trained."""
+    from n2n_hub.cli import cli
+
+    monkeypatch.setenv("N2N_HUB_HOME", str(tmp_path / "empty-home"))
+    (tmp_path / "garbage.png").write_bytes(bytes(range(256)) * 8)
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / "photo.jpg")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "ok.png")
+    cases = [
+        ([str(tmp_path / "garbage.png"), "--to", "square"], "cannot read image"),
+        ([str(tmp_path / "missing.png"), "--to", "square"], "missing.png does not exist"),
+        ([str(tmp_path / "photo.jpg"), "--to", "square"], "640×480 with 3 channel(s); toygen@base reads 4×4 images with 1"),
+        ([str(tmp_path / "ok.png"), "--appearance", str(tmp_path / "ok.png")], "no notion of --appearance"),
+        ([str(tmp_path / "ok.png"), "--to", "hexagon"], "unknown domain 'hexagon'"),
+    ]
+    for args, message in cases:
+        r = CliRunner().invoke(cli, ["transfer", "toydomain", "toygen", *args, "-o", str(tmp_path / "o.png"),
+                                     "--no-train"])
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1, (args, r.output)
+        assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], (args, r.output)
+    r = CliRunner().invoke(cli, ["transfer", "toygen", "toygen", str(tmp_path / "ok.png"), "--to", "square",
+                                 "-o", str(tmp_path / "o.png"), "--no-train"])
+    assert r.exit_code == 1 and "recipe 'deformation') has no notion of --to" in r.output
+    assert not (tmp_path / "o.png").exists()
