@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import random
 import zlib
+from typing import Callable
 
 import torch
 
@@ -93,15 +94,24 @@ def captions_from_labels(labels: torch.Tensor, *, context: BridgeContext) -> lis
     if context.class_names is None:
         raise InputError("the label-prose bridge needs class names for the labels")
     names = context.class_names
+    return draw_captions(labels, context, names, POOL_SIZE, lambda c: caption_pool(names[c]))
+
+
+def draw_captions(labels: torch.Tensor, context: BridgeContext, names: tuple[str, ...] | list[str], pool_size: int,
+                  pool_of: Callable[[int], list[str]]) -> list[str]:
+    """Per label, a caption drawn from ``pool_of(class)`` (``train``) or a held-out template (``eval``).
+
+    The draws come from ``context.generator`` only, so the same labels and seed give the same captions.
+    """
     labels = torch.as_tensor(labels).long().view(-1)
     if context.split in ("eval", "test"):
         picks = torch.randint(len(EVAL_TEMPLATES), (labels.numel(),), generator=context.generator)
         return [fill(EVAL_TEMPLATES[int(t)], names[int(c)].lower()) for c, t in zip(labels, picks)]
     if context.split != "train":
         raise InputError(f"unknown caption split {context.split!r}; use 'train' or 'eval'")
-    draws = torch.randint(POOL_SIZE, (labels.numel(),), generator=context.generator)
+    draws = torch.randint(pool_size, (labels.numel(),), generator=context.generator)
     out = []
     for c, d in zip(labels.tolist(), draws.tolist()):
-        pool = caption_pool(names[c])
+        pool = pool_of(c)
         out.append(pool[d % len(pool)])
     return out

@@ -29,8 +29,8 @@ from n2n_hub import BridgeContext
 from n2n_hub.kit import InputError
 
 from .lexicon import GENERIC_CONTEXTS, Entry
-from .prose import ADJECTIVES, FRAMES, PLURAL, SINGLE, _caption, plural
-from .templates import EVAL_TEMPLATES, fill
+from .prose import ADJECTIVES, FRAMES, PLURAL, SINGLE, _caption, draw_captions, plural
+from .templates import fill
 
 POOL_SIZE = 64
 NUM_CLASSES = 1000
@@ -140,12 +140,5 @@ def captions_from_labels(labels: torch.Tensor, *, context: BridgeContext) -> lis
         raise InputError("the label-wordnet bridge writes about the 1000 ImageNet classes (BigGAN's); this "
                          f"target has {len(names) if names else 'no'} class names: use label-prose or label-caption")
     names = tuple(names)
-    labels = torch.as_tensor(labels).long().view(-1)
-    if context.split in ("eval", "test"):
-        picks = torch.randint(len(EVAL_TEMPLATES), (labels.numel(),), generator=context.generator)
-        return [fill(EVAL_TEMPLATES[int(t)], names[int(c)].lower()) for c, t in zip(labels, picks)]
-    if context.split != "train":
-        raise InputError(f"unknown caption split {context.split!r}; use 'train' or 'eval'")
-    draws = torch.randint(POOL_SIZE, (labels.numel(),), generator=context.generator)
     pools = caption_pools(names)
-    return [pools[c][d % len(pools[c])] for c, d in zip(labels.tolist(), draws.tolist())]
+    return draw_captions(labels, context, names, POOL_SIZE, lambda c: pools[c])
