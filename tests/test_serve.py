@@ -490,3 +490,23 @@ def test_the_page_is_self_contained(server):
         r = httpx.get(url + asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
     assert "http" not in html.replace("http-equiv", "")
+
+
+def test_an_unexpected_error_is_a_500_json_line_with_the_request_id(world):
+    app = make_app(world)
+    with running(app) as url:
+        pool = app.state.n2n.pool
+
+        def broken(*args):
+            raise RuntimeError("disk on fire")
+
+        pool.resolve, original = broken, pool.resolve
+        try:
+            r = post(url, TEXT, headers={"X-Request-ID": "req-500"})
+        finally:
+            pool.resolve = original
+        assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+        assert r.json() == {"error": "internal error: RuntimeError: disk on fire"}
+        ok = post(url, TEXT)
+        assert ok.status_code == 200 and len(ok.headers["x-request-id"]) == 16
+        assert 'n2n_requests_total{route="/v1/translate",status="500"} 1.0' in httpx.get(url + "/metrics").text
