@@ -12,7 +12,7 @@ import base64
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import torch
 from fastapi import FastAPI, Request
@@ -84,6 +84,13 @@ class ServerState:
         self.preloaded = translators
         self.started = time.time()
         self.calls: dict[str, int] = {"encode": 0, "translate": 0, "decode": 0}
+        self._catalogue: dict[str, Any] = {}
+
+    def catalogue(self, what: str, make: Callable[[], Any]) -> Any:
+        """A listing that cannot change while the server runs (experts, registry pairs), made once."""
+        if what not in self._catalogue:
+            self._catalogue[what] = make()
+        return self._catalogue[what]
 
     def _attach_batcher(self, slot: PairSlot) -> None:
         t = slot.translator
@@ -188,17 +195,20 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
     # -- catalogue --------------------------------------------------------------------
     @app.get("/v1/experts", tags=["catalogue"], summary="Experts the installed plugins provide")
     async def experts() -> list[dict[str, Any]]:
-        return [s.to_dict() for s in state.hub.experts()]
+        return state.catalogue("experts", lambda: [s.to_dict() for s in state.hub.experts()])
 
     @app.get("/v1/pairs", tags=["catalogue"], summary="Pairs served (with their state) and pairs the registry knows")
     async def list_pairs() -> dict[str, Any]:
         return {"served": [s.to_dict() for s in state.pool.slots.values()],
-                "registry": [e.to_dict() for e in state.hub.pairs()],
+                "registry": state.catalogue("registry", lambda: [e.to_dict() for e in state.hub.pairs()]),
                 "allow_train": settings.allow_train}
 
     # -- translating ------------------------------------------------------------------
     async def _slot_for(req: TranslateRequest) -> PairSlot:
-        src, tgt, name = await run_in_threadpool(state.pool.resolve, req.source, req.target, req.pair)
+        pair = state.pool.resolved(req.source, req.target, req.pair)
+        if pair is None:  # first time these fields are seen: the look-up may import a plugin
+            pair = await run_in_threadpool(state.pool.resolve, req.source, req.target, req.pair)
+        src, tgt, name = pair
         slot = state.pool.slots.get(pair_key(src, tgt))
         if slot is None:
             await run_in_threadpool(state.hub.plan, src, tgt)  # an impossible pair fails now, with its reason
