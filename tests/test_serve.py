@@ -301,7 +301,7 @@ def test_batching_merges_concurrent_requests_into_one_encode_and_one_cinn_call(s
         from n2n_hub.images import grid_image
 
         buf = io.BytesIO()
-        grid_image(want.outputs, ncol=body["n"]).save(buf, format="PNG")
+        grid_image(want.outputs, ncol=body["n"]).save(buf, format="PNG", compress_level=1)
         assert r.content == buf.getvalue()
 
 
