@@ -174,7 +174,7 @@ def soak(url: str, pid: int, seconds: float, concurrency: int, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--concurrency", default="1,4,16,64")
+    ap.add_argument("--concurrency", default="1,4,16,64", help="comma-separated; empty: only the identity check and the soak")
     ap.add_argument("--seconds", type=float, default=10.0, help="per round")
     ap.add_argument("--rounds", type=int, default=2, help="rounds per concurrency and mode, alternating off/on")
     ap.add_argument("--max-requests", type=int, default=5000, help="per round")
@@ -189,7 +189,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("the load comes from wrk, which is not installed: apt-get install wrk")
-    levels = [int(c) for c in args.concurrency.split(",")]
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     plan = 2 * len(levels) * args.rounds * args.seconds + args.soak
     print(f"plan: {len(levels)} concurrencies x 2 modes x {args.rounds} rounds x {args.seconds:g} s + soak "
           f"{args.soak:g} s ≈ {plan / 60:.1f} min (+ start-up)", file=sys.stderr)
