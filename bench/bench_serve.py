@@ -2,14 +2,18 @@
 
 Starts two real servers for the offline default pair (bert -> vaegan@animals, translator cached
 beforehand with `n2n-hub pair bert vaegan@animals`): one batching (``--max-batch 64``), one not
-(``--max-batch 1``). For each concurrency it drives both in turn with the same seeded requests
-(one prompt, ``n`` samples, PNG answer) for a fixed time, then reports requests/s, p50/p99
-latency and the error rate. It then checks that the two servers answer seeded requests with the
-same bytes, and soaks the batching server while sampling its resident memory.
+(``--max-batch 1``). The load comes from `wrk` (Debian package ``wrk``) in a process of its own,
+driven by ``bench/serve_wrk.lua``: ``c`` closed-loop connections send seeded requests (one
+prompt, ``n`` samples, PNG answer). For each concurrency the two servers get alternating rounds
+(off, on, off, on, ...) of a fixed time; the table pools each server's rounds. Latency
+percentiles, non-2xx answers and socket errors are read from wrk's ``--latency`` report. The
+run then checks that the two servers answer seeded requests with the same bytes, and soaks the
+batching server while sampling its resident memory.
 
-    python bench/bench_serve.py --seconds 10 --soak 600
+    python bench/bench_serve.py --seconds 10 --rounds 2 --soak 600
 
-Bounded: every phase has a time limit, and the whole run prints its plan first.
+Bounded: every round has a time and a request limit, the whole run prints its plan first, and
+all traffic goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,42 +72,61 @@ def body(i: int, n: int, fmt: str = "png") -> dict:
     return {"pair": PAIR, "texts": [PROMPTS[i % len(PROMPTS)]], "n": n, "seed": i, "format": fmt}
 
 
-async def drive(url: str, concurrency: int, seconds: float, n: int, max_requests: int) -> dict:
-    """``concurrency`` clients, each sending its next request when the last one is answered."""
-    lat: list[float] = []
-    errors = 0
+WRK_SCRIPT = Path(__file__).resolve().parent / "serve_wrk.lua"
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(f"cannot read wrk's time {text!r}")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict:
+    """Requests, duration, rate, p50/p99 and errors from wrk's ``--latency`` report (+ our Lua's line)."""
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", out)
+    if not done:
+        raise ValueError(f"no request count in wrk's output:\n{out}")
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)[ \t]*$", out, re.M))
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    bad = re.search(r"n2n-bad-bodies: (\d+)", out)
+    kinds = {}
+    if socket:
+        kinds.update({k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), socket.groups()) if int(v)})
+    if non2xx and int(non2xx.group(1)):
+        kinds["non-2xx"] = int(non2xx.group(1))
+    if bad and int(bad.group(1)):
+        kinds["not a PNG"] = int(bad.group(1))
+    requests, seconds = int(done.group(1)), _ms(done.group(2) + done.group(3)) / 1000
+    return {"requests": requests, "seconds": seconds, "rps": requests / seconds,
+            "p50_ms": _ms(pct["50"]) if "50" in pct else float("nan"),
+            "p99_ms": _ms(pct["99"]) if "99" in pct else float("nan"),
+            "errors": sum(kinds.values()), "error_kinds": kinds}
+
+
+def wrk(url: str, concurrency: int, seconds: float, n: int, max_requests: int) -> dict:
+    """``concurrency`` closed-loop connections for ``seconds`` (at most ``max_requests``), from wrk's process."""
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "120s", "--latency",
+           "-s", str(WRK_SCRIPT), url, "--", PAIR, str(n), str(max_requests)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180)
+    if run.returncode != 0:
+        raise SystemExit(f"wrk failed ({run.returncode}): {run.stderr.strip() or run.stdout.strip()}")
+    return parse_wrk(run.stdout)
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """One server's rounds at one concurrency: rates pooled, p50 the mean, p99 the worst round's."""
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["seconds"] for r in rounds)
     kinds: dict[str, int] = {}
-    counter = 0
-    stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        async def worker() -> None:
-            nonlocal errors, counter
-            while time.monotonic() < stop and counter < max_requests:
-                i = counter
-                counter += 1
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/v1/translate", json=body(i, n))
-                    ok = r.status_code == 200 and r.content[:4] == b"\x89PNG"
-                    kind = f"HTTP {r.status_code}: {r.text[:80]}" if not ok else ""
-                except httpx.HTTPError as e:
-                    ok, kind = False, type(e).__name__
-                lat.append(time.perf_counter() - t0)
-                errors += not ok
-                if kind:
-                    kinds[kind] = kinds.get(kind, 0) + 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
-    return {"requests": len(lat), "seconds": elapsed, "rps": len(lat) / elapsed, "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "errors": errors, "error_kinds": kinds}
+    for r in rounds:
+        for k, v in r["error_kinds"].items():
+            kinds[k] = kinds.get(k, 0) + v
+    return {"requests": requests, "seconds": seconds, "rps": requests / seconds,
+            "p50_ms": sum(r["p50_ms"] for r in rounds) / len(rounds), "p99_ms": max(r["p99_ms"] for r in rounds),
+            "errors": sum(kinds.values()), "error_kinds": kinds, "rounds": rounds}
 
 
 def rss_mb(pid: int) -> float:
@@ -123,14 +148,25 @@ async def identical(url_a: str, url_b: str, count: int, n: int) -> dict:
     return out
 
 
-async def soak(url: str, pid: int, seconds: float, concurrency: int, n: int) -> dict:
+def soak(url: str, pid: int, seconds: float, concurrency: int, n: int) -> dict:
+    """wrk against the batching server for ``seconds`` while its resident memory is sampled every 5 s."""
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "120s", "--latency",
+           "-s", str(WRK_SCRIPT), url, "--", PAIR, str(n), "0"]
     samples: list[tuple[float, float]] = []
     t0 = time.monotonic()
-    task = asyncio.create_task(drive(url, concurrency, seconds, n, 10**9))
-    while not task.done():
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
         samples.append((time.monotonic() - t0, rss_mb(pid)))
-        await asyncio.sleep(5)
-    res = await task
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - t0 > seconds + 180:
+                proc.kill()
+                raise SystemExit("wrk did not finish the soak in time") from None
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk failed ({proc.returncode}): {err.strip() or out.strip()}")
+    res = parse_wrk(out)
     warm = [m for t, m in samples if t >= min(30.0, seconds / 4)] or [m for _, m in samples]
     return {**res, "rss_start_mb": warm[0], "rss_end_mb": warm[-1], "rss_max_mb": max(warm),
             "rss_samples": len(samples)}
@@ -138,9 +174,10 @@ async def soak(url: str, pid: int, seconds: float, concurrency: int, n: int) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--concurrency", default="1,4,16,64")
-    ap.add_argument("--seconds", type=float, default=10.0, help="per concurrency and mode")
-    ap.add_argument("--max-requests", type=int, default=2000, help="per concurrency and mode")
+    ap.add_argument("--concurrency", default="1,4,16,64", help="comma-separated; empty: only the identity check and the soak")
+    ap.add_argument("--seconds", type=float, default=10.0, help="per round")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds per concurrency and mode, alternating off/on")
+    ap.add_argument("--max-requests", type=int, default=5000, help="per round")
     ap.add_argument("-n", type=int, default=1, help="samples per request")
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--delay-ms", type=float, default=5.0)
@@ -150,30 +187,35 @@ def main() -> None:
     ap.add_argument("--encode-apart", action="store_true", help="pass --encode-apart to the batching server")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
-    plan = 2 * len(levels) * args.seconds + args.soak
-    print(f"plan: {len(levels)} concurrencies x 2 modes x {args.seconds:g} s + soak {args.soak:g} s ≈ {plan / 60:.1f} min",
-          file=sys.stderr)
+    if shutil.which("wrk") is None:
+        raise SystemExit("the load comes from wrk, which is not installed: apt-get install wrk")
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    plan = 2 * len(levels) * args.rounds * args.seconds + args.soak
+    print(f"plan: {len(levels)} concurrencies x 2 modes x {args.rounds} rounds x {args.seconds:g} s + soak "
+          f"{args.soak:g} s ≈ {plan / 60:.1f} min (+ start-up)", file=sys.stderr)
     extra = ["--encode-apart"] if args.encode_apart else []
     on, on_url = start(args.max_batch, args.delay_ms, args.threads, extra)
     off, off_url = start(1, 0, args.threads, [])
     results: dict = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": loadavg()},
                      "settings": vars(args) | {"json": None}, "levels": []}
     try:
-        asyncio.run(drive(on_url, 4, 3, args.n, 50))   # warm both (first calls allocate)
-        asyncio.run(drive(off_url, 4, 3, args.n, 50))
+        for url in (on_url, off_url):  # warm both (first calls allocate)
+            wrk(url, 4, 3, args.n, 50)
         for c in levels:
-            row = {"concurrency": c}
-            for name, url in (("off", off_url), ("on", on_url)):
-                row[name] = asyncio.run(drive(url, c, args.seconds, args.n, args.max_requests))
+            rounds: dict[str, list[dict]] = {"off": [], "on": []}
+            for _ in range(args.rounds):
+                for name, url in (("off", off_url), ("on", on_url)):
+                    rounds[name].append(wrk(url, c, args.seconds, args.n, args.max_requests))
+            row = {"concurrency": c, "off": pooled(rounds["off"]), "on": pooled(rounds["on"])}
             row["speedup"] = row["on"]["rps"] / row["off"]["rps"]
             row["load"] = loadavg()
             results["levels"].append(row)
-            print(json.dumps(row), file=sys.stderr)
+            print(json.dumps({k: (v if not isinstance(v, dict) else {x: y for x, y in v.items() if x != 'rounds'})
+                              for k, v in row.items()}), file=sys.stderr)
         results["identical"] = asyncio.run(identical(on_url, off_url, 24, 2))
         results["identical"]["of"] = 24
         if args.soak > 0:
-            results["soak"] = asyncio.run(soak(on_url, on.pid, args.soak, args.soak_concurrency, args.n))
+            results["soak"] = soak(on_url, on.pid, args.soak, args.soak_concurrency, args.n)
         results["machine"]["load_after"] = loadavg()
     finally:
         for p in (on, off):
@@ -189,6 +231,15 @@ def main() -> None:
         a, b = r["off"], r["on"]
         print(f"| {r['concurrency']} | {a['rps']:.1f} | {a['p50_ms']:.0f} | {a['p99_ms']:.0f} | {b['rps']:.1f} | "
               f"{b['p50_ms']:.0f} | {b['p99_ms']:.0f} | ×{r['speedup']:.2f} | {a['errors'] + b['errors']} |")
+    for r in results["levels"]:
+        if r["concurrency"] == 16:
+            met = r["speedup"] >= 4 and r["on"]["p99_ms"] <= r["off"]["p99_ms"]
+            print(f"\ntarget at concurrency 16 (>= x4 req/s at equal or better p99): {'met' if met else 'NOT met'} "
+                  f"(x{r['speedup']:.2f}, p99 {r['on']['p99_ms']:.0f} against {r['off']['p99_ms']:.0f} ms)")
+    errors = {f"{r['concurrency']}/{m}": r[m]["error_kinds"] for r in results["levels"] for m in ("off", "on")
+              if r[m]["errors"]}
+    if errors:
+        print(f"errors: {errors}")
     ident = results["identical"]
     print(f"\nseeded answers identical (batching on vs off, 24 concurrent requests, n=2): PNG {ident['png']}/24, "
           f"safetensors {ident['safetensors']}/24")

@@ -301,7 +301,7 @@ def test_batching_merges_concurrent_requests_into_one_encode_and_one_cinn_call(s
         from n2n_hub.images import grid_image
 
         buf = io.BytesIO()
-        grid_image(want.outputs, ncol=body["n"]).save(buf, format="PNG")
+        grid_image(want.outputs, ncol=body["n"]).save(buf, format="PNG", compress_level=1)
         assert r.content == buf.getvalue()
 
 
@@ -490,3 +490,43 @@ def test_the_page_is_self_contained(server):
         r = httpx.get(url + asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
     assert "http" not in html.replace("http-equiv", "")
+
+
+def test_an_unexpected_error_is_a_500_json_line_with_the_request_id(world):
+    app = make_app(world)
+    with running(app) as url:
+        pool = app.state.n2n.pool
+
+        def broken(*args):
+            raise RuntimeError("disk on fire")
+
+        pool.resolve, original = broken, pool.resolve
+        try:  # fields this server has not resolved before
+            r = post(url, {**TEXT, "pair": None, "source": "toytext", "target": "toygen"},
+                     headers={"X-Request-ID": "req-500"})
+        finally:
+            pool.resolve = original
+        assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
+        assert r.json() == {"error": "internal error: RuntimeError: disk on fire"}
+        ok = post(url, TEXT)
+        assert ok.status_code == 200 and len(ok.headers["x-request-id"]) == 16
+        assert 'n2n_requests_total{route="/v1/translate",status="500"} 1.0' in httpx.get(url + "/metrics").text
+
+
+def test_a_pair_is_resolved_once_per_spelling_and_errors_are_not_kept(world, monkeypatch):
+    import n2n_hub.serve.pairs as pairs
+
+    looked_up: list[str] = []
+    canonical = pairs.canonical
+    monkeypatch.setattr(pairs, "canonical", lambda hub, address: (looked_up.append(address), canonical(hub, address))[1])
+    app = make_app(world)
+    with running(app) as url:
+        body = {**TEXT, "pair": None, "source": "toytext", "target": "toygen"}
+        looked_up.clear()
+        first, second = post(url, body), post(url, body)
+        assert first.status_code == second.status_code == 200 and first.content == second.content
+        assert looked_up == ["toytext", "toygen"]
+        for _ in range(2):
+            r = post(url, {**body, "source": "nobody"})
+            assert r.status_code == 404 and "unknown expert 'nobody'" in r.json()["error"]
+        assert looked_up.count("nobody") == 2

@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, API key, limits, errors, metrics and access logs.
+"""The FastAPI application: routes, limits and errors (API key, metrics and access logs: :mod:`.middleware`).
 
 Requests are decoded here, run through the pair's :class:`~.batching.Batcher` and encoded
 back; the model work runs in one worker thread per pair, so the event loop keeps answering
@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
-import json
-import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import torch
 from fastapi import FastAPI, Request
@@ -24,20 +20,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import IncompatiblePairError, InputError, N2NError, UnknownExpertError
+from ..errors import IncompatiblePairError, N2NError, UnknownExpertError
 from ..translator import Translator
 from .batching import Batcher, QueueFull
 from .engine import Job, JobResult, run_jobs
 from .metrics import Metrics
+from .middleware import GuardAndLog
 from .pairs import PairPool, PairSlot, pair_key
 from .requests import Rejected, TranslateRequest, from_fields, over, parse_json_body, to_job
 from .responses import json_answer, png_bytes, safetensors_bytes
 from .settings import ServeSettings
 
-access_log = logging.getLogger("n2n_hub.serve.access")
-log = logging.getLogger("n2n_hub.serve")
-
-OPEN_PATHS = ("/healthz", "/readyz")
 RETRY_AFTER_LOADING = "5"
 
 _EXAMPLE = {"pair": "bert-vaegan-animals", "texts": ["a photo of a zebra"], "n": 4, "temperature": 0.8, "seed": 0,
@@ -91,6 +84,13 @@ class ServerState:
         self.preloaded = translators
         self.started = time.time()
         self.calls: dict[str, int] = {"encode": 0, "translate": 0, "decode": 0}
+        self._catalogue: dict[str, Any] = {}
+
+    def catalogue(self, what: str, make: Callable[[], Any]) -> Any:
+        """A listing that cannot change while the server runs (experts, registry pairs), made once."""
+        if what not in self._catalogue:
+            self._catalogue[what] = make()
+        return self._catalogue[what]
 
     def _attach_batcher(self, slot: PairSlot) -> None:
         t = slot.translator
@@ -136,19 +136,6 @@ class ServerState:
                 await slot.batcher.close()
 
 
-def _key_ok(request: Request, key: str) -> bool:
-    given = request.headers.get("x-api-key")
-    auth = request.headers.get("authorization", "")
-    if given is None and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if given is None and auth.lower().startswith("basic "):  # browsers: any user name, the key as password
-        try:
-            given = base64.b64decode(auth[6:].strip()).decode().split(":", 1)[-1]
-        except (ValueError, UnicodeDecodeError):
-            given = None
-    return given is not None and hmac.compare_digest(given.encode(), key.encode())
-
-
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -179,37 +166,7 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
                   version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.n2n = state
 
-    @app.middleware("http")
-    async def guard_and_log(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        path = request.url.path
-        state.metrics.in_flight.inc()
-        try:
-            if settings.api_key and not path.startswith(OPEN_PATHS) and not _key_ok(request, settings.api_key):
-                response: Response = _error(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY' "
-                                                 "or 'X-API-Key: KEY'",
-                                            headers={"WWW-Authenticate": 'Basic realm="n2n-hub"'})
-            else:
-                try:
-                    response = await call_next(request)
-                except Exception as e:  # noqa: BLE001 - the server never dies on a request
-                    log.exception("unhandled error on %s", path)
-                    response = _error(500, f"internal error: {type(e).__name__}: {e}")
-        finally:
-            state.metrics.in_flight.dec()
-        elapsed = time.perf_counter() - start
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or ("static" if path.startswith("/static/") else "unmatched")
-        state.metrics.requests.labels(template, str(response.status_code)).inc()
-        state.metrics.latency.labels(template).observe(elapsed)
-        response.headers["X-Request-ID"] = rid
-        access_log.info(json.dumps({
-            "ts": round(time.time(), 3), "request_id": rid, "client": request.client.host if request.client else None,
-            "method": request.method, "path": path, "status": response.status_code, "ms": round(elapsed * 1000, 2),
-            "pair": response.headers.get("X-N2N-Pair"), "length": response.headers.get("content-length"),
-        }))
-        return response
+    app.add_middleware(GuardAndLog, metrics=state.metrics, api_key=settings.api_key)
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, e: Rejected) -> JSONResponse:
@@ -238,17 +195,20 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
     # -- catalogue --------------------------------------------------------------------
     @app.get("/v1/experts", tags=["catalogue"], summary="Experts the installed plugins provide")
     async def experts() -> list[dict[str, Any]]:
-        return [s.to_dict() for s in state.hub.experts()]
+        return state.catalogue("experts", lambda: [s.to_dict() for s in state.hub.experts()])
 
     @app.get("/v1/pairs", tags=["catalogue"], summary="Pairs served (with their state) and pairs the registry knows")
     async def list_pairs() -> dict[str, Any]:
         return {"served": [s.to_dict() for s in state.pool.slots.values()],
-                "registry": [e.to_dict() for e in state.hub.pairs()],
+                "registry": state.catalogue("registry", lambda: [e.to_dict() for e in state.hub.pairs()]),
                 "allow_train": settings.allow_train}
 
     # -- translating ------------------------------------------------------------------
     async def _slot_for(req: TranslateRequest) -> PairSlot:
-        src, tgt, name = await run_in_threadpool(state.pool.resolve, req.source, req.target, req.pair)
+        pair = state.pool.resolved(req.source, req.target, req.pair)
+        if pair is None:  # first time these fields are seen: the look-up may import a plugin
+            pair = await run_in_threadpool(state.pool.resolve, req.source, req.target, req.pair)
+        src, tgt, name = pair
         slot = state.pool.slots.get(pair_key(src, tgt))
         if slot is None:
             await run_in_threadpool(state.hub.plan, src, tgt)  # an impossible pair fails now, with its reason

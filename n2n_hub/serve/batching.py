@@ -1,9 +1,12 @@
 """Dynamic batching: an asyncio queue per pair that merges concurrent requests.
 
-The first request of a batch waits at most ``max_delay`` (counted from its arrival, not
-from the end of the previous batch) for others; a batch holds at most ``max_batch``
-requests. The work runs in one worker thread per pair, so the event loop stays free.
-The queue is bounded: a full queue is refused at once instead of growing memory.
+A batch waits at most ``max_delay`` for company, counted from the moment the worker is free
+or the first request arrives, whichever is later: requests that queued up while the previous
+batch computed are joined by the callers that batch has just answered, so closed-loop clients
+fill whole batches instead of splitting into a full one and a half-empty one. A batch holds
+at most ``max_batch`` requests, and no request waits longer than ``max_delay`` past a free
+worker. The work runs in one worker thread per pair, so the event loop stays free. The queue
+is bounded: a full queue is refused at once instead of growing memory.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Batcher(Generic[P]):
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"n2n-serve-{name}")
         self.busy = 0  # requests in the batch being computed
+        self._free_since = 0.0  # monotonic time the worker finished its last batch
 
     @property
     def depth(self) -> int:
@@ -72,7 +76,7 @@ class Batcher(Generic[P]):
         assert self._queue is not None
         first = await self._queue.get()
         batch = [first]
-        deadline = first.arrived + self.max_delay_s
+        deadline = max(first.arrived, self._free_since) + self.max_delay_s
         while len(batch) < self.max_batch:
             try:
                 batch.append(self._queue.get_nowait())
@@ -101,6 +105,7 @@ class Batcher(Generic[P]):
                 results = await loop.run_in_executor(self._executor, self._run_safely, [it.payload for it in batch])
             finally:
                 self.busy = 0
+                self._free_since = time.monotonic()
             for it, res in zip(batch, results):
                 if it.future.done():
                     continue

@@ -72,9 +72,28 @@ class PairPool:
         self.slots: dict[str, PairSlot] = {}
         self._lock = threading.Lock()
         self._hub_lock = threading.Lock()  # the Hub's expert cache is not thread-safe
+        self._resolved: dict[tuple[str | None, str | None, str | None], tuple[str, str, str | None]] = {}
+
+    def resolved(self, source: str | None, target: str | None, name: str | None) -> tuple[str, str, str | None] | None:
+        """What :meth:`resolve` answered before for these fields (a dict look-up), else None."""
+        return self._resolved.get((source, target, name))
 
     def resolve(self, source: str | None, target: str | None, name: str | None) -> tuple[str, str, str | None]:
-        """Canonical (source, target, registry name) from a request; errors say what to send."""
+        """Canonical (source, target, registry name) from a request; errors say what to send.
+
+        Answers are remembered: the catalogue and the registry do not change while a server
+        runs, and every request names its pair. Errors are not remembered (there are few kinds
+        of good request but any number of bad ones).
+        """
+        key = (source, target, name)
+        hit = self._resolved.get(key)
+        if hit is None:
+            hit = self._resolve(source, target, name)
+            if len(self._resolved) < 1024:  # bounded: callers choose the spellings
+                self._resolved[key] = hit
+        return hit
+
+    def _resolve(self, source: str | None, target: str | None, name: str | None) -> tuple[str, str, str | None]:
         if name:
             entry = self.hub.registry.entries.get(name)
             if entry is None:

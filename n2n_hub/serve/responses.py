@@ -13,6 +13,11 @@ from .engine import JobResult
 from .requests import Rejected, TranslateRequest
 from .settings import Limits
 
+# zlib level 1: half the time of PIL's default level 6 on these grids (0.12 against 0.25 ms for
+# one vaegan@animals tile), about 14 % larger, and as deterministic (same pixels, same bytes),
+# which seeded answers need.
+PNG_LEVEL = 1
+
 
 def png_bytes(images: torch.Tensor, ncol: int, native: bool = False) -> bytes:
     """A grid of ``(N, C, H, W)`` images in [-1, 1]: one row per input, one column per sample.
@@ -21,7 +26,7 @@ def png_bytes(images: torch.Tensor, ncol: int, native: bool = False) -> bytes:
     """
     buf = io.BytesIO()
     kw = {"min_tile": 1, "pad": 0} if native else {}
-    grid_image(images.cpu(), ncol=ncol, **kw).save(buf, format="PNG")
+    grid_image(images.cpu(), ncol=ncol, **kw).save(buf, format="PNG", compress_level=PNG_LEVEL)
     return buf.getvalue()
 
 

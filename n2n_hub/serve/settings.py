@@ -26,7 +26,7 @@ class ServeSettings:
     """How the server batches and who may call it."""
 
     max_batch: int = 16                  # requests merged into one encode + one translator call
-    max_delay_ms: float = 5.0            # how long the first request of a batch waits for company
+    max_delay_ms: float = 5.0            # how long a batch waits for company once the worker is free
     allow_train: bool = False            # may a request for an uncached pair train it?
     lazy: bool = False                   # load pairs on first use instead of at start-up
     merge_encode: bool = True            # one source encode per batch (False: one per request, see engine)

@@ -23,6 +23,8 @@ from .st_config import SentenceConfig, read_sentence_config
 from .weights import file_sha256, fingerprint, load_weights, weight_files
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+BLOCK = 8    # sentences per model call, always (see BertExpert.encode)
+PAD_TO = 16  # tokens per sentence in a block: a multiple of this
 
 
 class BertExpert(Expert):
@@ -35,7 +37,6 @@ class BertExpert(Expert):
         device: str | torch.device = "cpu",
         *,
         max_length: int | None = None,
-        batch_size: int = 128,
     ) -> None:
         super().__init__(spec, variant or DEFAULT_VARIANT, device)
         self.checkpoint: Checkpoint = resolve(self.variant)
@@ -52,7 +53,6 @@ class BertExpert(Expert):
         limit = min(int(getattr(self.model.config, "max_position_embeddings", 512)),
                     int(min(self.tokenizer.model_max_length, 1 << 20)))
         self.max_length = int(max_length or self.sentence.max_seq_length or limit)
-        self.batch_size = int(batch_size)
         self.hidden_size = int(self.model.config.hidden_size)
 
     # -- shapes and identity -------------------------------------------------------------
@@ -70,25 +70,40 @@ class BertExpert(Expert):
 
     # -- encoding ------------------------------------------------------------------------
     def encode(self, inputs: str | Sequence[str], tap: str | None = None) -> torch.Tensor:
-        """Sentences → ``(B, hidden_size)`` float32 embeddings on the expert's device."""
+        """Sentences → ``(B, hidden_size)`` float32 embeddings on the expert's device.
+
+        A sentence's embedding is bit-identical whatever it is encoded with: sentences go
+        through the model in blocks of exactly :data:`BLOCK` (a short block is filled with
+        empty strings, whose rows are dropped), each padded to a multiple of :data:`PAD_TO`
+        tokens. Matrix kernels round by shape, so padding a batch to its longest input would
+        let a long batch-mate change the last bits of a short sentence's embedding, and a
+        served seeded answer would depend on the requests it was batched with.
+        """
         self.representation_for(tap)
         texts = [t.strip() for t in as_text_batch(inputs)]
         if self.sentence.lowercase:
             texts = [t.lower() for t in texts]
         out = torch.empty(len(texts), self.hidden_size, device=self.device)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths share a batch
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths share a block
         with torch.no_grad():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                out[idx] = self._encode_batch([texts[i] for i in idx])
+            for start in range(0, len(order), BLOCK):
+                idx = order[start:start + BLOCK]
+                block = [texts[i] for i in idx]
+                out[idx] = self._encode_block(block + [""] * (BLOCK - len(block)))[:len(idx)]
         return out
 
-    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+    def _encode_block(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)
+                               pad_to_multiple_of=self._pad_to, return_tensors="pt").to(self.device)
         hidden = self.model(**batch).last_hidden_state
         pooled = pool(hidden, batch["attention_mask"], self.sentence.pooling)
         return F.normalize(pooled, p=2, dim=1) if self.sentence.normalize else pooled
+
+    @property
+    def _pad_to(self) -> int | None:
+        """:data:`PAD_TO`, unless rounding up could pass the model's position embeddings."""
+        positions = int(getattr(self.model.config, "max_position_embeddings", 512))
+        return PAD_TO if -(-self.max_length // PAD_TO) * PAD_TO <= positions else None
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
