@@ -139,6 +139,8 @@ class PairPlan:
                    f"the source encodes {chain}")
         else:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
+        if self.options and self.recipe in ("dataset", "target-prior"):
+            how += f"; options {self.options}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
         size = ""
         if self.sizing and get_kind(self.translator).sized:

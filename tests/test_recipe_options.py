@@ -105,6 +105,7 @@ def test_augment_adds_mirrored_training_items_to_the_dataset_recipe_but_not_to_e
     # A mirrored item keeps its label, so its caption encodes the same class.
     assert pairs.source.shape == (2 * n, base.source.shape[1])
     assert "augment" in str(plan.to_dict()["options"])
+    assert "options {'augment': ['hflip']}" in plan.explain()  # `pair --plan` says what the data will hold
     held_out = hub.training_pairs(plan, split="test")
     assert held_out.target.shape[0] == load_shapes("test")["image"].shape[0]
 
