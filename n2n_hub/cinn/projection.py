@@ -16,7 +16,8 @@ flow trains, and its weights are buffers (saved with the translator, never train
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from .fitted import FittedOnce
 
 from ..errors import InputError, ShapeError, TrainingError
 
@@ -73,7 +74,7 @@ def fit_probe(x: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float
     return w_raw, b.detach() - w_raw @ mean
 
 
-class ConditionProjection(nn.Module):
+class ConditionProjection(FittedOnce):
     """``x ↦ x @ weightᵀ + bias``: a vector condition of C entries read as K class logits.
 
     Fitted by :meth:`fit` to labelled training conditions (:func:`fit_probe`); until then it
@@ -90,8 +91,6 @@ class ConditionProjection(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer("weight", torch.zeros(out_features, in_features))
         self.register_buffer("bias", torch.zeros(out_features))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        self._fitted = False
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor, labels: torch.Tensor) -> None:
@@ -102,18 +101,11 @@ class ConditionProjection(nn.Module):
         weight, bias = fit_probe(x, labels, self.out_features)
         self.weight.copy_(weight.to(self.weight))
         self.bias.copy_(bias.to(self.bias))
-        self.fitted.fill_(True)
-        self._fitted = True
+        self.mark_fitted()
 
     @property
     def is_fitted(self) -> bool:
         return self._fitted
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        key = prefix + "fitted"
-        if key in state_dict:
-            self._fitted = bool(state_dict[key])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fitted:

@@ -12,7 +12,8 @@ back. It is an exact, volume-tracked affine map, so the flow's density is still 
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from .fitted import FittedOnce
 
 # Ridge added to the covariance, relative to its mean variance: keeps the Cholesky factor
 # well conditioned when the data are rank-deficient (constant or duplicated dimensions).
@@ -21,7 +22,7 @@ RELATIVE_RIDGE = 1e-4
 MAX_DIM = 4096
 
 
-class Whitening(nn.Module):
+class Whitening(FittedOnce):
     """``v = L⁻¹ (z − μ)`` with μ and ``L Lᵀ = Σ + ridge·I`` fitted from data.
 
     Like ActNorm, it is fitted once, from data: by :meth:`fit` (the trainer passes the
@@ -34,8 +35,6 @@ class Whitening(nn.Module):
         self.dim = dim
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("lower", torch.eye(dim))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        self._fitted = False
 
     @torch.no_grad()
     def fit(self, z: torch.Tensor) -> None:
@@ -50,8 +49,7 @@ class Whitening(nn.Module):
         lower = torch.linalg.cholesky(cov + ridge * torch.eye(self.dim, dtype=torch.float64, device=x.device))
         self.mean.copy_(mean.to(self.mean.dtype))
         self.lower.copy_(lower.to(self.lower.dtype))
-        self.fitted.fill_(True)
-        self._fitted = True
+        self.mark_fitted()
 
     def initialize_from(self, z: torch.Tensor) -> None:
         """Data-dependent initialisation: fit μ and L to the rows of ``z``."""
@@ -61,12 +59,6 @@ class Whitening(nn.Module):
     def is_initialized(self) -> bool:
         """Whether μ and L have been fitted (or loaded)."""
         return self._fitted
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        key = prefix + "fitted"
-        if key in state_dict:
-            self._fitted = bool(state_dict[key])
 
     def forward(self, x: torch.Tensor, rev: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(y, log|det dy/dx|)`` per sample; ``rev`` maps v back to z."""
