@@ -21,6 +21,7 @@ FLOW_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "condition_projection": (True, 1, 1 << 16, True),
 }
 # name -> the words a registry [flow] value may be (keys whose values are not numbers)
+# (n2n_hub.cinn.projection.PROJECTION_KINDS imports torch; a test keeps the two lists equal)
 FLOW_CHOICES: dict[str, tuple[str, ...]] = {"condition_projection_kind": ("probe",)}
 TRAINING_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "steps": (True, 1, 10**8, True), "batch_size": (True, 1, 10**7, True), "val_every": (True, 1, 10**8, True),

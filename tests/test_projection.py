@@ -163,3 +163,11 @@ def test_the_default_pair_reads_captions_through_a_probe():
     entry = Registry.load().entries["bert-vaegan-animals"]
     assert entry.flow["condition_projection"] == 10 and entry.flow["condition_projection_kind"] == "probe"
     assert entry.options["augment"] == ["hflip"] and entry.training["target_noise"] == 0.05
+
+
+def test_the_registry_accepts_exactly_the_projection_kinds_the_flow_builds():
+    """registry.toml is checked without torch, so it keeps its own list of kinds: it must not drift."""
+    from n2n_hub.cinn.projection import PROJECTION_KINDS
+    from n2n_hub.validation import FLOW_CHOICES
+
+    assert tuple(FLOW_CHOICES["condition_projection_kind"]) == tuple(PROJECTION_KINDS)
