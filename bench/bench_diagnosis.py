@@ -47,7 +47,7 @@ def classifier_checks(home: Path, layers: list[str], seed: int = 0) -> dict[tupl
     from n2n_animals.classifier import load_classifier, prepare
     from n2n_animals.data import load
     from n2n_hub import Hub
-    from n2n_hub.evaluation import frechet_distance
+    from n2n_hub.evaluation.metrics import frechet_distance
 
     hub = Hub(home=home, progress=False, log=lambda m: None)
     clf = load_classifier()
@@ -97,9 +97,9 @@ def global_context(home: Path, steps: int = 1000, seed: int = 0) -> dict[str, di
     from n2n_animals.classifier import load_classifier, prepare
     from n2n_animals.data import load
     from n2n_hub import Hub
-    from n2n_hub.baselines import MLPTranslator
+    from n2n_hub.cinn.baseline import MLPTranslator
     from n2n_hub.cinn import ConditionalINN, ConditionSpec
-    from n2n_hub.evaluation import frechet_distance, mean_pairwise_rms
+    from n2n_hub.evaluation.metrics import frechet_distance, mean_pairwise_rms
     from n2n_hub.training import TrainConfig, train
 
     hub = Hub(home=home, progress=False, log=lambda m: None)

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from machine import cpu_name, loadavg  # noqa: E402
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 from n2n_hub.errors import IntegrityError  # noqa: E402
-from n2n_hub.store import TranslatorStore  # noqa: E402
+from n2n_hub.translators.store import TranslatorStore  # noqa: E402
 
 
 def race(root: Path, writes: int, retry: bool) -> tuple[int, int]:

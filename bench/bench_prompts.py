@@ -47,7 +47,7 @@ def registry_override(pair: str, bridge: str | None, pairs_per_item: int | None 
 
 def diversity(translator, prompts: list[str], n: int, seed: int) -> float:  # type: ignore[no-untyped-def]
     """Mean pairwise pixel RMS among the n samples of each prompt (the evaluation's diversity_pixels)."""
-    from n2n_hub.evaluation import mean_pairwise_rms
+    from n2n_hub.evaluation.metrics import mean_pairwise_rms
 
     r = translator.translate(prompts, n=n, seed=seed)
     return mean_pairwise_rms(r.outputs.reshape(len(prompts), n, -1))
@@ -55,7 +55,7 @@ def diversity(translator, prompts: list[str], n: int, seed: int) -> float:  # ty
 
 def animals(args: argparse.Namespace) -> dict:
     from n2n_hub import Hub
-    from n2n_hub.prompt_eval import evaluate_prompts, read_prompts
+    from n2n_hub.evaluation.prompts import evaluate_prompts, read_prompts
 
     registry_override("bert-vaegan-animals", args.bridge, args.pairs_per_item)
     hub = Hub(progress=False)
@@ -77,7 +77,7 @@ def animals(args: argparse.Namespace) -> dict:
 
 def biggan(args: argparse.Namespace) -> dict:
     from n2n_hub import Hub
-    from n2n_hub.prompt_eval import evaluate_prompts, read_prompts
+    from n2n_hub.evaluation.prompts import evaluate_prompts, read_prompts
 
     registry_override("bert-biggan", args.bridge)
     hub = Hub(progress=False)
@@ -121,7 +121,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, default=str))
         return
-    from n2n_hub.prompt_eval import PromptEvaluation
+    from n2n_hub.evaluation.prompts import PromptEvaluation
 
     fields = {k: out[k] for k in PromptEvaluation.__dataclass_fields__}
     print(PromptEvaluation(**fields).table())

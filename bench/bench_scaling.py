@@ -36,9 +36,9 @@ from machine import cpu_name, loadavg  # noqa: E402
 def worker_extract(out: Path) -> None:
     import torch
 
-    from n2n_hub import distributed
-    from n2n_hub.features import FeatureStore
-    from n2n_hub.recipes import encode_batched
+    from n2n_hub.base import distributed
+    from n2n_hub.data.features import FeatureStore
+    from n2n_hub.data.recipes import encode_batched
 
     class MLPExpert:
         def __init__(self) -> None:

@@ -77,7 +77,7 @@ def pick(images: torch.Tensor, labels: torch.Tensor, per_class: int, gen: torch.
 
 
 def unpaired(hub, images, labels, per_class: int, classify, names, gen, train_seed: int | None = None) -> dict:
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.translators.transfer import run_transfer
 
     x, y = pick(images, labels, per_class, gen)
     t = hub.pair("domain@animals", "vaegan@animals", translator="cinn",
@@ -130,7 +130,7 @@ def unpaired(hub, images, labels, per_class: int, classify, names, gen, train_se
 
 
 def shape_appearance(hub, images, labels, per_class: int, names, gen, train_seed: int | None = None) -> dict:
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.translators.transfer import run_transfer
 
     t = hub.pair("vaegan@animals", "vaegan@animals", translator="cinn",
                  **({} if train_seed is None else {"seed": train_seed}))
@@ -177,7 +177,7 @@ def shape_appearance(hub, images, labels, per_class: int, names, gen, train_seed
 
 
 def exemplar_guided(hub, images, labels, per_class: int, gen) -> dict:
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.translators.transfer import run_transfer
 
     t = hub.pair("segmenter:labels@animals", "vaegan@animals", translator="cinn")
     seg = t.source
@@ -213,8 +213,8 @@ def figures(hub, images, labels, names, out_dir: Path) -> list[Path]:
     """The README's figures: unpaired rows (exemplar | transfer | cycle back | 2 fresh-residual samples),
     shape/appearance rows (shape | appearance | output) and exemplar-guided rows
     (exemplar | new label map's image | transfer | fresh-residual sample)."""
-    from n2n_hub.images import save_grid
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.base.images import save_grid
+    from n2n_hub.translators.transfer import run_transfer
 
     written = []
     gen = torch.Generator().manual_seed(5)

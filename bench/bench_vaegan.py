@@ -23,8 +23,8 @@ def main() -> None:
 
     from n2n_animals.classifier import classify
     from n2n_animals.data import load
-    from n2n_hub.experts import import_object
-    from n2n_hub.plugins import get_host
+    from n2n_hub.spec.expert import import_object
+    from n2n_hub.catalog.host import get_host
     from n2n_vaegan.metrics import reconstruction_metrics
 
     spec = get_host().collect().experts["vaegan"]

@@ -4,9 +4,9 @@ The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
 :class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec` and ``hookimpl`` for plugin authors.
 """
 
-from .components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
+from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
 from .errors import N2NError
-from .experts import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
+from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"

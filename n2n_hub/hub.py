@@ -14,15 +14,15 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .components import BridgeSpec, DatasetSpec, RecipeSpec
+from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
-from .experts import Expert, ExpertAddress, ExpertSpec, import_object
-from .kinds import get_kind, kind_names, kind_of
-from .pairing import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
-from .paths import hub_home, using_home
-from .plugins import Catalog, PluginHost, get_host
-from .registry import PairEntry, Registry
+from .spec.expert import Expert, ExpertAddress, ExpertSpec, import_object
+from .spec.kinds import get_kind, kind_names, kind_of
+from .catalog.planning import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
+from .base.paths import hub_home, using_home
+from .catalog.host import Catalog, PluginHost, get_host
+from .catalog.registry import PairEntry, Registry
 
 # Listing experts, pairs and datasets needs none of what follows; torch and everything that
 # trains, stores or runs a translator is imported on first use, so `import n2n_hub.hub` is cheap.
@@ -30,23 +30,23 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .cinn import ConditionSpec
-    from .diagnosis import Diagnosis
-    from .evaluation import Evaluation
-    from .features import FeatureStore
-    from .prompt_eval import PromptEvaluation
-    from .publish import Publication
-    from .recipes import PairData, RecipeContext
-    from .store import TranslatorStore
+    from .evaluation.diagnosis import Diagnosis
+    from .evaluation.metrics import Evaluation
+    from .data.features import FeatureStore
+    from .evaluation.prompts import PromptEvaluation
+    from .translators.publish import Publication
+    from .data.recipes import PairData, RecipeContext
+    from .translators.store import TranslatorStore
     from .training import TrainConfig, TrainResult
-    from .transfer import TransferResult
-    from .translator import Translation, Translator
+    from .translators.transfer import TransferResult
+    from .translators.translator import Translation, Translator
 
 logger = logging.getLogger("n2n_hub")
 
 
 
 def _flow_args() -> set[str]:
-    """Options some registered translator kind takes (see :mod:`n2n_hub.kinds`)."""
+    """Options some registered translator kind takes (see :mod:`n2n_hub.spec.kinds`)."""
     return set().union(*(get_kind(k).options for k in kind_names()))
 
 
@@ -107,7 +107,7 @@ class Hub:
     def cache(self) -> TranslatorStore:
         """Trained translators under ``home/translators``."""
         if self._cache is None:
-            from .store import TranslatorStore
+            from .translators.store import TranslatorStore
 
             self._cache = TranslatorStore(self.home / "translators")
         return self._cache
@@ -116,7 +116,7 @@ class Hub:
     def features(self) -> FeatureStore:
         """Encoded training pairs under ``home/features``."""
         if self._features is None:
-            from .features import FeatureStore
+            from .data.features import FeatureStore
 
             self._features = FeatureStore(self.home / "features")
         return self._features
@@ -159,7 +159,7 @@ class Hub:
     # -- experts ----------------------------------------------------------------------
     def load_expert(self, address: str | ExpertAddress) -> Expert:
         """Load (once per hub) the expert at ``id[@variant]``; the tap does not matter here."""
-        from .boundary import call_plugin, guard
+        from .spec.boundary import call_plugin, guard
 
         addr = ExpertAddress.parse(address) if isinstance(address, str) else address
         spec = lookup_spec(self.catalog, addr)
@@ -223,7 +223,7 @@ class Hub:
         return self.catalog.recipes[name]
 
     def _recipe_context(self, plan: PairPlan, src: Expert, tgt: Expert) -> RecipeContext:
-        from .recipes import RecipeContext
+        from .data.recipes import RecipeContext
 
         options = dict(plan.entry.options) if plan.entry is not None and plan.data_path is None else {}
         return RecipeContext(plan, src, tgt, self.features, dict(self.catalog.datasets), self.load_dataset,
@@ -246,7 +246,7 @@ class Hub:
     def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
         cond = self._condition_spec(plan, source)
         dim = target.latent_representation().numel
-        from .validation import FLOW_RULES, number_problem
+        from .base.validation import FLOW_RULES, number_problem
 
         for k, v in overrides.items():
             problem = number_problem(k, v, FLOW_RULES[k]) if k in FLOW_RULES and v is not None else None
@@ -269,14 +269,14 @@ class Hub:
         return TrainConfig(**values)
 
     def _key(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module, config: TrainConfig) -> str:
-        from .features import stable_hash
+        from .data.features import stable_hash
 
         return stable_hash(self._request(plan, source, target, module, config))[:32]
 
     def _request(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module,
                  config: TrainConfig) -> dict[str, Any]:
         """What a translator answers: its key is a hash of this, and its file carries it."""
-        from . import translator_file
+        from .translators import file as translator_file
 
         train_cfg = {k: v for k, v in config.to_dict().items() if k not in _KEYLESS_TRAIN_FIELDS}
         parts = {
@@ -313,8 +313,8 @@ class Hub:
             options: training options (``steps``, ``batch_size``, ``lr``, ``seed``, ...) and flow
                 options (``n_blocks``, ``hidden``, ...); they enter the cache key.
         """
-        from . import distributed
-        from .features import stable_hash
+        from .base import distributed
+        from .data.features import stable_hash
 
         plan = self.plan(source, target, data=data, translator=translator, size=size,
                          n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
@@ -356,8 +356,8 @@ class Hub:
 
     def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert) -> Translator | None:
         """The pair's current translator, if ``pair`` set one and it still fits these experts and recipe."""
-        from .store import check_record, differences
-        from .translator import Translator
+        from .translators.store import check_record, differences
+        from .translators.translator import Translator
 
         key = self.cache.current(plan.label)
         path = self.cache.find(key) if key else None
@@ -383,8 +383,8 @@ class Hub:
 
     def _from_cache_or_published(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
                                  fetch: bool = True) -> Translator | None:
-        from .store import RecordMismatch
-        from .translator import Translator
+        from .translators.store import RecordMismatch
+        from .translators.translator import Translator
 
         path = self.cache.find(key)
         if path is None and fetch and plan.entry is not None and plan.entry.published is not None:
@@ -411,7 +411,7 @@ class Hub:
     @staticmethod
     def _check_record(meta: dict[str, Any], request: dict[str, Any], key: str, what: str) -> None:
         """Refuse a translator file whose own record is not the request it is meant to answer."""
-        from .store import RecordMismatch, differences
+        from .translators.store import RecordMismatch, differences
 
         record = meta.get("request")
         if not isinstance(record, dict):
@@ -425,7 +425,7 @@ class Hub:
 
     def _check_loaded(self, module: nn.Module, meta: dict[str, Any], plan: PairPlan, src: Expert, tgt: Expert,
                       path: Path, request: dict[str, Any] | None) -> None:
-        from .store import check_record
+        from .translators.store import check_record
 
         if request is not None:
             try:
@@ -445,9 +445,10 @@ class Hub:
                         module: nn.Module, config: TrainConfig, fresh: bool = False) -> Translator:
         import torch
 
-        from . import distributed, translator_file
-        from .compute import Stopwatch, training_cost
-        from .translator import Translator
+        from .base import distributed
+        from .translators import file as translator_file
+        from .training.compute import Stopwatch, training_cost
+        from .translators.translator import Translator
 
         self._log(f"pairing {plan.explain()}")
         data = self.training_pairs(plan)
@@ -510,14 +511,14 @@ class Hub:
     def transfer(self, source: str, target: str, exemplars: Any, *, to: Any = None, appearance: Any = None,
                  condition: Any = None, from_: Any = None, n: int = 0, temperature: float | None = None,
                  seed: int | None = None, **pair_options: Any) -> "TransferResult":
-        """Keep each exemplar's residual and give it a new condition (see :mod:`n2n_hub.transfer`).
+        """Keep each exemplar's residual and give it a new condition (see :mod:`n2n_hub.translators.transfer`).
 
         What the new condition is depends on the pair's recipe: ``to`` (domain names, recipe
         ``domains``), ``appearance`` (images, recipe ``deformation``) or ``condition`` (inputs
         of the source expert: exemplar-guided translation). ``n`` adds that many samples with a
         fresh residual under the new condition, for comparison.
         """
-        from .transfer import check_request, run_transfer
+        from .translators.transfer import check_request, run_transfer
 
         plan = self.plan(source, target, translator=pair_options.get("translator"))
         kind = self.recipe(plan.recipe).transfer
@@ -526,7 +527,7 @@ class Hub:
         if not plan.target_spec.can_encode:
             raise IncompatiblePairError(f"{plan.target} cannot encode exemplars, so it has nothing to transfer")
         if kind == "domain":  # unknown domain names fail before anything is loaded or trained
-            from .transfer import check_domain_names
+            from .translators.transfer import check_domain_names
 
             check_domain_names(plan, to, from_)
         t = self.pair(source, target, **pair_options)
@@ -557,26 +558,26 @@ class Hub:
     # these doors; each module is imported on first use so the hub stays cheap to import.
 
     def evaluate(self, source: str, target: str, **options: Any) -> Evaluation:
-        """Held-out metrics of the pair's translator (see :func:`n2n_hub.evaluation.evaluate`)."""
-        from .evaluation import evaluate
+        """Held-out metrics of the pair's translator (see :func:`n2n_hub.evaluation.metrics.evaluate`)."""
+        from .evaluation.metrics import evaluate
 
         return evaluate(self, source, target, **options)
 
     def evaluate_prompts(self, source: str, target: str, prompts: str | Path, **options: Any) -> PromptEvaluation:
-        """Score a prompt file per class and kind (see :func:`n2n_hub.prompt_eval.evaluate_prompt_file`)."""
-        from .prompt_eval import evaluate_prompt_file
+        """Score a prompt file per class and kind (see :func:`n2n_hub.evaluation.prompts.evaluate_prompt_file`)."""
+        from .evaluation.prompts import evaluate_prompt_file
 
         return evaluate_prompt_file(self, source, target, prompts, **options)
 
     def diagnose(self, source: str, target: str, layers: Any, **options: Any) -> Diagnosis:
-        """What each layer of ``source`` knows about ``target`` (see :func:`n2n_hub.diagnosis.diagnose`)."""
-        from .diagnosis import diagnose
+        """What each layer of ``source`` knows about ``target`` (see :func:`n2n_hub.evaluation.diagnosis.diagnose`)."""
+        from .evaluation.diagnosis import diagnose
 
         return diagnose(self, source, target, layers, **options)
 
     def publish(self, key: str, out_dir: str | Path, **options: Any) -> Publication:
-        """Write the cached translator ``key`` and its registry snippet (see :func:`n2n_hub.publish.publish`)."""
-        from .publish import publish
+        """Write the cached translator ``key`` and its registry snippet (see :func:`n2n_hub.translators.publish.publish`)."""
+        from .translators.publish import publish
 
         return publish(self.cache, key, out_dir, **options)
 

@@ -20,20 +20,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .atomic import atomic_path, atomic_write_bytes, sha256_file
-from .components import DatasetSpec
+from .base.atomic import atomic_path, atomic_write_bytes, sha256_file
+from .spec.components import DatasetSpec
 from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError, N2NError,
                      OfflineError, PluginError, RegistryError, ShapeError, TrainingError, TranslatorFileError,
                      UnknownExpertError)
-from .experts import as_text_batch, check_batch, check_images, import_object
-from .paths import experts_dir, hub_home, is_offline, using_home
-from .cli_errors import FiniteFloat
-from .progress import tqdm
+from .spec.expert import as_text_batch, check_batch, check_images, import_object
+from .base.paths import experts_dir, hub_home, is_offline, using_home
+from .base.options import FiniteFloat
+from .base.progress import tqdm
 
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed accepts
 
 if TYPE_CHECKING:
-    from .weights_file import ModelWeights, WeightsFormat
+    from .base.weights_file import ModelWeights, WeightsFormat
 
 __all__ = [
     # errors
@@ -57,7 +57,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The weights-file classes need torch; load it only when a plugin reaches for them.
     if name in ("WeightsFormat", "ModelWeights"):
-        from . import weights_file
+        from .base import weights_file
 
         return getattr(weights_file, name)
     raise AttributeError(f"module 'n2n_hub.kit' has no attribute {name!r}")
@@ -65,7 +65,7 @@ def __getattr__(name: str) -> Any:
 
 def dataset_spec(name: str, needs: Sequence[str] = (), labelled: bool = False) -> DatasetSpec:
     """The registered dataset ``name``; it must hold the ``needs`` domains (and class names if ``labelled``)."""
-    from .plugins import get_host
+    from .catalog.host import get_host
 
     datasets = get_host().collect().datasets
     if name not in datasets:

@@ -55,9 +55,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in ("N2N_HUB_REGISTRY", "N2N_HUB_OFFLINE", "N2N_HUB_LOAD_PLUGINS", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
-    import n2n_hub.plugins
+    import n2n_hub.catalog.host
 
-    monkeypatch.setattr(n2n_hub.plugins, "_host", None)
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", None)
     yield
 
 
@@ -77,7 +77,7 @@ def toy_modules(monkeypatch):
 @pytest.fixture
 def toy_host(toy_modules):
     """A plugin host holding only the toy plugin and the caption bridge (no entry points)."""
-    from n2n_hub.plugins import PluginHost
+    from n2n_hub.catalog.host import PluginHost
 
     n2n_toy, n2n_captions = toy_modules
     host = PluginHost()
@@ -105,9 +105,9 @@ def toy_hub(toy_host, toy_registry_file, tmp_path):
 @pytest.fixture
 def toy_cli_host(toy_host, monkeypatch):
     """Make the CLI's process-wide plugin host the toy one."""
-    import n2n_hub.plugins
+    import n2n_hub.catalog.host
 
-    monkeypatch.setattr(n2n_hub.plugins, "_host", toy_host)
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", toy_host)
     return toy_host
 
 

@@ -40,8 +40,8 @@ def toy_hub(home: Path, registry_file: Path) -> Any:
     import n2n_toy
 
     from n2n_hub.hub import Hub
-    from n2n_hub.plugins import PluginHost
-    from n2n_hub.registry import Registry
+    from n2n_hub.catalog.host import PluginHost
+    from n2n_hub.catalog.registry import Registry
 
     host = PluginHost()
     host._loaded = True

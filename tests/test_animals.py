@@ -15,8 +15,8 @@ from n2n_animals.classifier import classifier_info, classify, test_accuracy as s
 from n2n_animals.data import load, split_indices
 from n2n_animals.source import load_array
 from n2n_hub.errors import CacheError, InputError
-from n2n_hub.experts import import_object
-from n2n_hub.plugins import get_host
+from n2n_hub.spec.expert import import_object
+from n2n_hub.catalog.host import get_host
 
 
 def test_splits_have_documented_shapes_ranges_and_sizes():

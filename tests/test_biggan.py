@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from n2n_hub.errors import CacheError, InputError, MissingWeightsError, OfflineError
-from n2n_hub.paths import experts_dir
+from n2n_hub.base.paths import experts_dir
 
 import n2n_biggan.dequantizer as dq
 from n2n_biggan import DEFAULT_VARIANT, RANDOM_EMBEDDING, biggan_spec, imagenet_class_names
@@ -293,7 +293,7 @@ def test_registering_the_experts_imports_no_model_code():
 def test_class_scores_rank_the_sampled_class_first_and_feed_prompt_scoring(expert):
     from types import SimpleNamespace
 
-    from n2n_hub.prompt_eval import _topk_hits, latent_classifier
+    from n2n_hub.evaluation.prompts import _topk_hits, latent_classifier
 
     s = expert.sample_prior(64, generator=torch.Generator().manual_seed(1))
     scores = expert.class_scores(s.z)

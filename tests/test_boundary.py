@@ -79,7 +79,7 @@ def test_a_plugin_crash_is_one_line_naming_the_plugin_unless_debugging(hub, toy_
 
 
 def test_a_crash_while_loading_an_expert_is_one_cli_line(toy_cli_host, toy_modules, monkeypatch):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     def broken_init(self, spec, variant, device="cpu"):
         raise RuntimeError("weights are\nin a strange state")

@@ -12,8 +12,8 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from n2n_hub.atomic import sha256_file
-from n2n_hub.cli import cli
+from n2n_hub.base.atomic import sha256_file
+from n2n_hub.cli.commands import cli
 from n2n_hub.errors import CacheError
 from n2n_hub.hub import Hub
 
@@ -153,7 +153,7 @@ def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, t
     assert "training" not in out.output and len(json.loads(run("cache", "list", "--json").output)) == 1
     api = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
     assert api.pair("toytext", "toygen").path.stem == key
-    from n2n_hub.evaluation import evaluate
+    from n2n_hub.evaluation.metrics import evaluate
 
     report = evaluate(api, "toytext", "toygen", samples=8, per_condition=2, features="toygen",
                       train_if_missing=False)
@@ -167,7 +167,7 @@ def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, t
 
 def test_too_little_data_is_refused_and_a_failed_translator_is_not_cached(toy_hub, monkeypatch):
     from n2n_hub.errors import InputError, TrainingError
-    from n2n_hub.recipes import PairData
+    from n2n_hub.data.recipes import PairData
 
     full = toy_hub.training_pairs
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from n2n_hub.cli import cli
+from n2n_hub.cli.commands import cli
 
 
 @pytest.fixture

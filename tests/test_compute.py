@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from n2n_hub.cli import cli
-from n2n_hub.compute import EnergyMeter, Stopwatch, step_flops
+from n2n_hub.cli.commands import cli
+from n2n_hub.training.compute import EnergyMeter, Stopwatch, step_flops
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ import signal
 import pytest
 from click.testing import CliRunner
 
-import n2n_hub.features
-import n2n_hub.store
+import n2n_hub.data.features
+import n2n_hub.translators.store
 import n2n_hub.training.checkpoint
-import n2n_hub.translator_file
-from n2n_hub.atomic import atomic_path
-from n2n_hub.cli import cli
+import n2n_hub.translators.file
+from n2n_hub.base.atomic import atomic_path
+from n2n_hub.cli.commands import cli
 from n2n_hub.hub import Hub
 
 
@@ -43,17 +43,17 @@ def _after(monkeypatch, module, name, when=lambda *a, **k: True) -> None:
 
 def _inject(point: str, monkeypatch) -> None:
     if point == "weights-write":      # the temp file is complete, the rename has not happened
-        _after(monkeypatch, n2n_hub.translator_file, "save_file")
+        _after(monkeypatch, n2n_hub.translators.file, "save_file")
     elif point == "before-sidecar":   # weights renamed into place, no sidecar yet
-        monkeypatch.setattr(n2n_hub.store.TranslatorStore, "_write_sidecar", lambda self, path, meta: _die())
+        monkeypatch.setattr(n2n_hub.translators.store.TranslatorStore, "_write_sidecar", lambda self, path, meta: _die())
     elif point == "sidecar-write":    # the sidecar's temp file is written, not renamed
         def write(path, data):
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
                 _die()
-        monkeypatch.setattr(n2n_hub.store, "atomic_write_bytes", write)
+        monkeypatch.setattr(n2n_hub.translators.store, "atomic_write_bytes", write)
     elif point == "features-write":   # one shard of the encodings written
-        _after(monkeypatch, n2n_hub.features, "save_file")
+        _after(monkeypatch, n2n_hub.data.features, "save_file")
     elif point == "training":         # a checkpoint at step 40 of 60 is on disk
         _after(monkeypatch, n2n_hub.training.checkpoint, "save_checkpoint", lambda path, m, o, b, state: state["step"] >= 40)
 
@@ -112,7 +112,7 @@ def test_leftovers_of_a_kill_are_shown_by_verify_and_removed_by_gc(toy_hub, run,
 
 
 def test_gc_never_removes_what_a_live_process_is_writing(tmp_path):
-    from n2n_hub.store import TranslatorStore
+    from n2n_hub.translators.store import TranslatorStore
 
     store = TranslatorStore(tmp_path / "home" / "translators")
     key = "0123456789abcdef" * 2
@@ -148,7 +148,7 @@ def test_a_reader_never_sees_a_half_published_translator(tmp_path):
 
     from n2n_hub.cinn import ConditionalINN, ConditionSpec
     from n2n_hub.errors import IntegrityError
-    from n2n_hub.store import TranslatorStore
+    from n2n_hub.translators.store import TranslatorStore
 
     store = TranslatorStore(tmp_path / "translators")
     key = "f" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from n2n_hub.deform import Deformation, control_grid, deform, tps_warp
+from n2n_hub.data.deform import Deformation, control_grid, deform, tps_warp
 
 N = 129
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from n2n_hub.diagnosis import diagnose
+from n2n_hub.evaluation.diagnosis import diagnose
 from n2n_hub.errors import InputError, UnknownExpertError
 from test_segmenter import blob_host, blob_hub  # noqa: F401 - fixtures: real segmenter + tiny autoencoder
 
@@ -50,7 +50,7 @@ def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):
 
 
 def test_diagnose_command_happy_path(blob_host, tmp_path):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     fig = tmp_path / "fig.png"
     runner = CliRunner()
@@ -66,7 +66,7 @@ def test_diagnose_command_happy_path(blob_host, tmp_path):
 
 
 def test_diagnose_command_error_paths(toy_cli_host, toy_registry_file):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     runner = CliRunner()
     no_taps = runner.invoke(cli, ["diagnose", "toytext", "toygen"])

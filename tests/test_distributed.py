@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from n2n_hub.distributed import shard_range, world
-from n2n_hub.features import FeatureStore, stable_hash
+from n2n_hub.base.distributed import shard_range, world
+from n2n_hub.data.features import FeatureStore, stable_hash
 
 DIST = Path(__file__).resolve().parent / "dist"
 
@@ -105,7 +105,7 @@ def test_torchrun_pair_shards_extraction_and_trains_data_parallel(plugin_env, tm
                                                                   toy_cli_host):
     from click.testing import CliRunner
 
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     done = CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--steps", "40", "--json"], catch_exceptions=False)
     one = json.loads(done.output)  # this process, with the same toy plugin and registry

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 import n2n_hub.hub as hub_module
-from n2n_hub import translator_file
-from n2n_hub.evaluation import evaluate
+from n2n_hub.translators import file as translator_file
+from n2n_hub.evaluation.metrics import evaluate
 from n2n_hub.hub import Hub
 
 
@@ -70,7 +70,7 @@ def test_the_hub_imports_without_torch_so_listings_stay_fast():
     import subprocess
     import sys
 
-    code = ("import sys, n2n_hub.hub, n2n_hub.cli; "
+    code = ("import sys, n2n_hub.hub, n2n_hub.cli.commands; "
             "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -80,7 +80,7 @@ def test_the_cli_reaches_evaluation_diagnosis_and_publishing_through_the_hub(toy
                                                                             tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     monkeypatch.setenv("N2N_HUB_HOME", str(tmp_path / "home"))
     called = []

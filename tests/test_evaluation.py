@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from n2n_hub.errors import ShapeError
-from n2n_hub.evaluation import evaluate, frechet_distance, frechet_from_moments, mean_pairwise_rms, pooled
+from n2n_hub.evaluation.metrics import evaluate, frechet_distance, frechet_from_moments, mean_pairwise_rms, pooled
 
 
 def _closed_form(mu1, s1, mu2, s2) -> float:
@@ -108,7 +108,7 @@ def test_consistency_re_encodes_samples_with_the_source(toy_hub, toy_registry_fi
 
 @pytest.fixture
 def run(toy_cli_host, toy_registry_file):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     runner = CliRunner()
     return lambda *args: runner.invoke(cli, list(args), catch_exceptions=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
-from n2n_hub.distributed import World
+from n2n_hub.base.distributed import World
 from n2n_hub.training import TrainConfig, objective, train_step
 from n2n_hub.training.loop import _adam
 

@@ -8,7 +8,7 @@ import click
 from click.testing import CliRunner
 
 from n2n_hub import BridgeSpec, DatasetSpec, ExpertSpec, Representation, hookimpl
-from n2n_hub.plugins import PluginHost
+from n2n_hub.catalog.host import PluginHost
 
 
 def _host(**hooks) -> PluginHost:
@@ -31,7 +31,7 @@ def test_hook_register_bridges_adds_a_bridge_the_planner_can_chain():
     def register_bridges(register):
         register(BridgeSpec(id="img-text", from_domain="image", to_domain="text", loader="x:y", cost=2.0))
 
-    from n2n_hub.pairing import find_bridge_chain
+    from n2n_hub.catalog.planning import find_bridge_chain
 
     catalog = _host(register_bridges=register_bridges).collect()
     start, chain = find_bridge_chain(catalog, {"image": 0.0}, "text")
@@ -54,16 +54,16 @@ def test_hook_register_commands_adds_a_working_cli_command(monkeypatch):
         def hello(who):
             click.echo(f"hello {who}")
 
-    import n2n_hub.cli
-    import n2n_hub.plugins
+    import n2n_hub.cli.commands
+    import n2n_hub.catalog.host
 
-    monkeypatch.setattr(n2n_hub.plugins, "_host", _host(register_commands=register_commands))
-    n2n_hub.cli._register_plugin_commands()
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", _host(register_commands=register_commands))
+    n2n_hub.cli.commands._register_plugin_commands()
     try:
-        result = CliRunner().invoke(n2n_hub.cli.cli, ["hello-mine", "you"])
+        result = CliRunner().invoke(n2n_hub.cli.commands.cli, ["hello-mine", "you"])
         assert result.exit_code == 0 and result.output == "hello you\n"
     finally:
-        n2n_hub.cli.cli.commands.pop("hello-mine", None)
+        n2n_hub.cli.commands.cli.commands.pop("hello-mine", None)
 
 
 TOY_PAIR = {"source": "toytext", "target": "toygen", "recipe": "dataset", "dataset": "toyshapes",
@@ -109,7 +109,7 @@ def test_register_pairs_refuses_an_invalid_entry_and_a_duplicate_name(toy_host):
 def test_pairs_command_says_where_each_entry_came_from(toy_cli_host, toy_registry_file):
     import json
 
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     assert toy_cli_host.register(_pairs_plugin({"toy-plugin-pair": TOY_PAIR}), "shipper")
     result = CliRunner().invoke(cli, ["pairs"])

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from n2n_hub.atomic import sha256_file
+from n2n_hub.base.atomic import sha256_file
 from n2n_hub.errors import CacheError, IntegrityError, ShapeError
 from n2n_hub.hub import Hub
 

@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from n2n_hub.cli import cli
+from n2n_hub.cli.commands import cli
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_an_image_over_the_pixel_limit_is_one_line(tmp_path, monkeypatch):
     from PIL import Image
 
     from n2n_hub.errors import InputError
-    from n2n_hub.inputs import read_images
+    from n2n_hub.base.inputs import read_images
 
     path = tmp_path / "big.png"
     Image.new("L", (64, 64)).save(path)
@@ -116,8 +116,8 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint_and_debug_shows_it(ru
 def test_many_samples_decode_in_chunks_and_make_a_grid_a_viewer_opens(run, tmp_path, toy_modules, monkeypatch):
     from PIL import Image
 
-    from n2n_hub.images import MAX_COLUMNS
-    from n2n_hub.translator import DECODE_CHUNK
+    from n2n_hub.base.images import MAX_COLUMNS
+    from n2n_hub.translators.translator import DECODE_CHUNK
 
     toy = toy_modules[0].experts.ToyGenerator
     sizes: list[int] = []
@@ -160,7 +160,7 @@ def _commands(group, path=()):
 
 def test_every_numeric_option_of_every_command_is_finite_and_bounded():
     """nan, inf and absurd sizes are refused where they enter, for plugin commands too."""
-    from n2n_hub.cli import _register_plugin_commands
+    from n2n_hub.cli.commands import _register_plugin_commands
     from n2n_hub.kit import FiniteFloat
 
     _register_plugin_commands()

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from n2n_hub import kinds
+from n2n_hub.spec import kinds
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.cinn.embedders import make_embedder
 from n2n_hub.errors import InputError
 from n2n_hub.hub import Hub
-from n2n_hub.kinds import TranslatorKind, get_kind, register_kind, unregister_kind
+from n2n_hub.spec.kinds import TranslatorKind, get_kind, register_kind, unregister_kind
 from n2n_hub.training import TrainConfig, objective, train
 
 

@@ -47,9 +47,9 @@ def test_plugins_import_only_the_public_surface():
 
 def test_the_surface_check_catches_an_internal_import(tmp_path):
     f = tmp_path / "p.py"
-    f.write_text("from n2n_hub.errors import InputError\nfrom n2n_hub.kit import sha256_file\nimport n2n_hub.paths\n")
+    f.write_text("from n2n_hub.errors import InputError\nfrom n2n_hub.kit import sha256_file\nimport n2n_hub.base.paths\n")
     assert [(m, n) for _, m, n in _n2n_imports(f)] == [("n2n_hub.errors", ["InputError"]),
-                                                       ("n2n_hub.kit", ["sha256_file"]), ("n2n_hub.paths", [])]
+                                                       ("n2n_hub.kit", ["sha256_file"]), ("n2n_hub.base.paths", [])]
 
 
 def test_everything_the_kit_lists_exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from n2n_hub.cli import cli
+from n2n_hub.cli.commands import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"`((?:n2n-hub|hf|huggingface-cli) [^`]*)`")
@@ -38,7 +38,7 @@ def _words(cmd: str) -> list[str]:
 
 
 def test_messages_recommend_only_commands_that_exist():
-    from n2n_hub.cli import _register_plugin_commands
+    from n2n_hub.cli.commands import _register_plugin_commands
 
     _register_plugin_commands()  # as `main` does: built-in plugins add `train-expert vaegan|segmenter`
     found = recommended()

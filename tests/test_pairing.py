@@ -8,10 +8,10 @@ import types
 import pytest
 
 from n2n_hub import ExpertSpec, Representation, hookimpl
-from n2n_hub.components import BridgeSpec
+from n2n_hub.spec.components import BridgeSpec
 from n2n_hub.errors import CacheError, IncompatiblePairError, PluginError, UnknownExpertError
 from n2n_hub.hub import Hub
-from n2n_hub.registry import Registry
+from n2n_hub.catalog.registry import Registry
 
 
 def _hub(host, tmp_path, registry=None):

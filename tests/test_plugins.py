@@ -12,7 +12,7 @@ import pytest
 from n2n_hub import ExpertSpec, Representation, hookimpl
 from n2n_hub.errors import PluginError
 from n2n_hub.hub import Hub
-from n2n_hub.plugins import PluginHost
+from n2n_hub.catalog.host import PluginHost
 
 
 def _plugin(**hooks):

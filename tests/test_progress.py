@@ -6,14 +6,14 @@ import io
 
 from click.testing import CliRunner
 
-from n2n_hub.cli import cli
-from n2n_hub.progress import PlainProgress, tqdm
+from n2n_hub.cli.commands import cli
+from n2n_hub.base.progress import PlainProgress, tqdm
 
 
 def test_progress_in_a_log_is_occasional_plain_lines(monkeypatch):
     log = io.StringIO()
     clock = iter(range(0, 10_000, 1))  # one second per step
-    monkeypatch.setattr("n2n_hub.progress.time.monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr("n2n_hub.base.progress.time.monotonic", lambda: float(next(clock)))
     bar = tqdm(total=100, desc="train (nll)", unit="step", file=log)
     assert isinstance(bar, PlainProgress)
     for _ in range(100):

@@ -8,10 +8,10 @@ import torch
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.cinn.projection import ConditionProjection, fit_probe
 from n2n_hub.errors import InputError, RegistryError, TrainingError
-from n2n_hub.recipes import item_labels
-from n2n_hub.registry import Registry
+from n2n_hub.data.recipes import item_labels
+from n2n_hub.catalog.registry import Registry
 from n2n_hub.training import TrainConfig, train
-from n2n_hub.translator_file import load, save
+from n2n_hub.translators.file import load, save
 
 
 def separable(n: int, dim: int = 12, classes: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -148,7 +148,7 @@ def test_registry_accepts_the_probe_and_refuses_other_projection_kinds(tmp_path,
 
 
 def test_prompt_evaluation_reports_what_the_projection_tells_the_flow():
-    from n2n_hub.prompt_eval import probe_hits
+    from n2n_hub.evaluation.prompts import probe_hits
 
     x, y, _ = separable(400)
     flow = flow_with_projection()
@@ -168,6 +168,6 @@ def test_the_default_pair_reads_captions_through_a_probe():
 def test_the_registry_accepts_exactly_the_projection_kinds_the_flow_builds():
     """registry.toml is checked without torch, so it keeps its own list of kinds: it must not drift."""
     from n2n_hub.cinn.projection import PROJECTION_KINDS
-    from n2n_hub.validation import FLOW_CHOICES
+    from n2n_hub.base.validation import FLOW_CHOICES
 
     assert tuple(FLOW_CHOICES["condition_projection_kind"]) == tuple(PROJECTION_KINDS)

@@ -8,9 +8,9 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from n2n_hub.cli import cli
+from n2n_hub.cli.commands import cli
 from n2n_hub.errors import InputError
-from n2n_hub.prompt_eval import evaluate_prompt_file, read_prompts
+from n2n_hub.evaluation.prompts import evaluate_prompt_file, read_prompts
 
 CLASSES = ("circle", "square", "triangle")
 

@@ -13,7 +13,7 @@ from n2n_captions.lexicon import GENERIC_CONTEXTS, LEXICON
 from n2n_captions.prose import POOL_SIZE, caption_pool, captions_from_labels
 from n2n_captions.templates import EVAL_TEMPLATES, TRAIN_TEMPLATES, fill
 from n2n_hub import BridgeContext
-from n2n_hub.prompt_eval import read_prompts
+from n2n_hub.evaluation.prompts import read_prompts
 
 PROMPTS = Path(__file__).resolve().parents[1] / "bench" / "prompts" / "animals.tsv"
 KINDS = ("names", "sentences", "synonyms")

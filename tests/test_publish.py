@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from n2n_hub.errors import InputError, IntegrityError
 from n2n_hub.hub import Hub
-from n2n_hub.publish import publish
-from n2n_hub.registry import Registry
+from n2n_hub.translators.publish import publish
+from n2n_hub.catalog.registry import Registry
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -67,7 +67,7 @@ def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_
 
 def test_a_whole_entry_is_written_for_a_pair_without_one_and_reproduces_its_key(toy_host, toy_registry_file,
                                                                                 tmp_path):
-    from n2n_hub.publish import registry_entry, snippet_text
+    from n2n_hub.translators.publish import registry_entry, snippet_text
 
     trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen", steps=30)
     meta = dict(trained.metadata)
@@ -101,14 +101,14 @@ def test_publish_refuses_unknown_keys_and_local_data(toy_host, tmp_path):
     hub = _hub(toy_host, tmp_path / "a", [])
     with pytest.raises(InputError, match="no cached translator with key 'nope'"):
         publish(hub.cache, "nope", tmp_path)
-    from n2n_hub.publish import registry_entry
+    from n2n_hub.translators.publish import registry_entry
 
     with pytest.raises(InputError, match="trained on local data"):
         registry_entry({"recipe": {"source": "a", "target": "b", "recipe": "dataset", "data_path": "/x"}})
 
 
 def test_publish_command_writes_both_files(toy_cli_host, tmp_path):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     key = Hub(host=toy_cli_host, progress=False, log=lambda m: None).pair(
         "toytext", "toygen", steps=20, n_blocks=1, hidden=8).metadata["key"]
@@ -125,7 +125,7 @@ def test_the_default_pair_ships_a_translator_fetched_offline_and_verified(tmp_pa
     import urllib.parse
     from pathlib import Path
 
-    from n2n_hub.atomic import sha256_file
+    from n2n_hub.base.atomic import sha256_file
 
     entry = Registry.load().entries["bert-vaegan-animals"]
     assert entry.published is not None and entry.published.url.startswith("file:")

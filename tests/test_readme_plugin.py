@@ -47,7 +47,7 @@ def test_a_plugin_written_from_the_readme_installs_and_pairs_with_a_builtin_expe
     # The installed distribution's entry point is found the way `pip install` makes it visible:
     # its folder on the path (a fresh process with PYTHONPATH would see the same).
     monkeypatch.syspath_prepend(str(site))
-    from n2n_hub import cli as cli_module
+    from n2n_hub.cli import commands as cli_module
 
     cli_module._register_plugin_commands()
     train_expert = cli_module.cli.commands["train-expert"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from n2n_hub import RecipeOption, RecipeSpec
-from n2n_hub.augment import augmented
+from n2n_hub.data.augment import augmented
 from n2n_hub.errors import IncompatiblePairError, PluginError
 
 from test_recipes import TOY_TRANSFER_REGISTRY, _hub, toy_domains_plugin

@@ -10,8 +10,8 @@ import torch
 from n2n_hub import ExpertSpec, RecipeSpec, Representation, Variant, hookimpl
 from n2n_hub.errors import IncompatiblePairError
 from n2n_hub.hub import Hub
-from n2n_hub.plugins import PluginHost
-from n2n_hub.recipes import PairData
+from n2n_hub.catalog.host import PluginHost
+from n2n_hub.data.recipes import PairData
 
 CALLS = {"halved": 0}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from n2n_hub.errors import RegistryError
-from n2n_hub.experts import ExpertAddress
-from n2n_hub.registry import Registry, shipped_registry_path
+from n2n_hub.spec.expert import ExpertAddress
+from n2n_hub.catalog.registry import Registry, shipped_registry_path
 
 
 def test_shipped_registry_declares_the_default_pairs():

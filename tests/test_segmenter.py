@@ -83,8 +83,8 @@ def blob_host(monkeypatch, tmp_path):
     """A host with the real segmenter plugin and the blobs plugin, also used by the CLI."""
     import n2n_segmenter
 
-    import n2n_hub.plugins
-    from n2n_hub.plugins import PluginHost
+    import n2n_hub.catalog.host
+    from n2n_hub.catalog.host import PluginHost
 
     reg = tmp_path / "blobs.toml"
     reg.write_text(blob_registry())
@@ -93,7 +93,7 @@ def blob_host(monkeypatch, tmp_path):
     host._loaded = True
     assert host.register(n2n_segmenter, "segmenter")
     assert host.register(BlobsPlugin(), "blobs")
-    monkeypatch.setattr(n2n_hub.plugins, "_host", host)
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
     return host
 
 
@@ -190,7 +190,7 @@ def test_mlp_and_cinn_are_interchangeable_through_the_hub(blob_hub):
 
 # -- training the expert --------------------------------------------------------------------------------
 def test_train_expert_command_writes_weights_that_load(blob_host, tmp_path):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
     from n2n_segmenter import commands
     from n2n_segmenter.checkpoint import load_model
 
@@ -238,7 +238,7 @@ def test_registration_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, n2n_segmenter; from n2n_hub.plugins import PluginHost; h = PluginHost(); h._loaded = True; "
+    code = ("import sys, n2n_segmenter; from n2n_hub.catalog.host import PluginHost; h = PluginHost(); h._loaded = True; "
             "h.register(n2n_segmenter, 'segmenter'); c = h.collect(); "
             "print(sorted(c.experts), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -298,7 +298,7 @@ def test_batching_merges_concurrent_requests_into_one_encode_and_one_cinn_call(s
     assert 'n2n_batch_size_bucket{le="1.0",pair="toytext@base->toygen@base"}' in metrics
     for body, r in zip(BODIES, rs):  # each caller got its own answer
         want = world["text"].translate(body["texts"], n=body["n"], seed=body["seed"], temperature=body["temperature"])
-        from n2n_hub.images import grid_image
+        from n2n_hub.base.images import grid_image
 
         buf = io.BytesIO()
         grid_image(want.outputs, ncol=body["n"]).save(buf, format="PNG", compress_level=1)

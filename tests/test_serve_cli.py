@@ -14,7 +14,7 @@ import httpx
 from click.testing import CliRunner
 from serve_util import TOY_REGISTRY, free_port
 
-from n2n_hub.cli import cli
+from n2n_hub.cli.commands import cli
 
 
 def test_serve_trains_only_when_allowed_and_finishes_in_flight_requests_on_sigterm(plugin_env, tmp_path):

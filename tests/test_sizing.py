@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.errors import InputError
 from n2n_hub.hub import Hub
-from n2n_hub.pairing import choose_size, size_flow
+from n2n_hub.catalog.planning import choose_size, size_flow
 
 
 def test_cpu_and_few_pairs_get_the_small_flow_and_a_gpu_the_papers():
@@ -52,7 +52,7 @@ def test_size_flags_override_the_registry_and_the_choice(toy_host, toy_registry_
 
 
 def test_pair_trains_the_size_it_chose_and_prints_it(toy_cli_host, tmp_path):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     result = CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--steps", "20", "--size", "small",
                                       "--blocks", "2"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2n_hub.baselines import MLPTranslator
+from n2n_hub.cinn.baseline import MLPTranslator
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.errors import InputError, ShapeError, TrainingError
 from n2n_hub.training import TrainConfig, TrainResult, evaluate, lr_at, train, train_loader

@@ -12,7 +12,7 @@ from PIL import Image
 
 from n2n_hub.errors import IncompatiblePairError, InputError
 from n2n_hub.hub import Hub
-from n2n_hub.transfer import read_exact_images
+from n2n_hub.translators.transfer import read_exact_images
 from test_recipes import TOY_TRANSFER_REGISTRY, toy_domains_plugin
 
 
@@ -49,7 +49,7 @@ def test_unpaired_transfer_moves_exemplars_into_the_new_domain_and_back(transfer
     assert to_square.outputs.shape == x.shape
     # ... and the residual survives the round trip exactly (the flow is invertible)
     names = [i["from"] for i in to_square.info]
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.translators.transfer import run_transfer
 
     t = transfer_hub.pair("toydomain", "toygen")
     back = run_transfer(t, "domain", to_square.outputs, to=names, from_="square")
@@ -105,7 +105,7 @@ def test_appearance_transfer_keeps_the_residual_and_takes_the_new_condition(tran
     data = _shapes()
     shape, look = data["image"][:4], data["image"][-4:]
     t = transfer_hub.pair("toygen", "toygen")
-    from n2n_hub.transfer import run_transfer
+    from n2n_hub.translators.transfer import run_transfer
 
     out = run_transfer(t, "appearance", shape, appearance=look)
     z, c_old, c_new = t.target.encode(shape), t.encode_source(shape), t.encode_source(look)
@@ -114,7 +114,7 @@ def test_appearance_transfer_keeps_the_residual_and_takes_the_new_condition(tran
 
 
 def test_cli_transfer_writes_the_grid_and_json_facts(transfer_hub, toy_cli_host, tmp_path, monkeypatch, shared_home):
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     monkeypatch.setenv("N2N_HUB_HOME", str(shared_home))
     data = _shapes()
@@ -162,7 +162,7 @@ def test_exemplar_guided_transfer_keeps_the_residual_under_a_new_source_conditio
 def test_cli_transfer_refuses_unreadable_missing_and_wrong_sized_images_in_one_line(transfer_hub, toy_cli_host,
                                                                                       tmp_path, monkeypatch):
     """Each bad exemplar file is named in one line with exit 1, before anything is trained."""
-    from n2n_hub.cli import cli
+    from n2n_hub.cli.commands import cli
 
     monkeypatch.setenv("N2N_HUB_HOME", str(tmp_path / "empty-home"))
     (tmp_path / "garbage.png").write_bytes(bytes(range(256)) * 8)

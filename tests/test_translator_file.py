@@ -10,11 +10,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from n2n_hub import translator_file
-from n2n_hub.baselines import MLPTranslator
+from n2n_hub.translators import file as translator_file
+from n2n_hub.cinn.baseline import MLPTranslator
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.errors import TranslatorFileError
-from n2n_hub.translator_file import FORMAT_VERSION, load, read_metadata, save
+from n2n_hub.translators.file import FORMAT_VERSION, load, read_metadata, save
 
 
 

@@ -11,10 +11,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from n2n_hub.atomic import sha256_file
+from n2n_hub.base.atomic import sha256_file
 from n2n_hub.errors import CacheError, InputError, MissingWeightsError, ShapeError, UnknownExpertError
-from n2n_hub.experts import import_object
-from n2n_hub.plugins import get_host
+from n2n_hub.spec.expert import import_object
+from n2n_hub.catalog.host import get_host
 from n2n_vaegan.config import VAEGANConfig
 from n2n_vaegan.folder import load_image_folder
 from n2n_vaegan.losses import VAEGANLoss, adaptive_weight
@@ -208,7 +208,7 @@ def test_bad_variants_say_what_to_do(tmp_path):
 # --- the training command --------------------------------------------------------------------
 
 def test_train_expert_command_writes_weights_that_load_as_vaegan_at_path(tmp_path):
-    from n2n_hub.cli import _register_plugin_commands, cli
+    from n2n_hub.cli.commands import _register_plugin_commands, cli
 
     images = tmp_path / "my-images"
     _write_pngs(images, n=6)
@@ -231,7 +231,7 @@ def test_train_expert_command_writes_weights_that_load_as_vaegan_at_path(tmp_pat
 
 
 def test_train_expert_command_reports_user_errors_without_traceback(tmp_path):
-    from n2n_hub.cli import _register_plugin_commands, cli
+    from n2n_hub.cli.commands import _register_plugin_commands, cli
 
     _register_plugin_commands()
     empty = tmp_path / "empty"

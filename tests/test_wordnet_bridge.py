@@ -14,7 +14,7 @@ from n2n_captions.templates import EVAL_TEMPLATES, fill
 from n2n_captions.wordnet import POOL_SIZE, caption_pools, captions_from_labels, entry, held_out_lemmas, synsets
 from n2n_hub import BridgeContext
 from n2n_hub.kit import InputError
-from n2n_hub.prompt_eval import read_prompts
+from n2n_hub.evaluation.prompts import read_prompts
 
 PROMPTS = Path(__file__).resolve().parents[1] / "bench" / "prompts" / "imagenet.tsv"
 NAMES = imagenet_class_names()

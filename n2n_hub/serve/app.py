@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import IncompatiblePairError, N2NError, UnknownExpertError
-from ..translator import Translator
+from ..translators.translator import Translator
 from .batching import Batcher, QueueFull
 from .engine import Job, JobResult, run_jobs
 from .metrics import Metrics

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..translator import Translator
+from ..translators.translator import Translator
 
 
 @dataclass

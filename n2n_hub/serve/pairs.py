@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import CacheError, InputError, N2NError
-from ..experts import ExpertAddress
-from ..pairing import lookup_spec, resolve_variant
-from ..translator import Translator
+from ..spec.expert import ExpertAddress
+from ..catalog.planning import lookup_spec, resolve_variant
+from ..translators.translator import Translator
 from .requests import Rejected
 
 log = logging.getLogger("n2n_hub.serve")
@@ -180,7 +180,7 @@ class PairPool:
                 s, t, name = self.resolve(src, tgt, None)
             except N2NError:
                 continue  # its plugin is not installed
-            from ..store import safe_label
+            from ..translators.store import safe_label
 
             if pair_key(s, t) in seen or (i > 0 and safe_label(f"{s}--{t}") not in cached_labels):
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from ..validation import check_texts, number_problem
+from ..base.validation import check_texts, number_problem
 from .engine import Job
 from .settings import Limits
 
@@ -99,7 +99,7 @@ def _int(body: dict[str, Any], key: str, default: int | None, minimum: int) -> i
 
 
 def _temperature(v: Any) -> float | None:
-    """The CLI's rule and message for ``--temperature`` (``n2n_hub.validation``)."""
+    """The CLI's rule and message for ``--temperature`` (``n2n_hub.base.validation``)."""
     if v is None or v == "":
         return None
     if isinstance(v, str):

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..images import grid_image
+from ..base.images import grid_image
 from .engine import JobResult
 from .requests import Rejected, TranslateRequest
 from .settings import Limits

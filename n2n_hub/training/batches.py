@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .. import distributed
+from ..base import distributed
 from ..errors import InputError, ShapeError
 
 class _TensorBatches:

@@ -11,7 +11,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ..atomic import atomic_path
+from ..base.atomic import atomic_path
 from ..errors import TrainingError
 
 CHECKPOINT_FORMAT = "n2n-hub-train-checkpoint"

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..cinn.nll import standard_normal_nll_per_dim
 from ..errors import InputError
-from ..kinds import kind_of
+from ..spec.kinds import kind_of
 
 Log = Callable[[dict[str, Any]], None]
 
@@ -161,7 +161,7 @@ class TrainResult:
 def objective(model: nn.Module) -> tuple[str, Callable[[Tensor, Tensor], Tensor]]:
     """``(name, f)`` with ``f(z, c)`` the per-sample loss per dimension the model trains on.
 
-    ``name`` is the kind's objective (``nll`` or ``mse``, see :mod:`n2n_hub.kinds`); the
+    ``name`` is the kind's objective (``nll`` or ``mse``, see :mod:`n2n_hub.spec.kinds`); the
     loss is the module's ``loss(z, c)`` of the translator contract.
     """
     name = kind_of(model).objective

@@ -12,11 +12,11 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from .. import distributed
+from ..base import distributed
 from ..cinn.nll import nats_to_bits
 from ..cinn.whitening import Whitening
 from ..errors import InputError, ShapeError, TrainingError
-from ..kinds import needs_condition_fit, needs_data_init
+from ..spec.kinds import needs_condition_fit, needs_data_init
 
 from . import checkpoint as checkpoints
 from .batches import (_check_pairs, _finite_rows, _LoaderBatches, _param_dtype, _rank_share, _split, _TensorBatches,
@@ -318,7 +318,7 @@ def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
 
     bar = None
     if config.progress:
-        from ..progress import tqdm
+        from ..base.progress import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc=f"train ({name})", unit="step", dynamic_ncols=True)
     samples, step_time = 0, 0.0

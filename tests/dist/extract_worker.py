@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from n2n_hub.distributed import world
-from n2n_hub.features import FeatureStore
-from n2n_hub.recipes import encode_batched
+from n2n_hub.base.distributed import world
+from n2n_hub.data.features import FeatureStore
+from n2n_hub.data.recipes import encode_batched
 
 RANK = world().rank
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
-from n2n_hub.distributed import world
+from n2n_hub.base.distributed import world
 from n2n_hub.training import TrainConfig, TrainResult, train
 
 

@@ -1,0 +1,65 @@
+"""Reading user inputs (image files, folders, text files) into domain data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
+    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    mode = {1: "L", 3: "RGB"}.get(c)
+    if mode is None:
+        raise InputError(f"cannot read images with {c} channels; expected 1 or 3")
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode).resize((w, h), Image.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32)
+        except (OSError, UnidentifiedImageError) as e:
+            raise InputError(f"cannot read image {p}: {e}") from None
+        except Image.DecompressionBombError:
+            raise InputError(f"image {p} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
+                             "shrink it first") from None
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
+    return torch.stack(out)
+
+
+def read_text_lines(path: Path) -> list[str]:
+    try:
+        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read text file {path}: {e}") from None
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise InputError(f"{path} has no non-empty lines")
+    return lines
+
+
+def fingerprint_paths(paths: Sequence[Path]) -> str:
+    """Content hash of files (names relative to their common folder, and bytes)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,229 @@
+"""Guarded plugin loading through the ``n2n_hub`` entry-point group.
+
+Every entry point is loaded on its own: one that fails to import, implements a hook
+that does not exist, or registers something invalid is recorded with its name and
+reason and skipped; everything else keeps working. ``N2N_HUB_LOAD_PLUGINS`` restricts
+which entry points load (comma-separated names; empty loads none).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from .. import hookspecs
+from ..spec.components import BridgeSpec, DatasetSpec, RecipeSpec
+from ..errors import N2NError, PluginError
+from ..spec.expert import ExpertSpec
+
+ENTRY_POINT_GROUP = "n2n_hub"
+LOAD_ENV = "N2N_HUB_LOAD_PLUGINS"
+# The host's own recipes: registered through the register_recipes hook like any plugin's,
+# always loaded (N2N_HUB_LOAD_PLUGINS does not remove them) and not listed as a plugin.
+BUILTIN_PLUGIN = "n2n_hub.builtin"
+BUILTIN_PACKAGE = "n2n-hub"
+
+
+def _package(ep: md.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return str(dist.metadata["Name"]) if dist is not None else "?"
+
+
+def _builtins_first(ep: md.EntryPoint) -> tuple[int, str]:
+    """Built-in plugins load first, so a third-party entry point can never take their names."""
+    return (0 if _package(ep).replace("_", "-").lower() == BUILTIN_PACKAGE else 1, ep.name)
+
+
+@dataclass
+class PluginProblem:
+    """A plugin that could not be loaded, or something it registered that was refused."""
+
+    plugin: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"plugin": self.plugin, "reason": self.reason}
+
+
+@dataclass
+class Catalog:
+    """Everything the loaded plugins registered, by id, plus the problems met on the way."""
+
+    experts: dict[str, ExpertSpec] = field(default_factory=dict)
+    bridges: dict[str, BridgeSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    recipes: dict[str, RecipeSpec] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
+    pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
+
+    def search(self, query: str | None = None) -> list[ExpertSpec]:
+        """Experts sorted by id, filtered by a substring or wildcard over id and description."""
+        specs = sorted(self.experts.values(), key=lambda s: s.id)
+        if not query:
+            return specs
+        q = query.lower()
+        pattern = q if any(ch in q for ch in "*?[") else f"*{q}*"
+        return [s for s in specs if fnmatch.fnmatch(s.id, pattern) or fnmatch.fnmatch(s.description.lower(), pattern)]
+
+
+class PluginHost:
+    """One pluggy manager plus the record of which entry points loaded and which failed."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        from . import builtin_recipes
+
+        self.pm.register(builtin_recipes, name=BUILTIN_PLUGIN)
+        self.load_problems: list[PluginProblem] = []
+        self.distributions: dict[str, tuple[str, str]] = {}  # plugin name -> (dist, version)
+        self._loaded = False
+
+    def load_entry_points(self) -> None:
+        """Load every allowed entry point once (idempotent)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        allowed = os.environ.get(LOAD_ENV)
+        allow = None if allowed is None else {s.strip() for s in allowed.split(",") if s.strip()}
+        owner: dict[str, tuple[str, str]] = {}  # entry-point name -> (package, value) that took it
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=_builtins_first):
+            if allow is not None and ep.name not in allow:
+                continue
+            package = _package(ep)
+            if ep.name in owner:
+                if owner[ep.name] != (package, ep.value):  # the same one seen twice is no conflict
+                    first = owner[ep.name][0]
+                    self.load_problems.append(PluginProblem(
+                        f"{ep.name} ({package})", f"entry point name {ep.name!r} is already taken by "
+                        f"{'the built-in plugin of ' if first == BUILTIN_PACKAGE else ''}{first}: not loaded; "
+                        "the plugin must use another entry-point name (or uninstall one of them)"))
+                continue
+            owner[ep.name] = (package, ep.value)
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
+            try:
+                module = ep.load()
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the host
+                what = f"exited at import (SystemExit {e.code!r})" if isinstance(e, SystemExit) else \
+                    f"{type(e).__name__}: {e}"
+                self.load_problems.append(PluginProblem(ep.name, f"failed to import {ep.value!r}: {what}"))
+                continue
+            self.register(module, ep.name)
+
+    def register(self, plugin: object, name: str) -> bool:
+        """Register a plugin object; refuse (and record) one with unknown hooks."""
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as e:
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(plugin)
+            self.load_problems.append(PluginProblem(name, f"invalid plugin: {e}"))
+            return False
+        return True
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+
+    def plugin_names(self) -> list[str]:
+        return sorted(n for n, p in self.pm.list_name_plugin() if p is not None and n != BUILTIN_PLUGIN)
+
+    def hooks_of(self, name: str) -> list[str]:
+        plugin = self.pm.get_plugin(name)
+        return sorted(h.name for h in self.pm.get_hookcallers(plugin) or []) if plugin is not None else []
+
+    def _call_each(self, hook: str, register_for: Callable[[str], Callable[..., None]], catalog: Catalog) -> None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(register=register_for(impl.plugin_name))
+            except (Exception, SystemExit) as e:  # noqa: BLE001
+                catalog.problems.append(PluginProblem(impl.plugin_name, f"{hook} raised {type(e).__name__}: {e}"))
+
+    def collect(self) -> Catalog:
+        """Call every registration hook and gather what it registers, validated."""
+        catalog = Catalog(problems=list(self.load_problems))
+        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}, "recipe": {}}
+
+        def make(kind: str, cls: type, table: dict[str, Any]) -> Callable[[str], Callable[..., None]]:
+            def register_for(plugin: str) -> Callable[..., None]:
+                def register(spec: Any) -> None:
+                    if not isinstance(spec, cls):
+                        raise PluginError(f"register() takes a {cls.__name__}, got {type(spec).__name__}")
+                    try:
+                        spec.validate()
+                    except PluginError as e:
+                        catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+                        return
+                    spec = _with_plugin(spec, plugin)
+                    if spec.id in table:
+                        first = owners[kind][spec.id]
+                        catalog.conflicts.setdefault(f"{kind}:{spec.id}", [first]).append(plugin)
+                        catalog.problems.append(PluginProblem(
+                            plugin, f"{kind} id {spec.id!r} is already registered by plugin {first!r}"))
+                        return
+                    table[spec.id] = spec
+                    owners[kind][spec.id] = plugin
+                return register
+            return register_for
+
+        self._call_each("register_experts", make("expert", ExpertSpec, catalog.experts), catalog)
+        self._call_each("register_bridges", make("bridge", BridgeSpec, catalog.bridges), catalog)
+        self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
+        self._call_each("register_recipes", make("recipe", RecipeSpec, catalog.recipes), catalog)
+        self._call_each("register_pairs", lambda plugin: _pair_register(plugin, catalog), catalog)
+        return catalog
+
+
+def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
+    """``register(name, entry)`` for one plugin: validated like a registry file's ``[pairs.NAME]`` table."""
+    from .registry import parse_entry, plugin_origin
+
+    def register(name: str, entry: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not isinstance(entry, dict):
+            raise PluginError("register() takes a pair name and a dict of registry keys")
+        try:
+            parsed = parse_entry(plugin_origin(plugin), name, entry)
+        except N2NError as e:
+            catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            return
+        if parsed.recipe not in catalog.recipes:  # recipes are collected first
+            catalog.problems.append(PluginProblem(
+                plugin, f"refused: [pairs.{name}] recipe {parsed.recipe!r} is not registered "
+                        f"(known: {', '.join(sorted(catalog.recipes))})"))
+            return
+        if name in catalog.pairs:
+            first = catalog.pairs[name][0]
+            catalog.problems.append(PluginProblem(plugin, f"pair {name!r} is already registered by plugin {first!r}"))
+            return
+        catalog.pairs[name] = (plugin, dict(entry))
+    return register
+
+
+def _with_plugin(spec: Any, plugin: str) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, plugin=plugin)
+
+
+_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, with entry points loaded."""
+    global _host
+    if _host is None:
+        _host = PluginHost()
+        _host.load_entry_points()
+    return _host

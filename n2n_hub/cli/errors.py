@@ -1,0 +1,46 @@
+"""How the command line fails: one line and exit status 1, whatever went wrong.
+
+Usage errors (click's status 2) exit 1 as the README promises; an unexpected exception
+becomes one line and a hint to rerun with ``--debug`` (or ``N2N_HUB_DEBUG=1``) for the
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+DEBUG_ENV = "N2N_HUB_DEBUG"
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def run_main(group: click.Group, parent_main: Any, args: Any, prog_name: Any, complete_var: Any,
+             standalone_mode: bool, extra: dict[str, Any]) -> Any:
+    """Run click's ``main`` and turn every way of failing into one line and an exit status."""
+    if not standalone_mode:
+        return parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
+    try:
+        rv = parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
+    except click.ClickException as e:  # usage errors included: status 1, as documented
+        e.show()
+        sys.exit(1)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, EOFError):
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last resort: never a traceback unless asked
+        if debugging():
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        click.echo(f"Error: unexpected {type(e).__name__}: {first}. This is a bug in n2n-hub or a plugin; rerun "
+                   f"with `n2n-hub --debug ...` (or {DEBUG_ENV}=1) to see the traceback, and report it.", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

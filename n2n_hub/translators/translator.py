@@ -1,0 +1,179 @@
+"""A trained translator bound to its two experts: what users call ``translate`` on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ShapeError
+from ..spec.expert import Expert, ExpertAddress
+
+if TYPE_CHECKING:
+    from ..catalog.planning import PairPlan
+
+DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
+
+
+@dataclass
+class Translation:
+    """The result of :meth:`Translator.translate`.
+
+    ``latents`` is ``(B, n, *latent_shape)``; ``outputs`` holds the target's decoded
+    outputs for all ``B·n`` samples in that order (a tensor for images); ``info`` has
+    per-sample facts the target reports (e.g. the nearest class).
+    """
+
+    inputs: Any
+    latents: torch.Tensor
+    outputs: Any
+    info: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Translator:
+    """τ between two loaded experts, with the metadata it was trained and cached with."""
+
+    def __init__(self, module: nn.Module, metadata: dict[str, Any], source: Expert, target: Expert,
+                 source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None,
+                 temperature: float = 1.0, plan: PairPlan | None = None) -> None:
+        self.module = module
+        # How the pair was resolved (recipe, data, experts): planned once by the hub, reused by
+        # evaluation and diagnosis instead of planning the pair again.
+        self.plan = plan
+        # Sampling temperature used when a call gives none: the registry entry's, else 1.
+        self.temperature = temperature
+        self.metadata = metadata
+        self.source = source
+        self.target = target
+        self.source_address = source_address
+        self.target_address = target_address
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Translator({self.source_address} -> {self.target_address}, kind={self.kind}, path={self.path})"
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", getattr(self.module, "kind", "?")))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.metadata.get("metrics", {}))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return self.target.latent_representation().shape
+
+    def _device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def encode_source(self, inputs: Any) -> torch.Tensor:
+        with torch.no_grad():
+            c = self.source.encode(inputs, tap=self.source_address.tap)
+        return c.to(self._device())
+
+    def _unflatten(self, z: torch.Tensor) -> torch.Tensor:
+        return z.reshape(*z.shape[:-1], *self.latent_shape)
+
+    def _flatten(self, z: torch.Tensor) -> torch.Tensor:
+        if tuple(z.shape[1:]) != self.latent_shape:
+            raise ShapeError(f"target latents have shape {tuple(z.shape)}, expected (B, {', '.join(map(str, self.latent_shape))})")
+        return z.reshape(z.shape[0], -1).to(self._device())
+
+    @torch.no_grad()
+    def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
+                       seed: int | None = None) -> torch.Tensor:
+        """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+        temp = self.temperature if temperature is None else temperature
+        if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 10 or temp != temp:
+            raise InputError(f"temperature must be a finite number in [0, 10], got {temperature!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputError(f"n (samples per input) must be a whole number >= 1, got {n!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise InputError(f"seed must be a whole number in [0, 2^63), got {seed!r}")
+        c = self.encode_source(inputs)
+        gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
+        temperature = self.temperature if temperature is None else temperature
+        z = self.module.sample(c, n=n, temperature=temperature, generator=gen)
+        return self._unflatten(z)
+
+    @torch.no_grad()
+    def translate(self, inputs: Any, n: int = 1, temperature: float | None = None, seed: int | None = None,
+                  decode: bool = True) -> Translation:
+        """Sample ``n`` translations per input and decode them with the target expert.
+
+        ``seed`` makes the samples reproducible; ``temperature`` scales the residual noise
+        (default: :attr:`temperature`, the pair's registry setting or 1).
+        """
+        z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
+        flat = z.reshape(-1, *self.latent_shape).to(self.target.device)
+        outputs = self._decode_in_chunks(flat) if decode else None
+        info = self.target.describe_latent(flat)
+        return Translation(inputs, z.cpu(), outputs, info)
+
+    def _decode_in_chunks(self, flat: torch.Tensor) -> Any:
+        """Decode at most :data:`DECODE_CHUNK` latents at once, so memory does not grow with ``n``."""
+        parts = [self.target.decode(flat[i:i + DECODE_CHUNK]) for i in range(0, len(flat), DECODE_CHUNK)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat([p.cpu() for p in parts])
+        return [o for p in parts for o in p]
+
+    @torch.no_grad()
+    def residual(self, source_inputs: Any, target_latents: torch.Tensor) -> torch.Tensor:
+        """v = τ⁻¹(z_Θ | z_Φ): what the source does not determine about each target latent."""
+        return self.module.residual(self._flatten(target_latents), self.encode_source(source_inputs))
+
+    @torch.no_grad()
+    def transfer(self, exemplar_latents: torch.Tensor, exemplar_inputs: Any, new_inputs: Any) -> torch.Tensor:
+        """Keep each exemplar's residual and swap its source condition (Eq. 6): latents ``(B, *latent_shape)``."""
+        z = self.module.transfer(self._flatten(exemplar_latents), self.encode_source(exemplar_inputs),
+                                 self.encode_source(new_inputs))
+        return self._unflatten(z)
+
+    @torch.no_grad()
+    def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
+                    seeds: list[int | None], chunk: int = 32) -> list[torch.Tensor]:
+        """Sample several requests in one translator call, each with its own n, temperature and seed.
+
+        ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
+        Each request draws its residual noise from its own generator exactly as
+        :meth:`sample_latents` would. The flow runs on blocks of exactly ``chunk`` rows (the
+        last one zero-padded): matrix kernels round differently for different batch sizes, and
+        fixed shapes make every row's result independent of its neighbours, so a seeded request
+        gets the same bits alone or in any batch. Returns ``(B_i, n_i, *latent_shape)`` per request.
+        """
+        module = self.module
+        if not hasattr(module, "inverse"):  # a deterministic translator has no noise to batch
+            return [self._unflatten(module.sample(c, n=n, temperature=self.temperature if t is None else t))
+                    for c, n, t in zip(conditions, ns, temperatures)]
+        ref = next(module.parameters())
+        vs, cs = [], []
+        for c, n, t, seed in zip(conditions, ns, temperatures, seeds):
+            c = module.condition.check(c.to(ref.device))
+            t = self.temperature if t is None else t
+            if n < 1 or t < 0:
+                raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={t}")
+            gen = torch.Generator(device=ref.device).manual_seed(seed) if seed is not None else None
+            vs.append(torch.randn(c.shape[0] * n, module.dim, generator=gen, device=ref.device, dtype=ref.dtype) * t)
+            cs.append(c.repeat_interleave(n, dim=0))
+        v_all, c_all = torch.cat(vs), torch.cat(cs)
+        blocks = []
+        for first in range(0, v_all.shape[0], chunk):
+            v, c = v_all[first:first + chunk], c_all[first:first + chunk]
+            rows = v.shape[0]
+            if rows < chunk:
+                v = torch.cat([v, v.new_zeros(chunk - rows, *v.shape[1:])])
+                c = torch.cat([c, c.new_zeros(chunk - rows, *c.shape[1:])])
+            blocks.append(module.inverse(v, c)[:rows])
+        z = torch.cat(blocks)
+        out, start = [], 0
+        for c, n in zip(conditions, ns):
+            rows = c.shape[0] * n
+            out.append(self._unflatten(z[start:start + rows].reshape(c.shape[0], n, -1)))
+            start += rows
+        return out
