@@ -206,7 +206,20 @@ class Hub:
         if translator is not None:
             get_kind(translator)  # an unknown kind fails here, naming the known ones
         plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
-        return apply_size(plan, self.device, size, n_blocks, hidden)
+        plan = apply_size(plan, self.device, size, n_blocks, hidden)
+        return replace(plan, asked_translator=translator, asked_size=size)
+
+    def _plan_of(self, source: str | PairPlan, target: str | None, **planning: Any) -> PairPlan:
+        """``source`` itself when it is a plan (nothing is planned again), else a new plan of the pair."""
+        if isinstance(source, PairPlan):
+            given = {k: v for k, v in planning.items() if v is not None}
+            if target is not None or {"data", "translator", "size"} & set(given):
+                raise InputError("a pair given as a plan carries its own target, data, translator and size; "
+                                 "pass them to Hub.plan instead")
+            return source
+        if target is None:
+            raise InputError("name the target expert (or pass a plan from Hub.plan)")
+        return self.plan(source, target, **planning)
 
     def training_pairs(self, plan: PairPlan, split: str = "train") -> PairData:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
@@ -243,8 +256,7 @@ class Hub:
         rep = source.representation_for(plan.source.tap)
         return ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
 
-    def _build(self, plan: PairPlan, source: Expert, target: Expert, overrides: dict[str, Any]) -> nn.Module:
-        cond = self._condition_spec(plan, source)
+    def _build(self, plan: PairPlan, cond: ConditionSpec, target: Expert, overrides: dict[str, Any]) -> nn.Module:
         dim = target.latent_representation().numel
         from .base.validation import FLOW_RULES, number_problem
 
@@ -297,10 +309,14 @@ class Hub:
         return {"address": str(address), "id": expert.spec.id, "version": expert.spec.version,
                 "variant": address.variant, "tap": address.tap, "fingerprint": expert.fingerprint()}
 
-    def pair(self, source: str, target: str, *, data: str | Path | None = None, translator: str | None = None,
-             force: bool = False, train_if_missing: bool = True, size: str | None = None,
-             make_current: bool = False, use_current: bool | None = None, **options: Any) -> Translator:
+    def pair(self, source: str | PairPlan, target: str | None = None, *, data: str | Path | None = None,
+             translator: str | None = None, force: bool = False, train_if_missing: bool = True,
+             size: str | None = None, make_current: bool = False, use_current: bool | None = None,
+             **options: Any) -> Translator:
         """Return the translator for ``source -> target``: from the cache, a published file, or trained now.
+
+        ``source`` may instead be a :class:`PairPlan` from :meth:`plan` (``target`` omitted): the
+        pair is then not planned again, and ``data``, ``translator`` and ``size`` come from the plan.
 
         Args:
             data: a folder of images or a text file both experts can read (instead of a registry recipe).
@@ -316,11 +332,14 @@ class Hub:
         from .base import distributed
         from .data.features import stable_hash
 
-        plan = self.plan(source, target, data=data, translator=translator, size=size,
-                         n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
+        plan = self._plan_of(source, target, data=data, translator=translator, size=size,
+                             n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
+        translator, size = plan.asked_translator, plan.asked_size
+        data = plan.data_path
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
+        condition = self._condition_spec(plan, src)
         config = self._train_config(plan, options)
-        module = self._build(plan, src, tgt, options)
+        module = self._build(plan, condition, tgt, options)
         request = self._request(plan, src, tgt, module, config)
         key = stable_hash(request)[:32]
         explicit = (bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None
@@ -328,7 +347,7 @@ class Hub:
         if use_current is None:
             use_current = not (explicit or force or data is not None)
         if use_current and not force:
-            found = self._current(plan, request, src, tgt)
+            found = self._current(plan, request, src, tgt, module)
             if found is not None:
                 return found
 
@@ -337,7 +356,7 @@ class Hub:
                         and translator in (None, plan.entry.translator if plan.entry else None))
         result: Translator | None = None
         if not force:
-            result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=published_ok)
+            result = self._from_cache_or_published(plan, key, request, src, tgt, module, fetch=published_ok)
         if result is None:
             if not train_if_missing:
                 raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
@@ -347,14 +366,15 @@ class Hub:
             else:
                 with self.cache.lock(key):
                     if not force:  # another process may have finished it while we waited
-                        result = self._from_cache_or_published(plan, key, request, src, tgt, fetch=False)
+                        result = self._from_cache_or_published(plan, key, request, src, tgt, module, fetch=False)
                     if result is None:
                         result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
         if make_current:
             self.cache.set_current(key, plan.label)
         return result
 
-    def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert) -> Translator | None:
+    def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert,
+                 built: nn.Module) -> Translator | None:
         """The pair's current translator, if ``pair`` set one and it still fits these experts and recipe."""
         from .translators.store import check_record, differences
         from .translators.translator import Translator
@@ -374,7 +394,7 @@ class Hub:
             self._log(f"the current translator {key} of {plan.source} -> {plan.target} was trained for another "
                       f"{', '.join(stale)}; not using it")
             return None
-        self._check_loaded(module, meta, plan, src, tgt, path, None)
+        self._check_loaded(module, meta, plan, built, path, None)
         steps = (meta.get("training") or {}).get("steps")
         self._log(f"using translator {key} ({meta.get('kind')}, {steps} steps), the current one for "
                   f"{plan.source} -> {plan.target} (set by `n2n-hub pair`; pass settings to choose another)")
@@ -382,7 +402,7 @@ class Hub:
                           plan=plan)
 
     def _from_cache_or_published(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
-                                 fetch: bool = True) -> Translator | None:
+                                 built: nn.Module, fetch: bool = True) -> Translator | None:
         from .translators.store import RecordMismatch
         from .translators.translator import Translator
 
@@ -403,7 +423,7 @@ class Hub:
         if path is None:
             return None
         module, meta = self.cache.load(path, map_location=self.device)
-        self._check_loaded(module, meta, plan, src, tgt, path, request)
+        self._check_loaded(module, meta, plan, built, path, request)
         self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
                           plan=plan)
@@ -423,8 +443,9 @@ class Hub:
         if meta.get("kind") != request["module"]["kind"]:
             raise RecordMismatch(f"{what} is a {meta.get('kind')}, but a {request['module']['kind']} was requested")
 
-    def _check_loaded(self, module: nn.Module, meta: dict[str, Any], plan: PairPlan, src: Expert, tgt: Expert,
+    def _check_loaded(self, module: nn.Module, meta: dict[str, Any], plan: PairPlan, built: nn.Module,
                       path: Path, request: dict[str, Any] | None) -> None:
+        """Refuse a loaded file that is not the request, or does not fit the module built for this pair."""
         from .translators.store import check_record
 
         if request is not None:
@@ -434,8 +455,7 @@ class Hub:
             except CacheError as e:
                 raise CacheError(f"{e}; remove it with `n2n-hub cache rm {path.name.split('.')[0]}` "
                                  "and pair again") from None
-        want_dim = tgt.latent_representation().numel
-        want_cond = self._condition_spec(plan, src)
+        want_dim, want_cond = getattr(built, "dim", None), getattr(built, "condition", None)
         if getattr(module, "dim", None) != want_dim or getattr(module, "condition", None) != want_cond:
             raise CacheError(f"{path} does not fit {plan.source} -> {plan.target} (translates "
                              f"{getattr(module, 'condition', '?')} into {getattr(module, 'dim', '?')} dims); "
@@ -508,29 +528,40 @@ class Hub:
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
                           plan=plan)
 
-    def transfer(self, source: str, target: str, exemplars: Any, *, to: Any = None, appearance: Any = None,
-                 condition: Any = None, from_: Any = None, n: int = 0, temperature: float | None = None,
-                 seed: int | None = None, **pair_options: Any) -> "TransferResult":
+    def transfer(self, source: str | PairPlan, target: str | None = None, exemplars: Any = None, *,
+                 to: Any = None, appearance: Any = None, condition: Any = None, from_: Any = None, n: int = 0,
+                 temperature: float | None = None, seed: int | None = None, **pair_options: Any) -> "TransferResult":
         """Keep each exemplar's residual and give it a new condition (see :mod:`n2n_hub.translators.transfer`).
 
-        What the new condition is depends on the pair's recipe: ``to`` (domain names, recipe
-        ``domains``), ``appearance`` (images, recipe ``deformation``) or ``condition`` (inputs
-        of the source expert: exemplar-guided translation). ``n`` adds that many samples with a
-        fresh residual under the new condition, for comparison.
+        ``exemplars`` are images of the target (a tensor, or image files). What the new condition
+        is depends on the pair's recipe: ``to`` (domain names, recipe ``domains``), ``appearance``
+        (images, recipe ``deformation``) or ``condition`` (inputs of the source expert:
+        exemplar-guided translation); images may be given as files. ``n`` adds that many samples
+        with a fresh residual under the new condition, for comparison. ``source`` may be a plan
+        from :meth:`plan` (``target`` omitted).
         """
-        from .translators.transfer import check_request, run_transfer
+        from .spec.inputs import read_inputs
+        from .translators.transfer import check_domain_names, check_request, run_transfer
 
-        plan = self.plan(source, target, translator=pair_options.get("translator"))
+        plan = self._plan_of(source, target, translator=pair_options.pop("translator", None))
+        if exemplars is None:
+            raise InputError("give the exemplars to transfer (images of the target)")
         kind = self.recipe(plan.recipe).transfer
-        check_request(kind, f"{plan.source} -> {plan.target}", plan.recipe, to=to, appearance=appearance,
-                      condition=condition)
+        pair_name = f"{plan.source} -> {plan.target}"
+        check_request(kind, pair_name, plan.recipe, to=to, appearance=appearance, condition=condition)
         if not plan.target_spec.can_encode:
             raise IncompatiblePairError(f"{plan.target} cannot encode exemplars, so it has nothing to transfer")
         if kind == "domain":  # unknown domain names fail before anything is loaded or trained
-            from .translators.transfer import check_domain_names
-
             check_domain_names(plan, to, from_)
-        t = self.pair(source, target, **pair_options)
+        elif from_ is not None:
+            from_ = read_inputs(plan.source_spec, from_, exact=True, who=str(plan.source))
+        # Inputs are read (and refused) before anything is trained.
+        exemplars = read_inputs(plan.target_spec, exemplars, exact=True, who=str(plan.target))
+        if appearance is not None:
+            appearance = read_inputs(plan.source_spec, appearance, exact=True, who=str(plan.source))
+        if condition is not None:
+            condition = read_inputs(plan.source_spec, condition, exact=True, who=str(plan.source))
+        t = self.pair(plan, **pair_options)
         return run_transfer(t, kind, exemplars, to=to, appearance=appearance, condition=condition, from_=from_,
                             n=n, temperature=temperature, seed=seed)
 
@@ -548,10 +579,22 @@ class Hub:
             raise TrainingError(f"training {plan.source} -> {plan.target} failed validation ({problem}); nothing "
                                 "was cached. Give more (or more varied) training data, or fewer steps / a lower --lr")
 
-    def translate(self, source: str, target: str, inputs: Any, n: int = 1, temperature: float | None = None,
-                  seed: int | None = None, **pair_options: Any) -> Translation:
-        """Pair (if needed) and translate ``inputs`` in one call."""
-        return self.pair(source, target, **pair_options).translate(inputs, n=n, temperature=temperature, seed=seed)
+    def translate(self, source: str | PairPlan, target: str | None = None, inputs: Any = None, n: int = 1,
+                  temperature: float | None = None, seed: int | None = None, **pair_options: Any) -> Translation:
+        """Pair (if needed) and translate ``inputs`` (texts, image files or folders, tensors) in one call.
+
+        ``source`` may be a plan from :meth:`plan` (``target`` omitted); inputs are read and
+        checked before anything is trained.
+        """
+        from .spec.inputs import read_inputs
+
+        plan = self._plan_of(source, target, data=pair_options.pop("data", None),
+                             translator=pair_options.pop("translator", None), size=pair_options.pop("size", None),
+                             n_blocks=pair_options.get("n_blocks"), hidden=pair_options.get("hidden"))
+        if inputs is None:
+            raise InputError("give the inputs to translate")
+        batch = read_inputs(plan.source_spec, inputs, who=str(plan.source))
+        return self.pair(plan, **pair_options).translate(batch, n=n, temperature=temperature, seed=seed)
 
 
     # The faces (CLI, server, notebooks) reach evaluation, diagnosis and publishing through

@@ -12,7 +12,7 @@ from PIL import Image
 
 from n2n_hub.errors import IncompatiblePairError, InputError
 from n2n_hub.hub import Hub
-from n2n_hub.translators.transfer import read_exact_images
+from n2n_hub.base.inputs import read_exact_images
 from test_recipes import TOY_TRANSFER_REGISTRY, toy_domains_plugin
 
 

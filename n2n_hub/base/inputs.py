@@ -45,6 +45,34 @@ def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
     return torch.stack(out)
 
 
+def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: str) -> torch.Tensor:
+    """Image files as ``(B, C, H, W)`` in [-1, 1], refusing any whose size or channels differ from ``shape``.
+
+    Transfer keeps the exemplar's pose and outline, so images are not silently resized.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    out = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise InputError(f"image {p} does not exist")
+        try:
+            with Image.open(p) as im:
+                mode, size = im.mode, im.size
+                channels = {"L": 1, "1": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode, len(im.getbands()))
+                if size != (w, h) or channels != c:
+                    raise InputError(f"{p} is {size[0]}×{size[1]} with {channels} channel(s); {who} reads "
+                                     f"{w}×{h} images with {c} channel(s): convert it first "
+                                     f"(e.g. PIL: im.convert({'L' if c == 1 else 'RGB'!r}).resize(({w}, {h})))")
+                arr = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float32)
+        except (OSError, UnidentifiedImageError) as e:
+            raise InputError(f"cannot read image {p}: {e}") from None
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
+    return torch.stack(out)
+
+
 def read_text_lines(path: Path) -> list[str]:
     try:
         lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]

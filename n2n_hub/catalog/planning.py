@@ -123,6 +123,10 @@ class PairPlan:
     training: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the recipe's settings (registry [options])
     sizing: str = ""  # why the flow has its size (see apply_size)
+    # What the caller asked for, beside what was resolved: an explicit kind or size makes
+    # `Hub.pair` pick a translator for these settings instead of the pair's current one.
+    asked_translator: str | None = None
+    asked_size: str | None = None
 
     @property
     def label(self) -> str:

@@ -282,31 +282,6 @@ def pair_cmd(source: str, target: str, data, kind, steps, batch_size, lr, train_
         click.echo(f"training cost: {ComputeRecord(**t.metadata['compute']).summary()}")
 
 
-def _read_inputs(domain: str | None, inputs: tuple[str, ...], spec) -> Any:  # type: ignore[no-untyped-def]
-    from ..errors import InputError
-
-    if domain == "text":
-        from ..base.validation import check_texts
-
-        return check_texts(list(inputs))
-    if domain == "image":
-        from ..base.inputs import image_files, read_images
-
-        paths: list[Path] = []
-        for item in inputs:
-            p = Path(item)
-            if p.is_dir():
-                paths += image_files(p)
-            elif p.is_file():
-                paths.append(p)
-            else:
-                raise InputError(f"input image {item} does not exist")
-        if spec.input_shape is None:
-            raise InputError(f"{spec.id} does not declare the image size it reads")
-        return read_images(paths, spec.input_shape)
-    raise InputError(f"cannot read '{domain}' inputs from the command line")
-
-
 @cli.command(name="translate")
 @click.argument("source")
 @click.argument("target")
@@ -341,6 +316,8 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
         from ..base.validation import check_output_path
 
         check_output_path(output)
+    from ..spec.inputs import read_inputs
+
     plan = hub.plan(source, target, data=data, translator=kind)
     src_spec = plan.source_spec
     if output is None and not as_json and plan.target_spec.output_domain == "image":
@@ -348,8 +325,10 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     if len(inputs) * n > MAX_SAMPLES * 64:
         raise InputError(f"{len(inputs)} inputs x {n} samples is more than n2n-hub makes in one call "
                          f"({MAX_SAMPLES * 64}); split the inputs over several calls")
-    batch = _read_inputs(src_spec.input_domain, inputs, src_spec)  # bad inputs fail before any training
-    t = _pair(hub, source, target, data, kind, steps, batch_size, lr, train_seed, force, no_train)
+    if src_spec.input_domain not in ("text", "image"):
+        raise InputError(f"cannot read '{src_spec.input_domain}' inputs from the command line")
+    batch = read_inputs(src_spec, list(inputs), who=str(plan.source))  # bad inputs fail before any training
+    t = _pair(hub, plan, None, None, None, steps, batch_size, lr, train_seed, force, no_train)
     decode = output is None or output.suffix.lower() != ".safetensors"
     result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
     labels = list(inputs) if src_spec.input_domain == "text" else [str(i) for i in range(len(result.latents))]
@@ -431,16 +410,19 @@ def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to, from_
       n2n-hub transfer segmenter:labels vaegan pose.png --condition layout.png -o x.png
     """
     from ..errors import InputError
-    from ..translators.transfer import grid_rows, transfer_files
+    from ..translators.transfer import grid_rows
 
     if output is not None and output.suffix.lower() != ".png":
         raise InputError(f"-o {output}: transfer writes a PNG grid; name the file '*.png'")
     if output is None and not as_json:
         raise InputError("pass -o FILE.png to save the grid (or --json for the facts)")
     hub = _hub(device=device, quiet=as_json)
-    result = transfer_files(hub, source, target, list(exemplars), to=to, from_=from_, appearance=appearance,
-                            condition=condition, n=n, temperature=temperature, seed=seed, translator=kind,
-                            train_if_missing=not no_train)
+    plan = hub.plan(source, target, translator=kind)
+    names = [s.strip() for s in to.split(",")] if to else None
+    old = [s.strip() for s in from_.split(",")] if from_ else None  # domain names, or the exemplars' source inputs
+    result = hub.transfer(plan, exemplars=list(exemplars), to=names, appearance=list(appearance) or None,
+                          condition=list(condition) or None, from_=old, n=n, temperature=temperature, seed=seed,
+                          train_if_missing=not no_train)
     if output is not None:
         from ..base.images import save_grid
 

@@ -49,35 +49,6 @@ class TransferResult:
     info: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: str) -> torch.Tensor:
-    """Image files as ``(B, C, H, W)`` in [-1, 1], refusing any whose size or channels differ from ``shape``.
-
-    Transfer keeps the exemplar's pose and outline, so images are not silently resized.
-    """
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    c, h, w = shape
-    out = []
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise InputError(f"image {p} does not exist")
-        try:
-            with Image.open(p) as im:
-                mode, size = im.mode, im.size
-                channels = {"L": 1, "1": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode, len(im.getbands()))
-                if size != (w, h) or channels != c:
-                    raise InputError(f"{p} is {size[0]}×{size[1]} with {channels} channel(s); {who} reads "
-                                     f"{w}×{h} images with {c} channel(s): convert it first "
-                                     f"(e.g. PIL: im.convert({'L' if c == 1 else 'RGB'!r}).resize(({w}, {h})))")
-                arr = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float32)
-        except (OSError, UnidentifiedImageError) as e:
-            raise InputError(f"cannot read image {p}: {e}") from None
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
-    return torch.stack(out)
-
-
 def _broadcast(x: Any, b: int, what: str) -> Any:
     n = len(x)
     if n == b:
@@ -209,39 +180,3 @@ def grid_rows(result: TransferResult) -> tuple[torch.Tensor, int]:
     if isinstance(result.resampled, torch.Tensor):
         cols += [result.resampled[:, j].cpu() for j in range(result.resampled.shape[1])]
     return torch.stack(cols, dim=1).flatten(0, 1), len(cols)
-
-
-def transfer_files(hub: Any, source: str, target: str, exemplars: Sequence[str], *, to: str | None = None,
-                   from_: str | None = None, appearance: Sequence[str] = (), condition: Sequence[str] = (),
-                   n: int = 0, temperature: float | None = None, seed: int | None = None,
-                   translator: str | None = None, train_if_missing: bool = True) -> TransferResult:
-    """:meth:`Hub.transfer` from command-line values: image paths, comma-separated domain names, texts.
-
-    The request is checked against the pair's recipe before any image is read or anything trained.
-    """
-    plan = hub.plan(source, target, translator=translator)
-    kind = hub.recipe(plan.recipe).transfer
-    check_request(kind, f"{plan.source} -> {plan.target}", plan.recipe, to=to, appearance=appearance or None,
-                  condition=condition or None)
-    tgt_spec, src_spec = plan.target_spec, plan.source_spec
-    if tgt_spec.input_shape is None:
-        raise IncompatiblePairError(f"{plan.target} does not read images, so it has no exemplars to transfer")
-    x = read_exact_images(exemplars, tgt_spec.input_shape, str(plan.target))
-
-    def source_inputs(items: Sequence[str]) -> Any:
-        if src_spec.input_domain == "image":
-            if src_spec.input_shape is None:
-                raise InputError(f"{plan.source} does not declare the image size it reads")
-            return read_exact_images(items, src_spec.input_shape, str(plan.source))
-        if src_spec.input_domain == "text":
-            return list(items)
-        raise InputError(f"cannot read '{src_spec.input_domain}' inputs of {plan.source} from the command line")
-
-    names = [s.strip() for s in to.split(",")] if to else None
-    old: Any = None
-    if from_:
-        old = [s.strip() for s in from_.split(",")] if kind == "domain" else source_inputs(from_.split(","))
-    return hub.transfer(source, target, x, to=names, appearance=source_inputs(appearance) if appearance else None,
-                        condition=source_inputs(condition) if condition else None, from_=old, n=n,
-                        temperature=temperature, seed=seed, translator=translator,
-                        train_if_missing=train_if_missing)

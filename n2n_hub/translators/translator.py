@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import InputError, ShapeError
 from ..spec.expert import Expert, ExpertAddress
+from ..spec.inputs import read_inputs
 
 if TYPE_CHECKING:
     from ..catalog.planning import PairPlan
@@ -71,6 +72,8 @@ class Translator:
         return next(self.module.parameters()).device
 
     def encode_source(self, inputs: Any) -> torch.Tensor:
+        """The source's representation of ``inputs`` (texts, image files or folders, tensors: see :func:`read_inputs`)."""
+        inputs = read_inputs(self.source.spec, inputs, who=str(self.source_address))
         with torch.no_grad():
             c = self.source.encode(inputs, tap=self.source_address.tap)
         return c.to(self._device())
