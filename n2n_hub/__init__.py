@@ -8,8 +8,9 @@ from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOptio
 from .errors import N2NError
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
+from .base.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from ..base.version import VERSION as __version__
 from ..base.options import FiniteFloat
 from .errors import DEBUG_ENV, run_main
 from ..errors import N2NError
