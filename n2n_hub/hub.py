@@ -69,6 +69,30 @@ MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 FAILED_NLL_MARGIN = 50.0
 
 
+def _check_fits_in_memory(kind: Any, dim: int, cond: Any, flow: dict[str, Any], plan: PairPlan) -> None:
+    """Refuse a translator too large to train here, in one line, before any memory is taken.
+
+    The module is first built on torch's meta device (shapes only, no storage) to count
+    its parameters; training needs about 16 bytes each (weights, gradients, two Adam moments).
+    """
+    import os
+
+    import torch
+
+    with torch.device("meta"):
+        probe = kind.build(dim, cond, flow)
+    params = sum(p.numel() for p in probe.parameters())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 16 * params > memory:
+        sizes = ", ".join(f"{k} = {flow[k]}" for k in ("n_blocks", "hidden", "depth") if k in flow)
+        raise InputError(f"a {kind.name} translator for {plan.source} -> {plan.target} with {sizes} has "
+                         f"{params:,} parameters, about {16 * params / 2**30:.0f} GiB to train, more than this "
+                         f"machine's {memory / 2**30:.0f} GiB: choose fewer blocks or a smaller hidden width")
+
+
 def _temperature(plan: PairPlan) -> float:
     """A pair's default sampling temperature: its registry entry's, else 1."""
     return plan.entry.temperature if plan.entry is not None else 1.0
@@ -266,6 +290,7 @@ class Hub:
                 raise InputError(problem)
         kind = get_kind(plan.translator)
         flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in kind.options}}
+        _check_fits_in_memory(kind, dim, cond, flow, plan)
         return kind.build(dim, cond, flow)  # type: ignore[no-any-return]
 
     def _train_config(self, plan: PairPlan, options: dict[str, Any]) -> TrainConfig:
