@@ -190,7 +190,7 @@ class Hub:
         addr = resolve_variant(spec, ExpertAddress(addr.id, None, addr.variant))
         key = str(addr)
         if key not in self._experts:
-            cls = import_object(spec.loader)
+            cls = call_plugin(spec, "import", import_object, spec.loader)
             if not (isinstance(cls, type) and issubclass(cls, Expert)):
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
@@ -213,9 +213,15 @@ class Hub:
             raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} "
                              "(install the plugin that provides it)")
         spec = self.catalog.datasets[dataset]
-        loader = import_object(spec.loader)
+        from .spec.boundary import call_plugin
+
+        loader = call_plugin(spec, "import", import_object, spec.loader)
         with using_home(self.home):
-            return loader(split)  # type: ignore[no-any-return]
+            items = call_plugin(spec, "loading", loader, split)
+        if not isinstance(items, dict):
+            raise PluginError(f"dataset {dataset!r} (plugin {getattr(spec, 'plugin', None)!r}) returned a "
+                              f"{type(items).__name__}, expected {{domain: items}}")
+        return items  # type: ignore[no-any-return]
 
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
@@ -249,8 +255,16 @@ class Hub:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         self._check_target_shapes(plan, tgt)
-        make = import_object(self.recipe(plan.recipe).loader)
-        return make(self._recipe_context(plan, src, tgt), split)
+        from .data.recipes import PairData
+        from .spec.boundary import call_plugin
+
+        recipe = self.recipe(plan.recipe)
+        make = call_plugin(recipe, "import", import_object, recipe.loader)
+        data = call_plugin(recipe, "making training pairs", make, self._recipe_context(plan, src, tgt), split)
+        if not isinstance(data, PairData):
+            raise PluginError(f"recipe {recipe.id!r} (plugin {getattr(recipe, 'plugin', None)!r}) returned a "
+                              f"{type(data).__name__}, expected an n2n_hub PairData of (source, target) rows")
+        return data
 
     def recipe(self, name: str) -> RecipeSpec:
         """The registered recipe ``name`` (built-in or a plugin's)."""

@@ -11,7 +11,8 @@ can do, a third-party plugin can do too. What is here:
   :func:`is_offline`;
 - input validators: :func:`check_images`, :func:`check_batch`, :func:`as_text_batch`,
   :func:`import_object`;
-- dataset access: :func:`dataset_spec`, :func:`load_dataset`.
+- dataset access: :func:`dataset_spec`, :func:`load_dataset`;
+- recipes: :class:`PairData` (what a recipe returns) and :class:`RecipeContext` (what it is given).
 
 Importing this module does not import torch; the weights-file classes load it on first use.
 """
@@ -34,6 +35,7 @@ MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed accepts
 
 if TYPE_CHECKING:
     from .base.weights_file import ModelWeights, WeightsFormat
+    from .data.recipes import PairData, RecipeContext
 
 __all__ = [
     # errors
@@ -45,8 +47,8 @@ __all__ = [
     "experts_dir", "hub_home", "is_offline", "using_home",
     # inputs
     "check_images", "check_batch", "as_text_batch", "import_object",
-    # datasets
-    "dataset_spec", "load_dataset",
+    # datasets and recipes
+    "dataset_spec", "load_dataset", "PairData", "RecipeContext",
     # progress: a bar on a terminal, occasional plain lines in a log
     "tqdm",
     # command options: finite floats and bounded seeds, as the built-in commands take them
@@ -60,6 +62,10 @@ def __getattr__(name: str) -> Any:
         from .base import weights_file
 
         return getattr(weights_file, name)
+    if name in ("PairData", "RecipeContext"):  # what a register_recipes loader takes and returns
+        from .data import recipes
+
+        return getattr(recipes, name)
     raise AttributeError(f"module 'n2n_hub.kit' has no attribute {name!r}")
 
 
