@@ -13,18 +13,18 @@ from torch import Tensor, nn
 
 from ..errors import TrainingError
 from ..spec.kinds import data_init_rows, needs_condition_fit, needs_data_init
-from .batches import Batches, TensorBatches, finite_rows, init_rows, to_device
+from .batches import Batches, TensorBatches, finite_rows, init_rows, param_dtype, to_device
 from .config import Log
 from .events import emit
 
 
-def prepare(model: nn.Module, batches: Batches, labels: Tensor | None, device: torch.device, dtype: torch.dtype,
+def prepare(model: nn.Module, batches: Batches, labels: Tensor | None, device: torch.device,
             log: Log | None) -> None:
-    """Run whatever fitting the module still waits for: the condition fit, then the data-dependent init."""
+    """Run whatever fitting the module (already on ``device``) waits for: the condition fit, then the data init."""
     if needs_condition_fit(model):
         fit_condition(model, batches, labels, log)
     if needs_data_init(model):
-        initialize(model, batches, device, dtype)
+        initialize(model, batches, device, param_dtype(model))
 
 
 def fit_condition(model: nn.Module, batches: Batches, labels: Tensor | None, log: Log | None) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..base import distributed
 from ..errors import InputError, ShapeError
-from .batches import Batches, LoaderBatches, TensorBatches, check_pairs, finite_rows, held_out_split, param_dtype
+from .batches import Batches, LoaderBatches, TensorBatches, check_pairs, finite_rows, held_out_split
 from .checkpoint import Checkpointer, fingerprint
 from .config import Log, TrainConfig, TrainResult, nats_to_bits, objective
 from .data_init import prepare
@@ -154,7 +154,7 @@ def _loop(run: _Run, data: _Data) -> TrainResult:
         emit(log, "start", f"training a {getattr(model, 'kind', '?')} translator for {config.steps} steps "
              f"on {run.device} ({run.name} objective)", steps=config.steps)
     if state.step == 0:
-        prepare(model, data.batches, data.labels, run.device, param_dtype(model), log)
+        prepare(model, data.batches, data.labels, run.device, log)
     validator = None
     if data.val_pairs is not None:
         validator = Validator(model, data.val_pairs, run.device, config.patience, log)
