@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
-from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
+from .errors import (CacheError, CheckpointError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, import_object
 from .spec.kinds import get_kind, kind_names, kind_of
@@ -63,7 +63,7 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 
     return run(*args, **kwargs)
 
-_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
+_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every", "run_key"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 # A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
 FAILED_NLL_MARGIN = 50.0
@@ -522,7 +522,7 @@ class Hub:
         ckpt = self.cache.checkpoint_for(key, plan.label)
         if fresh:
             ckpt.unlink(missing_ok=True)
-        config = replace(config, checkpoint_path=ckpt)
+        config = replace(config, checkpoint_path=ckpt, run_key=key)
         initial = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         def log(event: dict[str, Any]) -> None:
@@ -533,10 +533,8 @@ class Hub:
         try:
             result: TrainResult = train(module, data.source, data.target, config, log=log, groups=data.groups,
                                         labels=data.labels)
-        except TrainingError as e:
-            if not (ckpt.exists() and str(e).startswith(f"checkpoint {ckpt}")):
-                raise
-            self._log(f"{e}: starting afresh")
+        except CheckpointError as e:
+            self._log(f"{e.problem}: starting afresh")
             ckpt.unlink(missing_ok=True)
             module.load_state_dict(initial)
             stopwatch = Stopwatch(torch.device(config.device))
