@@ -231,7 +231,7 @@ class Hub:
 
     @staticmethod
     def _check_target_shapes(plan: PairPlan, target: Expert) -> None:
-        if plan.recipe != "target-prior":
+        if plan.recipe_spec is None or not plan.recipe_spec.samples_prior:  # prior samples are never encoded
             rep, lat = target.representation_for(None), target.latent_representation()
             if rep.numel != lat.numel:
                 raise IncompatiblePairError(f"{plan.target} encodes {rep.describe()} but decodes {lat.describe()}: "
