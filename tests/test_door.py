@@ -6,7 +6,6 @@ import torch
 
 import n2n_hub.hub as hub_module
 from n2n_hub.translators import file as translator_file
-from n2n_hub.evaluation.metrics import evaluate
 from n2n_hub.hub import Hub
 
 
@@ -41,7 +40,7 @@ def test_one_translate_plans_the_pair_once_and_loads_each_expert_once(toy_host, 
 
 def test_evaluation_uses_the_translators_plan_instead_of_planning_again(toy_hub, monkeypatch):
     plans = _count_plans(monkeypatch)
-    report = evaluate(toy_hub, "toytext", "toygen", steps=30, samples=16, per_condition=2)
+    report = toy_hub.evaluate("toytext", "toygen", steps=30, samples=16, per_condition=2)
     assert plans == [("toytext", "toygen")]
     assert report.metrics["nll"] is not None and report.metrics["fd_latent"] is not None
 
@@ -96,3 +95,4 @@ def test_the_cli_reaches_evaluation_diagnosis_and_publishing_through_the_hub(toy
         out = CliRunner().invoke(cli, args)
         assert out.exit_code == 1 and "reached" in out.output, out.output
     assert called == ["evaluate", "evaluate_prompts", "diagnose", "publish"]
+
