@@ -55,7 +55,9 @@ def register_recipes(register: Callable[..., None]) -> None:
     :param register: takes one :class:`n2n_hub.RecipeSpec`. Its ``loader`` names
         ``make(context: RecipeContext, split: str) -> PairData``, imported when a pair
         whose registry entry names the recipe is trained; a registry entry selects it
-        with ``recipe = "<id>"``. The built-in recipes register through this hook too.
+        with ``recipe = "<id>"``. What planning and evaluation need to know about its pairs
+        is declared on the spec (``samples_prior``, ``bridged_source``, ``rows_are_items``,
+        ``transfer``, ``needs_dataset``). The built-in recipes register through this hook too.
     """
 
 

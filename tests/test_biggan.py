@@ -305,6 +305,6 @@ def test_class_scores_rank_the_sampled_class_first_and_feed_prompt_scoring(exper
     moved = torch.cat([noise, expert.embedding[(labels + 1) % 1000]], dim=1)
     assert _topk_hits(expert.class_scores(moved), labels, 1).sum() == 0
     assert _topk_hits(expert.class_scores(moved), (labels + 1) % 1000, 1).mean() == 1.0
-    name, names, fn = latent_classifier(None, SimpleNamespace(target=SimpleNamespace(id="biggan")),  # type: ignore[arg-type]
-                                        SimpleNamespace(target=expert))
+    name, names, fn = latent_classifier(SimpleNamespace(target=expert,  # type: ignore[arg-type]
+                                                        target_address=SimpleNamespace(id="biggan")), None)
     assert name == "biggan.class_scores" and len(names) == 1000 and fn == expert.class_scores

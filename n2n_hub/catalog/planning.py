@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..spec.components import BridgeSpec
+from ..spec.components import BridgeSpec, RecipeSpec
 from ..errors import IncompatiblePairError, PluginError, UnknownExpertError
 from ..spec.expert import ExpertAddress, ExpertSpec
 from ..spec.kinds import get_kind
+from .builtin_recipes import FOR_UNNAMED_PAIRS, FOR_USER_DATA
 from .host import Catalog
 from .registry import PairEntry, Registry
 
@@ -80,7 +81,7 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
     elif not get_kind(plan.translator).sized:
         sizing = f"the {plan.translator} translator's default size"
     else:
-        if plan.recipe == "target-prior":
+        if plan.recipe_spec is not None and plan.recipe_spec.samples_prior:
             pairs: int | None = plan.samples
         elif plan.data_path is not None:
             pairs = _count_items(plan.data_path)
@@ -127,6 +128,8 @@ class PairPlan:
     # `Hub.pair` pick a translator for these settings instead of the pair's current one.
     asked_translator: str | None = None
     asked_size: str | None = None
+    # What the recipe declares about its pairs (see RecipeSpec); not part of the plan's record.
+    recipe_spec: RecipeSpec | None = None
 
     @property
     def label(self) -> str:
@@ -134,16 +137,17 @@ class PairPlan:
 
     def explain(self) -> str:
         chain = " -> ".join([self.start_domain] + [f"[{b.id}] {b.to_domain}" for b in self.bridges])
-        if self.recipe not in ("dataset", "target-prior"):
+        spec = self.recipe_spec
+        if spec is None or not spec.bridged_source:
             data = f"dataset '{self.dataset}'" if self.dataset else "no dataset"
             how = f"{data}{', options ' + str(self.options) if self.options else ''}"
-        elif self.recipe == "dataset":
+        elif not spec.samples_prior:
             data = f"dataset '{self.dataset}'" if self.dataset else f"your data at {self.data_path}"
             how = (f"{data}: the target encodes its '{self.target_spec.input_domain}', "
                    f"the source encodes {chain}")
         else:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
-        if self.options and self.recipe in ("dataset", "target-prior"):
+        if self.options and spec is not None and spec.bridged_source:
             how += f"; options {self.options}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
         size = ""
@@ -294,14 +298,19 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                                         f"converts {dom} into {goal}")
         common.pop("entry", None)
         common.pop("options", None)  # the entry's recipe settings are for its own data
-        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", dom, found[1], data_path=path.resolve(),
-                        entry=None, **{k: v for k, v in common.items()})
+        recipe = registered_recipe(catalog, FOR_USER_DATA, "--data")
+        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, dom, found[1], data_path=path.resolve(),
+                        entry=None, recipe_spec=recipe, **{k: v for k, v in common.items()})
 
-    if entry is not None and entry.recipe not in ("dataset", "target-prior"):
-        return _plugin_recipe_plan(catalog, entry, src_addr, tgt_addr, src_spec, tgt_spec, where, common)
+    recipe = registered_recipe(catalog, entry.recipe if entry is not None else FOR_UNNAMED_PAIRS, where)
+    common["recipe_spec"] = recipe
+    if entry is not None and not recipe.bridged_source:
+        return _own_condition_plan(catalog, recipe, entry, src_addr, tgt_addr, src_spec, tgt_spec, where, common)
 
-    if entry is not None and entry.recipe == "dataset":
-        ds = catalog.datasets.get(entry.dataset or "")
+    if entry is not None and not recipe.samples_prior:
+        if entry.dataset is None:
+            raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
+        ds = catalog.datasets.get(entry.dataset)
         if ds is None:
             raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
                                         f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
@@ -318,7 +327,7 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
             if found is None:
                 raise IncompatiblePairError(f"{where}: no bridge turns dataset {ds.id!r}'s {list(ds.domains)} into '{goal}'")
             start, chain = found
-        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", start, chain, dataset=ds.id, **common)
+        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, dataset=ds.id, **common)
 
     if not tgt_spec.can_sample:
         raise IncompatiblePairError(
@@ -343,19 +352,28 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                 f"{sorted(starts)}, {src_addr} encodes '{goal}', and no loaded bridge connects them. "
                 f"Install a plugin with a bridge into '{goal}', or pass --data.")
         start, chain = found
-    return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "target-prior", start, chain, **common)
+    return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, **common)
 
 
-def _plugin_recipe_plan(catalog: Catalog, entry: PairEntry, src_addr: ExpertAddress, tgt_addr: ExpertAddress,
-                        src_spec: ExpertSpec, tgt_spec: ExpertSpec, where: str, common: dict[str, Any]) -> PairPlan:
-    """A plan for a registered recipe other than the two the resolver knows in detail."""
-    recipe = catalog.recipes.get(entry.recipe)
+def registered_recipe(catalog: Catalog, recipe_id: str, where: str) -> RecipeSpec:
+    """The recipe a plan uses, or an error naming the registered ones."""
+    recipe = catalog.recipes.get(recipe_id)
     if recipe is None:
-        raise IncompatiblePairError(f"{where} names recipe {entry.recipe!r}, which no loaded plugin registers "
-                                    f"(known: {', '.join(sorted(catalog.recipes)) or 'none'})")
+        raise IncompatiblePairError(f"{where or 'this pair'} names recipe {recipe_id!r}, which no loaded plugin "
+                                    f"registers (known: {', '.join(sorted(catalog.recipes)) or 'none'})")
+    return recipe
+
+
+def _own_condition_plan(catalog: Catalog, recipe: RecipeSpec, entry: PairEntry, src_addr: ExpertAddress,
+                        tgt_addr: ExpertAddress, src_spec: ExpertSpec, tgt_spec: ExpertSpec, where: str,
+                        common: dict[str, Any]) -> PairPlan:
+    """A plan for a recipe that makes its conditions itself: it only needs to know the dataset."""
     if entry.dataset is not None and entry.dataset not in catalog.datasets:
         raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
                                     f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
+    if recipe.samples_prior and not tgt_spec.can_sample:
+        raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} samples {tgt_addr}'s prior, but {tgt_addr} "
+                                    "has none; name a recipe that reads a dataset")
     if recipe.needs_dataset and entry.dataset is None:
         raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, entry.recipe, src_spec.input_domain or "",
