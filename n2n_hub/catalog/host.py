@@ -50,6 +50,21 @@ class PluginProblem:
         return {"plugin": self.plugin, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class RefusedPair:
+    """A ``register_pairs`` entry the hub refused: who offered it, for which experts, and why."""
+
+    name: str
+    plugin: str
+    reason: str
+    source: str | None = None
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin, "reason": self.reason, "source": self.source,
+                "target": self.target}
+
+
 @dataclass
 class Catalog:
     """Everything the loaded plugins registered, by id, plus the problems met on the way."""
@@ -61,6 +76,7 @@ class Catalog:
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
     pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
+    refused_pairs: list[RefusedPair] = field(default_factory=list)  # entries planning must not fall back past
 
     def search(self, query: str | None = None) -> list[ExpertSpec]:
         """Experts sorted by id, filtered by a substring or wildcard over id and description."""
@@ -190,18 +206,22 @@ def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
     """``register(name, entry)`` for one plugin: validated like a registry file's ``[pairs.NAME]`` table."""
     from .registry import parse_entry, plugin_origin
 
+    def refuse(name: str, entry: dict[str, Any], reason: str) -> None:
+        catalog.problems.append(PluginProblem(plugin, f"refused: {reason}"))
+        side = {k: entry.get(k) if isinstance(entry.get(k), str) else None for k in ("source", "target")}
+        catalog.refused_pairs.append(RefusedPair(name, plugin, reason, **side))
+
     def register(name: str, entry: dict[str, Any]) -> None:
         if not isinstance(name, str) or not isinstance(entry, dict):
             raise PluginError("register() takes a pair name and a dict of registry keys")
         try:
             parsed = parse_entry(plugin_origin(plugin), name, entry)
         except N2NError as e:
-            catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            refuse(name, entry, str(e))
             return
         if parsed.recipe not in catalog.recipes:  # recipes are collected first
-            catalog.problems.append(PluginProblem(
-                plugin, f"refused: [pairs.{name}] recipe {parsed.recipe!r} is not registered "
-                        f"(known: {', '.join(sorted(catalog.recipes))})"))
+            refuse(name, entry, f"[pairs.{name}] recipe {parsed.recipe!r} is not registered "
+                                f"(known: {', '.join(sorted(catalog.recipes))})")
             return
         if name in catalog.pairs:
             first = catalog.pairs[name][0]

@@ -273,6 +273,8 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     goal = src_spec.input_domain
     assert goal is not None
     entry = registry.find(src_addr, tgt_addr)
+    if entry is None and data is None:
+        _no_silent_fallback(catalog, src_addr, tgt_addr)
     common: dict[str, Any] = {}
     if entry is not None:
         common = dict(entry=entry, pairs_per_item=entry.pairs_per_item, samples=entry.samples, seed=entry.seed,
@@ -353,6 +355,24 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                 f"Install a plugin with a bridge into '{goal}', or pass --data.")
         start, chain = found
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, **common)
+
+
+def _no_silent_fallback(catalog: Catalog, src: ExpertAddress, tgt: ExpertAddress) -> None:
+    """A plugin's entry for this pair was refused: say so, instead of planning the pair another way."""
+    def same(raw: str | None, addr: ExpertAddress) -> bool:
+        try:
+            want = ExpertAddress.parse(raw) if raw else None
+        except Exception:  # noqa: BLE001 - an unparsable address matches nothing
+            return False
+        return want is not None and want.id == addr.id and want.variant in (None, addr.variant) \
+            and want.tap == addr.tap
+
+    for refused in catalog.refused_pairs:
+        if same(refused.source, src) and same(refused.target, tgt):
+            raise IncompatiblePairError(
+                f"plugin {refused.plugin!r} registers [pairs.{refused.name}] for {src} -> {tgt}, but the hub "
+                f"refused it: {refused.reason}. Fix the plugin (`n2n-hub plugins` lists its problems), or pass "
+                "--data / add a registry entry to pair them another way")
 
 
 def registered_recipe(catalog: Catalog, recipe_id: str, where: str) -> RecipeSpec:
