@@ -7,14 +7,14 @@ The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
 from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
 from .errors import N2NError
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
-from .hookspecs import hookimpl
+from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .base.version import VERSION
 
 __version__ = VERSION
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
-    "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
+    "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 
 

@@ -18,6 +18,13 @@ from typing import Callable
 import pluggy
 
 PROJECT = "n2n_hub"
+
+# The plugin contract's version: hooks, their signatures, and what n2n_hub and n2n_hub.kit
+# export. The minor number grows when something is added, the major when something a plugin
+# may use changes or goes. A plugin states what it needs with a module attribute,
+# ``N2N_HUB_PLUGIN_API = ">=1.1,<2"``, on the module its entry point names.
+PLUGIN_API_VERSION = "1.1"
+PLUGIN_API_ATTRIBUTE = "N2N_HUB_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
