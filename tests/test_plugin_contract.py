@@ -88,3 +88,23 @@ def test_imports_of_internals_are_found_and_the_builtins_have_none(tmp_path):
 def test_the_package_version_is_one_number_everywhere():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert n2n_hub.__version__ == declared
+
+
+def test_prior_samples_name_their_latents_like_translations_and_keep_the_old_name():
+    import warnings
+
+    import pytest
+    import torch
+
+    from n2n_hub import PriorSample
+
+    z = torch.zeros(2, 3)
+    sample = PriorSample(z, {"label": torch.tensor([0, 1])})
+    assert sample.latents is z and sample.extras["label"].tolist() == [0, 1]
+    with pytest.warns(DeprecationWarning, match="latents"):
+        assert sample.z is z
+    with pytest.warns(DeprecationWarning):
+        assert PriorSample(z=z).latents is z
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PriorSample(latents=z)

@@ -227,7 +227,7 @@ def ceiling(translator: Translator, data: HeldOut, scores: Callable[[torch.Tenso
         if "label" not in prior.extras:
             return None
         labels = torch.as_tensor(prior.extras["label"]).long().cpu()
-        z = prior.z.reshape(n, -1).float().cpu()
+        z = prior.latents.reshape(n, -1).float().cpu()
     else:
         return None
     hits = _topk_hits(scores(z.reshape(-1, *shape)), labels, 1)
