@@ -13,15 +13,19 @@ from .base.version import VERSION
 __version__ = VERSION
 
 __all__ = [
-    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
+    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError", "PairPlan",
     "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 
 
 def __getattr__(name: str):
-    # Hub pulls in training and the store; import it only when asked for.
+    # Hub pulls in training and the store, the plan the plugin host; import them only when asked for.
     if name == "Hub":
         from .hub import Hub
 
         return Hub
+    if name == "PairPlan":
+        from .catalog.planning import PairPlan
+
+        return PairPlan
     raise AttributeError(name)

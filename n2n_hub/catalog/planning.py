@@ -103,7 +103,27 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
 
 @dataclass(frozen=True)
 class PairPlan:
-    """How a pair will be trained. ``source``/``target`` have their variants resolved."""
+    """How a pair will be trained, worked out from specs alone: ``Hub.plan(source, target)`` makes it.
+
+    Pass it on instead of the two addresses (``Hub.pair(plan)``, ``Hub.translate(plan, inputs=...)``,
+    ``Hub.transfer(plan, exemplars=...)``) and the pair is not planned again.
+
+    Attributes:
+        source, target: the experts' addresses, variants resolved (``bert@all-minilm-l6-v2``).
+        source_spec, target_spec: their :class:`~n2n_hub.ExpertSpec`.
+        recipe: the id of the recipe that makes training pairs; ``recipe_spec`` is the recipe itself.
+        start_domain, bridges: where the source's inputs start and the bridges that carry them
+            into the source's input domain (``label -> [label-caption] text``).
+        dataset, data_path: the registered dataset, or the user's ``--data`` folder or file.
+        entry: the registry entry that named the pair, if any.
+        pairs_per_item, samples, seed, batch_size: how many pairs the recipe makes and how.
+        translator: the translator kind (``cinn``, ``mlp``, ...).
+        flow, training: the module's and the trainer's settings from the entry and the size preset.
+        options: the recipe's settings (``[pairs.NAME.options]``).
+        sizing: why the flow has its size.
+        asked_translator, asked_size: what the caller asked for explicitly (not part of the record).
+    ``to_dict()`` is the plan's record (it enters the translator's key); ``explain()`` is one line.
+    """
 
     source: ExpertAddress
     target: ExpertAddress
