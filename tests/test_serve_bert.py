@@ -86,4 +86,4 @@ def test_the_embedding_cache_is_bounded(minilm, monkeypatch):
     cached._cache = type(minilm._cache)()
     monkeypatch.setattr(bert_expert, "CACHE_SIZE", 2)
     cached.encode(SHORT)
-    assert list(cached._cache) == ["a zebra", "x"] or len(cached._cache) == 2
+    assert len(cached._cache) == 2  # the oldest of three was dropped
