@@ -1,0 +1,126 @@
+"""Where a training step of the flow spends its time: GEMM, and everything that is not GEMM.
+
+Runs the hub's own training step (``n2n_hub.training.train_step``: loss, backward, clip,
+Adam) under torch.profiler and sorts every op's self CPU time into a few kinds: GEMM,
+elementwise, permutations, log-det sums and other reductions, allocation and copies, the
+optimizer, and the rest. It prints the shares and the ten costliest ops, and, beside the
+step, one plain sampling call (``sample``) profiled the same way.
+
+    python bench/profile_step.py                       # 8 blocks, hidden 512, batch 256 (bench_compile's size)
+    python bench/profile_step.py --blocks 20 --hidden 2144 --batch 64   # the Net2Net size (bench_cinn's)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own start/stop chatter
+
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_name, loadavg  # noqa: E402
+
+KINDS = (
+    ("GEMM", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm", "addmv", "mv")),
+    ("optimizer", ("adam", "_foreach", "lerp", "addcdiv", "addcmul", "sqrt_", "_fused")),
+    ("permutation", ("index_select", "gather", "scatter", "index", "flip", "roll", "permute", "take")),
+    ("log-det and reductions", ("sum", "mean", "norm", "logsumexp", "prod", "amax", "max", "min")),
+    ("allocation and copies", ("empty", "zeros", "ones", "full", "copy_", "clone", "contiguous", "cat", "stack",
+                               "to", "_to_copy", "resize_", "fill_", "zero_", "split", "chunk", "narrow",
+                               "slice", "select", "view", "reshape", "expand", "t", "transpose", "unsqueeze",
+                               "squeeze", "detach", "as_strided", "alias")),
+    ("elementwise", ("add", "sub", "mul", "div", "exp", "log", "tanh", "atan", "sigmoid", "leaky_relu", "relu",
+                     "where", "clamp", "neg", "pow", "rsqrt", "square", "abs", "sign", "threshold", "gelu",
+                     "softplus", "maximum", "minimum", "lt", "gt", "ge", "le", "eq", "ne", "isfinite", "all",
+                     "any", "bitwise", "logical", "masked_fill", "native_dropout", "silu")),
+)
+
+
+def kind_of(op: str) -> str:
+    name = op.removeprefix("aten::").lower()
+    base = name.rstrip("_")
+    for kind, stems in KINDS:
+        for stem in stems:
+            if base == stem.rstrip("_") or base.startswith(stem + "_") or (stem.startswith("_") and stem in name):
+                return kind
+    if "backward" in name:
+        return "autograd bookkeeping"
+    return "other"
+
+
+def breakdown(prof: profile) -> tuple[dict[str, float], list[tuple[str, float]]]:
+    by_kind: dict[str, float] = defaultdict(float)
+    by_op: dict[str, float] = defaultdict(float)
+    for evt in prof.key_averages():
+        if not evt.key.startswith("aten::"):
+            continue
+        by_kind[kind_of(evt.key)] += evt.self_cpu_time_total
+        by_op[evt.key] += evt.self_cpu_time_total
+    return dict(by_kind), sorted(by_op.items(), key=lambda kv: -kv[1])[:10]
+
+
+def show(title: str, prof: profile, steps: int) -> None:
+    by_kind, top = breakdown(prof)
+    total = sum(by_kind.values()) or 1.0
+    print(f"\n{title}: {total / steps / 1e3:.1f} ms of op time per call")
+    print("| kind | share | ms per call |\n|---|---|---|")
+    for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"| {kind} | {100 * us / total:.1f} % | {us / steps / 1e3:.2f} |")
+    print("\ncostliest ops: " + ", ".join(f"{k.removeprefix('aten::')} {100 * v / total:.1f} %" for k, v in top))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blocks", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=268)
+    ap.add_argument("--cond", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import contextlib
+
+    from n2n_hub.base.distributed import world
+    from n2n_hub.cinn import ConditionalINN, ConditionSpec
+    from n2n_hub.training import TrainConfig
+    from n2n_hub.training.step import adam, train_step
+
+    g = torch.Generator().manual_seed(0)
+    z, c = torch.randn(args.batch, args.dim, generator=g), torch.randn(args.batch, args.cond, generator=g)
+    flow = ConditionalINN(args.dim, ConditionSpec.infer((args.cond,), "float32"), n_blocks=args.blocks,
+                          hidden=args.hidden)
+    flow.initialize(z, c, whitening_rows=torch.randn(16 * args.dim, args.dim, generator=g))
+    params = [p for p in flow.parameters() if p.requires_grad]
+    opt = adam(params, TrainConfig(lr=2e-4))
+    flow.train()
+
+    def step() -> None:  # the trainer's step on the CPU: loss, backward, clip, then the update
+        train_step(flow.loss, opt, params, c, z, 10.0, contextlib.nullcontext(), world(), False)
+        opt.step()
+    for _ in range(3):
+        step()
+    print(f"- {cpu_name()}, {args.threads} threads, torch {torch.__version__}, load {loadavg()}; d={args.dim}, "
+          f"condition {args.cond}, {args.blocks} blocks, hidden {args.hidden}, batch {args.batch}; "
+          f"{sum(p.numel() for p in flow.parameters()):,} parameters")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            step()
+    show("training step (loss, backward, clip, Adam)", prof, args.steps)
+    flow.eval()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            flow.sample(c[:1], n=1)
+    show("sampling, batch 1", prof, args.steps)
+
+
+if __name__ == "__main__":
+    main()
