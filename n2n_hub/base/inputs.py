@@ -21,28 +21,43 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
-    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+class TooManyPixels(InputError):
+    """An image with more pixels than the reader was told to accept."""
+
+
+def read_image(source: Path | bytes, shape: Sequence[int], name: str | None = None,
+               max_pixels: int | None = None) -> torch.Tensor:
+    """One image file (a path, or its bytes as uploaded) as a float ``(C, H, W)`` tensor in [-1, 1],
+    resized to ``shape``; ``max_pixels`` refuses larger images before their pixels are decoded."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
     c, h, w = shape
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
         raise InputError(f"cannot read images with {c} channels; expected 1 or 3")
-    out = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((w, h), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32)
-        except (OSError, UnidentifiedImageError) as e:
-            raise InputError(f"cannot read image {p}: {e}") from None
-        except Image.DecompressionBombError:
-            raise InputError(f"image {p} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
-                             "shrink it first") from None
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
-    return torch.stack(out)
+    name = name or str(source)
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise TooManyPixels(f"{name} has {im.width}x{im.height} pixels; the limit is {max_pixels} pixels")
+            im = im.convert(mode).resize((w, h), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32)
+    except InputError:
+        raise
+    except Image.DecompressionBombError:
+        raise TooManyPixels(f"image {name} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
+                            "shrink it first") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise InputError(f"cannot read image {name}: {e}") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy()) / 127.5 - 1.0
+
+
+def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
+    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+    return torch.stack([read_image(Path(p), shape) for p in paths])
 
 
 def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: str) -> torch.Tensor:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +16,7 @@ import torch
 
 from ..errors import InputError
 from ..base.validation import check_texts, number_problem
-from .engine import Job
+from .engine import Job, TransferJob
 from .settings import Limits
 
 FORMATS = ("json", "png", "safetensors")
@@ -65,6 +63,20 @@ class TranslateRequest:
     format: str
     samples: bool                               # per-sample PNGs in the JSON answer
     include_latents: bool                       # latents as JSON arrays in the JSON answer
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise over("max_body_bytes", f"the request body has {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise over("max_body_bytes", f"the request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -190,29 +202,18 @@ def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, by
 
 
 def decode_image(name: str, data: bytes, shape: tuple[int, ...] | list[int], limits: Limits) -> torch.Tensor:
-    """An uploaded image file -> float (C, H, W) in [-1, 1] at the size the source reads."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    """An uploaded image file -> float (C, H, W) in [-1, 1] at the size the source reads
+    (the command line's reader, :func:`n2n_hub.base.inputs.read_image`, with the server's limits)."""
+    from ..base.inputs import TooManyPixels, read_image
 
     if len(data) > limits.max_image_bytes:
         raise over("max_image_bytes", f"{name} has {len(data)} bytes; the limit is {limits.max_image_bytes}")
-    c, h, w = shape
-    mode = {1: "L", 3: "RGB"}.get(c)
-    if mode is None:
-        raise Rejected(400, f"cannot read images with {c} channels; expected 1 or 3")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > limits.max_image_pixels:
-                raise over("max_image_pixels", f"{name} has {im.width}x{im.height} pixels; the limit is "
-                                               f"{limits.max_image_pixels} pixels")
-            im = im.convert(mode).resize((w, h), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32)
-    except Rejected:
-        raise
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-        raise Rejected(400, f"cannot read image {name}: {e}") from None
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return torch.from_numpy(arr.copy()) / 127.5 - 1.0
+        return read_image(data, shape, name=name, max_pixels=limits.max_image_pixels)
+    except TooManyPixels as e:
+        raise over("max_image_pixels", str(e)) from None
+    except InputError as e:
+        raise Rejected(400, str(e)) from None
 
 
 def to_job(req: TranslateRequest, domain: str | None, input_shape: Any, limits: Limits) -> Job:
@@ -232,3 +233,42 @@ def to_job(req: TranslateRequest, domain: str | None, input_shape: Any, limits: 
         raise Rejected(400, "the source expert does not declare the image size it reads; send 'latents'")
     batch = torch.stack([decode_image(name, data, input_shape, limits) for name, data in req.images])
     return Job("image", batch, req.n, req.temperature, req.seed, decode=decode)
+
+
+@dataclass
+class TransferRequest:
+    """A transfer: new conditions (``request``), the exemplars' inputs and their target latents."""
+
+    request: TranslateRequest
+    exemplar: TranslateRequest
+    target_latents: Any
+
+
+def transfer_fields(body: dict[str, Any], limits: Limits) -> TransferRequest:
+    """Check a transfer body: the translate fields for the new conditions, plus ``exemplar``."""
+    exemplar = body.pop("exemplar", None)
+    if not isinstance(exemplar, dict) or "target_latents" not in exemplar:
+        raise Rejected(400, "send 'exemplar': {'texts' or 'images': [...], 'target_latents': [[...], ...]} "
+                            "with the exemplars' inputs and their target latents")
+    exemplar = dict(exemplar)
+    target_latents = exemplar.pop("target_latents")
+    req = from_fields(body, limits)
+    ex = from_fields({**{k: body[k] for k in ("pair", "source", "target") if k in body}, **exemplar}, limits)
+    if req.latents is not None or ex.latents is not None:
+        raise Rejected(400, "transfer takes 'texts' or 'images' (the source encodes them), not 'latents'")
+    return TransferRequest(req, ex, target_latents)
+
+
+def to_transfer_job(tr: TransferRequest, domain: str | None, input_shape: Any, latent_shape: tuple[int, ...],
+                    limits: Limits) -> TransferJob:
+    """Bind a transfer to its pair: both sets of inputs to the source's domain, the latents to the target's shape."""
+    new = to_job(tr.request, domain, input_shape, limits)
+    ex = to_job(tr.exemplar, domain, input_shape, limits)
+    try:
+        z = torch.tensor(tr.target_latents, dtype=torch.float32).reshape(-1, *latent_shape)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise Rejected(400, f"'target_latents' must hold {ex.count} latents of shape {list(latent_shape)}") from None
+    if not (z.shape[0] == ex.count == new.count):
+        raise Rejected(400, f"got {z.shape[0]} target latents, {ex.count} exemplar inputs and "
+                            f"{new.count} new inputs; send one of each per exemplar")
+    return TransferJob(new.kind, new.inputs, ex.inputs, z, decode=new.decode)
