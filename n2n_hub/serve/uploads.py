@@ -26,6 +26,8 @@ async def read_form(request: Any, limits: Limits) -> TranslateRequest:
     try:
         form = await request.form(max_files=limits.max_inputs + 1, max_fields=MAX_FORM_FIELDS,
                                   max_part_size=limits.max_image_bytes + 1)
+    except Rejected:
+        raise  # the body's deadline passed
     except Exception as e:  # noqa: BLE001 - starlette raises its own types for bad multipart
         raise Rejected(400, f"malformed multipart form: {getattr(e, 'detail', e)}") from None
     fields: dict[str, Any] = {}
