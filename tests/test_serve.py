@@ -550,6 +550,6 @@ def test_errors_are_not_kept_and_are_planned_again(world, plan_count):
     with running(app) as url:
         plan_count.clear()
         for _ in range(2):
-            r = post(url, {**TEXT, "pair": None, "source": "nobody", "target": "toygen"})
-            assert r.status_code == 404 and "unknown expert 'nobody'" in r.json()["error"]
-        assert plan_count == [("nobody", "toygen")] * 2
+            r = post(url, {**TEXT, "pair": None, "source": "toygen", "target": "toytext"})
+            assert r.status_code == 422 and "toytext" in r.json()["error"]
+        assert plan_count == [("toygen", "toytext")] * 2

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..errors import N2NError
 from ..translators.translator import Translator
@@ -45,6 +46,11 @@ async def _n2n_error(request: Request, e: Exception) -> JSONResponse:
     return error(status_of(e), str(e))
 
 
+async def _gone(request: Request, e: Exception) -> JSONResponse:
+    """The client closed its connection mid-body: nobody reads this answer, but it is not our error."""
+    return error(400, "the connection closed before the whole request body arrived")
+
+
 def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str] | None = None,
                translators: list[Translator] | None = None) -> FastAPI:
     """The server for ``hub``: serve ``pairs`` (names or ``SRC,TGT``; default: cached + the offline default)
@@ -54,9 +60,11 @@ def create_app(hub: Any, settings: ServeSettings | None = None, pairs: list[str]
     app = FastAPI(title="n2n-hub", summary="Network-to-network translations over HTTP",
                   version=_version(), lifespan=_lifespan, docs_url=None, redoc_url=None)
     app.state.n2n = state
-    app.add_middleware(GuardAndLog, metrics=state.metrics, api_key=settings.api_key)
+    app.add_middleware(GuardAndLog, metrics=state.metrics, api_key=settings.api_key,
+                       body_timeout_s=settings.limits.body_timeout_s)
     app.add_exception_handler(Rejected, _rejected)
     app.add_exception_handler(N2NError, _n2n_error)
+    app.add_exception_handler(ClientDisconnect, _gone)
     for router in (health.router, catalogue.router, translate.router, transfer.router, page.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")

@@ -4,8 +4,10 @@ Translations are merged: their inputs are encoded together, their conditions go 
 translator's ``sample_many`` (the kind contract's ``sample_batch``) in fixed blocks of rows,
 and their latents are decoded together in fixed blocks, so a seeded request gets the same bits
 alone or in any batch. A transfer (exemplar-guided translation) is computed on its own rows
-and decoded with the batch. A failure of the merged call is retried request by request, so
-one bad request in a batch fails alone and the others still get their answers.
+and decoded with the batch. Every request's latents are checked (:mod:`.checks`) before they
+are decoded; a request whose latents are out of range fails alone. A failure of the merged call
+is retried request by request, so one bad request in a batch fails alone and the others still
+get their answers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..translators.translator import SAMPLE_BLOCK, Translator
+from .checks import OutOfRange, PairChecks
 
 # Latents per call of the target's decoder (and describe_latent), zero-padded: small, because
 # most requests hold a few samples and a block's padding is decoded too.
@@ -66,7 +69,7 @@ class JobResult:
 
 
 def run_jobs(translator: Translator, jobs: list[Job | TransferJob], on_call: Callable[[str], None] | None = None,
-             merge_encode: bool = True) -> list[Any]:
+             merge_encode: bool = True, checks: PairChecks | None = None) -> list[Any]:
     """Results (or exceptions) for ``jobs``, computed together when they can be.
 
     ``merge_encode=False`` encodes each request's inputs in a call of its own (still one
@@ -74,14 +77,14 @@ def run_jobs(translator: Translator, jobs: list[Job | TransferJob], on_call: Cal
     longest input, such as BERT, this keeps a seeded request's bits independent of its neighbours.
     """
     try:
-        return _together(translator, jobs, on_call, merge_encode)
+        return _together(translator, jobs, on_call, merge_encode, checks)
     except Exception as e:  # noqa: BLE001 - find the bad request(s) by running them apart
         if len(jobs) == 1:
             return [e]
     out: list[Any] = []
     for job in jobs:
         try:
-            out.append(_together(translator, [job], on_call, merge_encode)[0])
+            out.append(_together(translator, [job], on_call, merge_encode, checks)[0])
         except Exception as e:  # noqa: BLE001
             out.append(e)
     return out
@@ -118,7 +121,7 @@ def _conditions(t: Translator, jobs: list[Job], on_call: Callable[[str], None] |
 
 @torch.no_grad()
 def _together(t: Translator, jobs: list[Job | TransferJob], on_call: Callable[[str], None] | None,
-              merge_encode: bool = True) -> list[JobResult]:
+              merge_encode: bool = True, checks: PairChecks | None = None) -> list[JobResult | Exception]:
     latents: list[torch.Tensor | None] = [None] * len(jobs)
     translate = [i for i, j in enumerate(jobs) if isinstance(j, Job)]
     if translate:
@@ -135,15 +138,30 @@ def _together(t: Translator, jobs: list[Job | TransferJob], on_call: Callable[[s
             if on_call:
                 on_call("transfer")
             latents[i] = t.transfer(job.target_latents, job.exemplar_inputs, job.inputs).unsqueeze(1)
-    flat = torch.cat([z.reshape(-1, *t.latent_shape) for z in latents if z is not None])
-    outputs = None
-    if any(j.decode for j in jobs):
-        if on_call:
-            on_call("decode")
-        outputs = t.decode(flat, block=DECODE_BLOCK, pad=True)
-    info = t.describe(flat, block=DECODE_BLOCK, pad=True)
-    results, start = [], 0
-    for j, z in zip(jobs, latents):
+    failed: dict[int, Exception] = {}
+    if checks is not None:
+        for i, (job, z) in enumerate(zip(jobs, latents)):
+            assert z is not None
+            try:
+                checks.check_output(z, callers_latents=isinstance(job, TransferJob) or job.kind == "latent")
+            except OutOfRange as e:
+                failed[i] = e
+    kept = [i for i in range(len(jobs)) if i not in failed]
+    flat = torch.cat([latents[i].reshape(-1, *t.latent_shape) for i in kept]) if kept else None  # type: ignore[union-attr]
+    outputs, info = None, []
+    if flat is not None:
+        if any(jobs[i].decode for i in kept):
+            if on_call:
+                on_call("decode")
+            outputs = t.decode(flat, block=DECODE_BLOCK, pad=True)
+        info = t.describe(flat, block=DECODE_BLOCK, pad=True)
+    results: list[JobResult | Exception] = []
+    start = 0
+    for i, j in enumerate(jobs):
+        if i in failed:
+            results.append(failed[i])
+            continue
+        z = latents[i]
         assert z is not None
         rows = z.shape[0] * z.shape[1]
         results.append(JobResult(z.cpu(), outputs[start:start + rows] if j.decode and outputs is not None else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,11 +80,20 @@ async def read_body(request: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def shown(v: Any, width: int = 60) -> str:
+    """``repr(v)`` cut to ``width`` characters: a message never echoes a caller's megabytes."""
+    text = repr(v)
+    return text if len(text) <= width else text[:width] + "..."
+
+
 def parse_json_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Rejected(400, f"malformed JSON: {e}; send an object such as "
+                            '{"pair": "bert-vaegan-animals", "texts": ["a zebra"], "n": 4}') from None
+    except RecursionError:
+        raise Rejected(400, "the JSON body is nested too deeply; send an object such as "
                             '{"pair": "bert-vaegan-animals", "texts": ["a zebra"], "n": 4}') from None
     if not isinstance(body, dict):
         raise Rejected(400, f"the request body must be a JSON object, got {type(body).__name__}")
@@ -94,15 +104,18 @@ _FIELDS = {"source", "target", "pair", "texts", "images", "latents", "n", "tempe
            "samples", "include_latents"}
 
 
-def _int(body: dict[str, Any], key: str, default: int | None, minimum: int) -> int | None:
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*\Z")  # ASCII digits: str.isdigit also takes '²'
+
+
+def _int(body: dict[str, Any], key: str, default: int | None, minimum: int, optional: bool = True) -> int | None:
     v = body.get(key, default)
-    if v is None:
+    if v is None and optional:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        if isinstance(v, str) and _INTEGER.match(v):
             v = int(v)
         else:
-            raise Rejected(400, f"'{key}' must be an integer, got {v!r}")
+            raise Rejected(400, f"'{key}' must be an integer, got {shown(v)}")
     if v < minimum:
         raise Rejected(400, f"'{key}' must be >= {minimum}, got {v}")
     if v > MAX_SEED:
@@ -118,7 +131,9 @@ def _temperature(v: Any) -> float | None:
         try:
             v = float(v)
         except ValueError:
-            pass
+            raise Rejected(400, f"temperature must be a number, got {shown(v)}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise Rejected(400, f"temperature must be a number, got {shown(v)}")
     problem = number_problem("temperature", v, TEMPERATURE_RULE)
     if problem:
         raise Rejected(400, problem)
@@ -130,7 +145,7 @@ def _bool(v: Any, key: str) -> bool:
         return v
     if isinstance(v, str) and v.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
         return v.lower() in ("1", "true", "yes", "on")
-    raise Rejected(400, f"'{key}' must be true or false, got {v!r}")
+    raise Rejected(400, f"'{key}' must be true or false, got {shown(v)}")
 
 
 def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, bytes]] | None = None,
@@ -138,17 +153,18 @@ def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, by
     """Check the common fields of a JSON body or a multipart form."""
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
-        raise Rejected(400, f"unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
-    n = _int(body, "n", 1, 1)
+        raise Rejected(400, f"unknown field(s) {shown(unknown)}; allowed: {sorted(_FIELDS)}")
+    n = _int(body, "n", 1, 1, optional=False)
     assert n is not None
     if n > limits.max_n:
         raise over("max_n", f"n={n} is more than the limit of {limits.max_n} samples per input")
-    fmt = str(body.get("format", "json")).lower()
-    if fmt not in FORMATS:
-        raise Rejected(400, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fmt = body.get("format", "json")
+    if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
+        raise Rejected(400, f"unknown format {shown(fmt)}; use one of {', '.join(FORMATS)}")
+    fmt = fmt.lower()
     for key in ("source", "target", "pair"):
         if body.get(key) is not None and not isinstance(body[key], str):
-            raise Rejected(400, f"'{key}' must be a string, got {body[key]!r}")
+            raise Rejected(400, f"'{key}' must be a string, got {shown(body[key])}")
     texts = body.get("texts")
     if texts is not None:
         if isinstance(texts, str):
@@ -177,12 +193,13 @@ def from_fields(body: dict[str, Any], limits: Limits, images: list[tuple[str, by
     if latents is None and body.get("latents") is not None:
         try:
             latents = torch.tensor(body["latents"], dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
+        except (TypeError, ValueError, RuntimeError, OverflowError, RecursionError):
             raise Rejected(400, "'latents' must be a list of equally long lists of numbers (source representations)") from None
-        if latents.dim() < 2:
+    if latents is not None:  # JSON arrays or an uploaded tensor: one row per input (their range: dispatch.check_inputs)
+        if latents.dim() == 0:
+            raise Rejected(400, "'latents' must hold one row per input (a list of lists), not a single number")
+        if latents.dim() == 1:
             latents = latents.reshape(1, -1)
-        if not torch.isfinite(latents).all():
-            raise Rejected(400, "'latents' must be finite numbers")
     given = [k for k, v in (("texts", texts), ("images", images), ("latents", latents)) if v is not None]
     if len(given) != 1:
         raise Rejected(400, "send exactly one of 'texts', 'images' or 'latents'" + (f" (got {given})" if given else ""))

@@ -7,7 +7,9 @@ import time
 from typing import Any, Callable
 
 from ..translators.translator import Translator
+from .access import AddressPolicy
 from .batching import Batcher
+from .checks import PairChecks
 from .engine import run_jobs
 from .metrics import Metrics
 from .pairs import PairPool, PairSlot
@@ -22,7 +24,10 @@ class ServerState:
         self.hub = hub
         self.settings = settings
         self.metrics = Metrics()
-        self.pool = PairPool(hub, settings.allow_train, on_ready=self._attach_batcher)
+        registry = [a for e in hub.pairs() for a in (str(e.source), str(e.target))]
+        self.pool = PairPool(hub, settings.allow_train, on_ready=self._on_ready,
+                             policy=AddressPolicy(registry, settings.allow_addresses),
+                             max_pairs=settings.limits.max_pairs, retry_s=settings.retry_failed_s)
         self.preloaded = translators
         self.started = time.time()
         self.calls: dict[str, int] = {"encode": 0, "translate": 0, "transfer": 0, "decode": 0}
@@ -37,13 +42,15 @@ class ServerState:
             self._catalogue[what] = make()
         return self._catalogue[what]
 
-    def _attach_batcher(self, slot: PairSlot) -> None:
+    def _on_ready(self, slot: PairSlot) -> None:
+        """A loaded pair gets its latent ranges and its batch queue (in the thread that loaded it)."""
         t = slot.translator
         assert t is not None
         key = slot.key
+        checks = slot.checks = PairChecks.of(t)
 
         def run(jobs: list[Any]) -> list[Any]:
-            return run_jobs(t, jobs, on_call=self._count, merge_encode=self.settings.merge_encode)
+            return run_jobs(t, jobs, on_call=self._count, merge_encode=self.settings.merge_encode, checks=checks)
 
         def on_batch(size: int) -> None:
             self.metrics.batch_size.labels(key).observe(size)
@@ -65,11 +72,19 @@ class ServerState:
             self.pool.ensure(plan, name=name, startup=True)
 
     def ready(self) -> tuple[bool, list[dict[str, Any]]]:
+        """Whether a load balancer may send traffic, and every slot's facts.
+
+        Ready: no start-up pair is still loading (``--lazy``: they load on first use) or has
+        failed, and something can be served. A failed start-up pair is tried again here once its
+        back-off has passed, so a restored translator file makes the server ready again.
+        """
+        self.pool.retry_due()
         slots = list(self.pool.slots.values())
         startup = [s for s in slots if s.startup]
-        ok = all(s.state != "loading" for s in startup) and (any(s.state == "ready" for s in slots) or
-                                                               (self.settings.lazy and not startup))
-        return ok, [s.to_dict() for s in slots]
+        loading = not self.settings.lazy and any(s.state == "loading" for s in startup)
+        failed = any(s.state == "failed" for s in startup)
+        serving = any(s.state == "ready" for s in slots) or (self.settings.lazy and not failed)
+        return not loading and not failed and serving, [s.to_dict() for s in slots]
 
     def update_gauges(self) -> None:
         for slot in self.pool.slots.values():
