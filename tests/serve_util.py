@@ -58,7 +58,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(app: Any, ready: bool = True) -> Iterator[str]:
+def running(app: Any, ready: bool = True, http: str = "auto") -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread on 127.0.0.1, configured as ``n2n-hub serve`` runs it; yields its base URL."""
     import httpx
     import uvicorn
@@ -66,7 +66,8 @@ def running(app: Any, ready: bool = True) -> Iterator[str]:
     from n2n_hub.serve.server import uvicorn_config
 
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, app.state.n2n.settings, "127.0.0.1", port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, app.state.n2n.settings, "127.0.0.1", port, log_level="warning",
+                                                  http=http))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

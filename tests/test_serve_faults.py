@@ -184,10 +184,11 @@ def still_open(socks: list[socket.socket], seconds: float) -> list[socket.socket
     return list(pending)
 
 
-def test_idle_sockets_and_a_body_at_one_byte_a_second_are_cut_off_while_health_answers(world):
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_idle_sockets_and_a_body_at_one_byte_a_second_are_cut_off_while_health_answers(world, http):
     limits = replace(LIMITS, header_timeout_s=1.0, body_timeout_s=1.5, idle_timeout_s=1.0, max_connections=64)
     app = app_for(world, limits=limits)
-    with running(app) as url:
+    with running(app, http=http) as url:
         port = int(url.rsplit(":", 1)[1])
         t0 = time.monotonic()
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
@@ -232,6 +233,21 @@ def test_idle_sockets_and_a_body_at_one_byte_a_second_are_cut_off_while_health_a
         assert not still_open(idle, seconds=5)  # each was evicted or passed its header deadline
         assert time.monotonic() - t0 < 25
         assert httpx.post(url + "/v1/translate", json=TEXT, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_headers_past_the_size_limit_are_refused_and_the_connection_closed(world, http):
+    app = app_for(world, limits=replace(LIMITS, max_header_bytes=2048))
+    with running(app, http=http) as url:
+        sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5)
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * 4096)
+            answer = sock.recv(4096)
+            assert answer.split(b" ")[1] in (b"400", b"431"), answer  # h11 says 400 itself
+            assert not still_open([sock], seconds=3)
+        finally:
+            sock.close()
+        assert httpx.get(url + "/healthz").status_code == 200
 
 
 # -- 7. latents are checked on the way in and on the way out ------------------------------------

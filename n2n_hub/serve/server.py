@@ -74,21 +74,22 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def uvicorn_config(app: Any, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
-                   log_level: str = "info") -> Any:
-    """How uvicorn runs the app: the guarded protocol (header deadline, connection cap), the idle
-    and header-size limits of ``settings.limits``, and a graceful shutdown that lets requests finish.
+                   log_level: str = "info", http: str = "auto") -> Any:
+    """How uvicorn runs the app: the guarded protocol (header deadline and size, connection cap;
+    ``http``: ``auto``, ``httptools`` or ``h11``), the idle limit of ``settings.limits``, and a
+    graceful shutdown that lets requests finish.
 
     uvicorn's ``limit_concurrency`` stays off: it counts idle connections, so a crowd of idle
     sockets would make it refuse health checks; the protocol's cap closes idle ones instead.
     """
     import uvicorn
 
-    from .protocol import GuardedH11Protocol
+    from .protocol import guarded_protocol
 
     limits = settings.limits
     return uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
-                          http=GuardedH11Protocol.with_limits(limits), timeout_keep_alive=limits.idle_timeout_s,  # type: ignore[arg-type]
-                         
+                          http=guarded_protocol(limits, http),
+                          timeout_keep_alive=limits.idle_timeout_s,  # type: ignore[arg-type]
                           h11_max_incomplete_event_size=limits.max_header_bytes,
                           timeout_graceful_shutdown=int(limits.request_timeout_s) + 5)
 
