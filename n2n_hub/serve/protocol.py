@@ -153,15 +153,11 @@ def _httptools() -> type:
 
 def guarded_protocol(limits: Limits, http: str = "auto") -> type:
     """The protocol class for one server's limits: httptools (``auto``, when installed) or h11."""
-    make = _h11
-    if http in ("auto", "httptools"):
-        try:
-            import httptools  # noqa: F401
+    import importlib.util
 
-            make = _httptools
-        except ImportError:
-            if http == "httptools":
-                raise
+    make = _h11
+    if http == "httptools" or (http == "auto" and importlib.util.find_spec("httptools") is not None):
+        make = _httptools
     return type(make().__name__, (make(),), {"header_timeout_s": limits.header_timeout_s,
                                              "max_connections": limits.max_connections,
                                              "max_header_bytes": limits.max_header_bytes})
