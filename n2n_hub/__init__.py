@@ -13,7 +13,7 @@ from .base.version import VERSION
 __version__ = VERSION
 
 __all__ = [
-    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError", "PairPlan",
+    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError", "PairPlan", "Translation", "Translator",
     "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 
@@ -28,4 +28,8 @@ def __getattr__(name: str):
         from .catalog.planning import PairPlan
 
         return PairPlan
+    if name in ("Translator", "Translation"):  # what Hub.pair and Translator.translate hand out
+        from .translators import translator
+
+        return getattr(translator, name)
     raise AttributeError(name)

@@ -58,13 +58,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(app: Any, ready: bool = True) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1; yields its base URL."""
+def running(app: Any, ready: bool = True, http: str = "auto") -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, configured as ``n2n-hub serve`` runs it; yields its base URL."""
     import httpx
     import uvicorn
 
+    from n2n_hub.serve.server import uvicorn_config
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn_config(app, app.state.n2n.settings, "127.0.0.1", port, log_level="warning",
+                                                  http=http))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -155,3 +155,48 @@ def test_an_unregistered_module_cannot_be_trained():
 
     with pytest.raises(InputError, match="kind 'stray' is not registered"):
         objective(Stray())
+
+
+def _requests() -> list[kinds.SampleRequest]:
+    """Four callers with their own conditions, n, temperature and seeded generator."""
+    g = torch.Generator().manual_seed(5)
+    shapes = [(3, 2, 0.7), (1, 5, 1.0), (2, 1, 0.0), (4, 3, 0.5)]
+    return [kinds.SampleRequest(torch.randn(b, 16, generator=g), n, t, torch.Generator().manual_seed(i))
+            for i, (b, n, t) in enumerate(shapes)]
+
+
+def _modules() -> list[nn.Module]:
+    from n2n_hub.cinn.baseline import MLPTranslator
+
+    g = torch.Generator().manual_seed(0)
+    c, z = torch.randn(128, 16, generator=g), torch.randn(128, 8, generator=g)
+    flow = ConditionalINN(8, ConditionSpec.infer((16,), "float32"), n_blocks=2, hidden=32)
+    flow.initialize(z, c)
+    return [flow.eval(), MLPTranslator(8, ConditionSpec.infer((16,), "float32"), hidden=32).eval()]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["cinn", "mlp"])
+def test_batched_sampling_gives_each_request_the_bits_it_gets_alone(which):
+    """The server's path: requests packed into fixed blocks of rows. (The matrix kernels of this
+    machine treat the rows of one shape alike; a kernel that rounded by a row's place in the
+    block, as some do for a 6-wide input, would break this, and this test would say so.)"""
+    module = _modules()[which]
+    together = kinds.sample_batch(module, _requests(), block=32)
+    for i, request in enumerate(_requests()):
+        alone = kinds.sample_batch(module, [request], block=32)[0]
+        assert alone.shape == (request.c.shape[0], request.n, 8)
+        assert torch.equal(together[i], alone)  # same bits alone or among the others
+        same_noise = module.sample(request.c, n=request.n, temperature=request.temperature,
+                                   generator=torch.Generator().manual_seed(i))
+        assert torch.allclose(together[i], same_noise, atol=1e-5)  # sample's noise, in blocks
+    if which == 0:
+        assert not torch.allclose(together[0][:, 0], together[0][:, 1])  # the cINN samples
+        assert torch.allclose(together[2][:, :1], together[2], atol=0)  # temperature 0: no noise
+
+
+def test_a_kind_without_sample_batch_is_sampled_request_by_request(gauss_kind):
+    module = DiagonalGaussian(8, ConditionSpec.infer((16,), "float32"), hidden=16).eval()
+    got = kinds.sample_batch(module, _requests(), block=32)
+    for request, z in zip(_requests(), got):
+        assert torch.equal(z, module.sample(request.c, n=request.n, temperature=request.temperature,
+                                            generator=request.generator))

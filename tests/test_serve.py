@@ -159,6 +159,11 @@ def test_translate_uploaded_images_multipart_and_base64(server, world):
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(io.BytesIO(b)), dtype=np.float32))[None] for b in imgs])
     want = world["image"].translate(x / 127.5 - 1, n=2, seed=1)
     assert torch.allclose(torch.tensor(d["latents"]), want.latents, atol=1e-6)
+    files = []  # the same files read from disk, as the command line reads them
+    for i, b in enumerate(imgs):
+        files.append(world["root"] / f"upload-{i}.png")
+        files[-1].write_bytes(b)
+    assert torch.allclose(torch.tensor(d["latents"]), world["image"].translate(files, n=2, seed=1).latents, atol=1e-6)
     b64 = post(url, {"source": "toygen", "target": "toygen", "n": 2, "seed": 1, "include_latents": True,
                      "images": [base64.b64encode(b).decode() for b in imgs]}).json()
     assert b64["latents"] == d["latents"]
@@ -179,15 +184,17 @@ def test_translate_source_latents_as_json_or_safetensors(server, world):
 
 
 def test_transfer_keeps_the_exemplars_residual_under_a_new_condition(server, world):
-    url, _ = server
+    url, app = server
     t = world["text"]
     ex = post(url, {"pair": "toy-shapes", "texts": ["a circle", "a square"], "n": 1, "seed": 5,
                     "include_latents": True}).json()
     z_ex = torch.tensor(ex["latents"])[:, 0]
     body = {"pair": "toy-shapes", "texts": ["a triangle", "a square"], "include_latents": True,
             "exemplar": {"texts": ["a circle", "a square"], "target_latents": z_ex.tolist()}}
+    transfers = app.state.n2n.calls["transfer"]
     r = post(url, body, path="/v1/transfer")
     assert r.status_code == 200, r.text
+    assert app.state.n2n.calls["transfer"] == transfers + 1  # it went through the pair's batch queue
     got = torch.tensor(r.json()["latents"])
     assert torch.allclose(got, t.transfer(z_ex, ["a circle", "a square"], ["a triangle", "a square"]), atol=1e-5)
     assert torch.allclose(got[1], z_ex[1], atol=1e-4)  # same condition: the exemplar comes back
@@ -447,7 +454,7 @@ def test_readyz_waits_for_start_up_pairs(world):
     gate = threading.Event()
     pool = app.state.n2n.pool
     load = pool._load
-    pool._load = lambda slot, options: (gate.wait(30), load(slot, options))
+    pool._load = lambda slot: (gate.wait(30), load(slot))
     with running(app, ready=False) as url:
         r = httpx.get(url + "/readyz")
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
@@ -500,12 +507,12 @@ def test_an_unexpected_error_is_a_500_json_line_with_the_request_id(world):
         def broken(*args):
             raise RuntimeError("disk on fire")
 
-        pool.resolve, original = broken, pool.resolve
-        try:  # fields this server has not resolved before
+        pool.plan, original = broken, pool.plan
+        try:  # fields this server has not planned before
             r = post(url, {**TEXT, "pair": None, "source": "toytext", "target": "toygen"},
                      headers={"X-Request-ID": "req-500"})
         finally:
-            pool.resolve = original
+            pool.plan = original
         assert r.status_code == 500 and r.headers["x-request-id"] == "req-500"
         assert r.json() == {"error": "internal error: RuntimeError: disk on fire"}
         ok = post(url, TEXT)
@@ -513,20 +520,36 @@ def test_an_unexpected_error_is_a_500_json_line_with_the_request_id(world):
         assert 'n2n_requests_total{route="/v1/translate",status="500"} 1.0' in httpx.get(url + "/metrics").text
 
 
-def test_a_pair_is_resolved_once_per_spelling_and_errors_are_not_kept(world, monkeypatch):
-    import n2n_hub.serve.pairs as pairs
+@pytest.fixture
+def plan_count(monkeypatch):
+    """How many times a pair was planned (``resolve_pair`` is what ``Hub.plan`` does)."""
+    import n2n_hub.hub as hub_module
 
-    looked_up: list[str] = []
-    canonical = pairs.canonical
-    monkeypatch.setattr(pairs, "canonical", lambda hub, address: (looked_up.append(address), canonical(hub, address))[1])
+    calls: list[tuple] = []
+    real = hub_module.resolve_pair
+    monkeypatch.setattr(hub_module, "resolve_pair", lambda *a, **k: (calls.append(a[2:4]), real(*a, **k))[1])
+    return calls
+
+
+def test_a_servers_first_request_to_a_pair_plans_it_once_and_later_requests_never(world, plan_count):
+    app = create_app(world["hub"], ServeSettings(lazy=True, limits=LIMITS))
+    with running(app, ready=False) as url:
+        plan_count.clear()  # start-up planned the registry's pairs; requests start now
+        body = {**TEXT, "pair": None, "source": "toytext", "target": "toygen"}
+        assert post(url, body).status_code == 503  # the first request starts the load
+        assert plan_count == [("toytext", "toygen")]
+        app.state.n2n.pool.slots["toytext@base->toygen@base"].done.wait(30)
+        for _ in range(3):
+            assert post(url, body).status_code == 200
+        assert post(url, TEXT).status_code == 200  # the registry name of a start-up pair: planned at start-up
+        assert plan_count == [("toytext", "toygen")]
+
+
+def test_errors_are_not_kept_and_are_planned_again(world, plan_count):
     app = make_app(world)
     with running(app) as url:
-        body = {**TEXT, "pair": None, "source": "toytext", "target": "toygen"}
-        looked_up.clear()
-        first, second = post(url, body), post(url, body)
-        assert first.status_code == second.status_code == 200 and first.content == second.content
-        assert looked_up == ["toytext", "toygen"]
+        plan_count.clear()
         for _ in range(2):
-            r = post(url, {**body, "source": "nobody"})
-            assert r.status_code == 404 and "unknown expert 'nobody'" in r.json()["error"]
-        assert looked_up.count("nobody") == 2
+            r = post(url, {**TEXT, "pair": None, "source": "toygen", "target": "toytext"})
+            assert r.status_code == 422 and "toytext" in r.json()["error"]
+        assert plan_count == [("toygen", "toytext")] * 2

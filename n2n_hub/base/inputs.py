@@ -27,11 +27,16 @@ _CHANNELS = {"L": 1, "1": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1, 
              "RGBA": 4, "CMYK": 4}
 
 
-def open_image(source: str | Path | bytes, name: str | None = None) -> Any:
+class TooManyPixels(InputError):
+    """An image with more pixels than the reader was told to accept."""
+
+
+def open_image(source: str | Path | bytes, name: str | None = None, max_pixels: int | None = None) -> Any:
     """A decoded PIL image of 8-bit samples, or one :class:`InputError` naming what is wrong with it.
 
-    ``source`` is a path or the file's bytes (an upload). Images over PIL's pixel limit and
-    16-bit or float images (which 8-bit conversion would clip without a word) are refused.
+    ``source`` is a path or the file's bytes (an upload). Images over ``max_pixels`` (checked
+    before their pixels are decoded) or PIL's pixel limit, and 16-bit or float images (which
+    8-bit conversion would clip without a word), are refused.
     """
     import io
 
@@ -40,14 +45,18 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Any:
     name = name or (str(source) if not isinstance(source, bytes) else "the uploaded image")
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise TooManyPixels(f"{name} has {im.width}x{im.height} pixels; the limit is {max_pixels} pixels")
             if im.mode in _WIDE_MODES:
                 raise InputError(f"{name} has {im.mode} samples (16-bit or float); n2n-hub reads 8-bit images: "
                                  "convert it to 8 bits first, choosing how to map its range")
             im.load()
             return im.copy()
+    except InputError:
+        raise
     except Image.DecompressionBombError:
-        raise InputError(f"{name} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
-                         "shrink it first") from None
+        raise TooManyPixels(f"{name} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
+                            "shrink it first") from None
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise InputError(f"cannot read image {name}: {e}") from None
 
@@ -66,16 +75,22 @@ def image_tensor(im: Any, channels: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()) / 127.5 - 1.0
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
-    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+def read_image(source: Path | bytes, shape: Sequence[int], name: str | None = None,
+               max_pixels: int | None = None) -> torch.Tensor:
+    """One image file (a path, or its bytes as uploaded) as a float ``(C, H, W)`` tensor in [-1, 1],
+    resized to ``shape``; ``max_pixels`` refuses larger images before their pixels are decoded."""
     from PIL import Image
 
     c, h, w = shape
-    out = []
-    for p in paths:
-        im = open_image(p)
-        out.append(image_tensor(im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), c))
-    return torch.stack(out)
+    if c not in (1, 3):
+        raise InputError(f"cannot read images with {c} channels; expected 1 or 3")
+    im = open_image(source, name, max_pixels)
+    return image_tensor(im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), c)
+
+
+def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
+    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+    return torch.stack([read_image(Path(p), shape) for p in paths])
 
 
 def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: str) -> torch.Tensor:

@@ -7,13 +7,14 @@ of the comparison: it can only predict the conditional mean.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from .embedders import ConditionSpec, make_embedder
 from .subnet import mlp
+from ..base.blocks import in_blocks
 from ..errors import ShapeError
 
 
@@ -54,10 +55,27 @@ class MLPTranslator(nn.Module):
     def sample(self, c: torch.Tensor, n: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """The prediction repeated ``n`` times, shape ``(B, n, D)``: an MLP has no residual."""
-        c = self.condition.check(c)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        return self(c).unsqueeze(1).expand(-1, n, -1).contiguous()
+        return self.sample_batch([(c, n, temperature, generator)])[0]
+
+    @torch.no_grad()
+    def sample_batch(self, requests: Sequence[tuple[torch.Tensor, int, float, torch.Generator | None]],
+                     block: int | None = None) -> list[torch.Tensor]:
+        """:meth:`sample` for several requests in one pass, on fixed blocks of ``block`` rows when given."""
+        cs, shapes = [], []
+        for c, n, _temperature, _generator in requests:
+            c = self.condition.check(c)
+            if n < 1:
+                raise ValueError(f"n must be >= 1, got {n}")
+            cs.append(c)
+            shapes.append((c.shape[0], n))
+        if not shapes:
+            return []
+        pred = in_blocks(self, torch.cat(cs), block=block)
+        out, start = [], 0
+        for b, n in shapes:
+            out.append(pred[start:start + b].unsqueeze(1).expand(-1, n, -1).contiguous())
+            start += b
+        return out
 
     def residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise ShapeError("a deterministic MLP translator has no residual; use the cINN translator")

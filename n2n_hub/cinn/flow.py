@@ -6,11 +6,12 @@ Direction convention: ``forward(z, c)`` computes the residual ``v = τ⁻¹(z | 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from ..base.blocks import in_blocks
 from ..errors import ShapeError
 from .actnorm import ActNorm
 from .coupling import INNBlock
@@ -218,16 +219,38 @@ class ConditionalINN(nn.Module):
 
         ``temperature`` scales v ~ N(0, I); below 1 trades diversity for typicality.
         """
-        c = self._check(None, c)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        b = c.shape[0]
+        return self.sample_batch([(c, n, temperature, generator)])[0]
+
+    @torch.no_grad()
+    def sample_batch(self, requests: Sequence[tuple[torch.Tensor, int, float, torch.Generator | None]],
+                     block: int | None = None) -> list[torch.Tensor]:
+        """Several callers' samples in one pass of the flow: ``(B_i, n_i, D)`` per ``(c, n, temperature, generator)``.
+
+        Each request draws its residuals from its own generator, in the order :meth:`sample`
+        draws them; with ``block`` the flow runs on fixed blocks of that many rows (see
+        :func:`~n2n_hub.base.blocks.in_blocks`), so a request's bits do not depend on the others.
+        """
         ref = next(self.parameters())
-        v = torch.randn(b * n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype) * temperature
-        c_rep = c.repeat_interleave(n, dim=0)
-        return self.inverse(v, c_rep).view(b, n, self.dim)
+        vs, cs, shapes = [], [], []
+        for c, n, temperature, generator in requests:
+            c = self._check(None, c).to(ref.device)
+            if n < 1:
+                raise ValueError(f"n must be >= 1, got {n}")
+            if temperature < 0:
+                raise ValueError(f"temperature must be >= 0, got {temperature}")
+            b = c.shape[0]
+            vs.append(torch.randn(b * n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype)
+                      * temperature)
+            cs.append(c.repeat_interleave(n, dim=0))
+            shapes.append((b, n))
+        if not shapes:
+            return []
+        z = in_blocks(self.inverse, torch.cat(vs), torch.cat(cs), block=block)
+        out, start = [], 0
+        for b, n in shapes:
+            out.append(z[start:start + b * n].view(b, n, self.dim))
+            start += b * n
+        return out
 
     @torch.no_grad()
     def residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

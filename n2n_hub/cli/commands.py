@@ -554,10 +554,13 @@ def diagnose_cmd(source: str, target: str, layers: str, output, steps, samples, 
 @click.option("--encode-apart", is_flag=True,
               help="Encode each request's inputs in a call of its own: seeded latents keep their bits in any "
                    "batch even for sources that pad a batch (BERT), at some throughput.")
+@click.option("--allow-address", "allow_addresses", multiple=True, metavar="PATTERN",
+              help="Also let requests name expert addresses matching PATTERN ('*' stays within one path "
+                   "segment, e.g. 'bert@*'); by default only the served pairs' and the registry's addresses.")
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help="CPU threads for torch.")
 def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_batch: int, max_delay_ms: float,  # type: ignore[no-untyped-def]
               api_key_env, allow_train: bool, lazy: bool, max_n: int, max_inputs: int, max_queue: int,
-              request_timeout: float, encode_apart: bool, threads) -> None:
+              request_timeout: float, encode_apart: bool, allow_addresses: tuple[str, ...], threads) -> None:
     """Serve translations over HTTP: JSON API, web page at /, metrics, dynamic batching.
 
     PAIRS are registry names (`n2n-hub pairs`) or SRC,TGT; default: the registry pairs
@@ -578,7 +581,8 @@ def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_bat
     limits = replace(Limits(), max_n=max_n, max_inputs=max_inputs, max_queue=max_queue,
                      request_timeout_s=request_timeout)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, allow_train=allow_train, lazy=lazy,
-                             api_key=key, limits=limits, merge_encode=not encode_apart)
+                             api_key=key, limits=limits, merge_encode=not encode_apart,
+                             allow_addresses=tuple(allow_addresses))
     run(_hub(device=device, quiet=True), settings, list(pairs), host, port, log=lambda m: click.echo(m, err=True))
 
 

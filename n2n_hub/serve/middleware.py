@@ -1,4 +1,4 @@
-"""The API key, request ids, metrics and access logs as one plain ASGI middleware.
+"""The API key, request ids, metrics, access logs and the body deadline as one plain ASGI middleware.
 
 Starlette's ``BaseHTTPMiddleware`` runs every request in an extra task with its own body
 stream; under load that is a measurable share of a request. This wraps ``send`` instead:
@@ -7,6 +7,7 @@ the status and headers are seen as they go out, and nothing else is copied.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -16,6 +17,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from .metrics import Metrics
+from .requests import over
 
 access_log = logging.getLogger("n2n_hub.serve.access")
 log = logging.getLogger("n2n_hub.serve")
@@ -57,10 +59,34 @@ class GuardAndLog:
     """Refuses calls without the API key (but health), tags responses with ``X-Request-ID``,
     counts them by route template and status, and writes one JSON access-log line each."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, api_key: str | None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, api_key: str | None, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.metrics = metrics
         self.api_key = api_key
+        self.body_timeout_s = body_timeout_s
+
+    def _timed(self, receive: Receive) -> Receive:
+        """``receive`` that refuses (408, then the connection closes) a body still incomplete
+        ``body_timeout_s`` after the request's headers; once the body is in, it is plain ``receive``."""
+        deadline = time.monotonic() + self.body_timeout_s
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                late = over("body_timeout_s", f"the request body did not arrive within the limit of "
+                                              f"{self.body_timeout_s:g} s", status=408)
+                late.headers = {"Connection": "close"}
+                raise late from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        return timed_receive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,14 +113,16 @@ class GuardAndLog:
                 message = {**message, "headers": [*out, rid_header]}
             await send(message)
 
+        authorised = not self.api_key or key_ok(headers, self.api_key)
+        scope.setdefault("state", {})["n2n_authorised"] = authorised  # health routes say more to key holders
         self.metrics.in_flight.inc()
         try:
-            if self.api_key and not path.startswith(OPEN_PATHS) and not key_ok(headers, self.api_key):
+            if not authorised and path not in OPEN_PATHS:
                 await _send_json(tagged_send, 401, {"error": KEY_MESSAGE},
                                  [(b"www-authenticate", b'Basic realm="n2n-hub"')])
             else:
                 try:
-                    await self.app(scope, receive, tagged_send)
+                    await self.app(scope, self._timed(receive), tagged_send)
                 except Exception as e:  # noqa: BLE001 - the server never dies on a request
                     log.exception("unhandled error on %s", path)
                     if sent["started"]:

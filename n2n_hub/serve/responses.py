@@ -72,3 +72,15 @@ def json_answer(req: TranslateRequest, res: JobResult, source: str, target: str,
         out["latent_shape"] = list(res.latents.shape)
         out["latents"] = res.latents.tolist()
     return out
+
+
+def transfer_answer(req: TranslateRequest, z: torch.Tensor, outputs: Any, source: str, target: str) -> dict[str, Any]:
+    """A transfer's JSON: the pair, the count, one grid row of the outputs, optionally the latents."""
+    answer: dict[str, Any] = {"source": source, "target": target, "count": int(z.shape[0])}
+    if isinstance(outputs, torch.Tensor):
+        answer["grid_png"] = base64.b64encode(png_bytes(outputs, outputs.shape[0])).decode()
+    elif isinstance(outputs, list):
+        answer["outputs"] = [str(o) for o in outputs]
+    if req.include_latents:
+        answer["latents"] = z.tolist()
+    return answer

@@ -13,6 +13,15 @@ A module of a registered kind must have:
 - ``loss(z, c) -> (B,)``: the per-sample objective the trainer minimises, summed over
   dimensions (an NLL in nats for ``objective="nll"``, a squared error for ``"mse"``);
 - ``sample(c, n=1, temperature=1.0, generator=None) -> (B, n, dim)``;
+- optionally ``sample_batch(requests, block=None) -> [(B_i, n_i, dim), ...]``: several
+  callers' samples in one call, one :class:`SampleRequest` ``(c, n, temperature, generator)``
+  each. Request ``i`` draws its noise from its own generator exactly as ``sample(*requests[i])``
+  does; with ``block`` the module runs on fixed blocks of ``block`` rows, the last one
+  zero-padded (:func:`n2n_hub.base.blocks.in_blocks`), so its kernels see one shape whatever
+  the batch and a request's bits do not depend on the other requests. A kind without it is sampled request by request (:func:`sample_batch`),
+  which keeps that promise at the cost of one call per request. The server merges concurrent
+  requests through it, and :class:`~n2n_hub.translators.translator.Translator` samples through
+  it too;
 - optionally ``needs_data_init() -> bool`` and ``initialize(z, c, whitening_rows=None)``
   for a data-dependent initialisation the trainer runs once, before step 0, from the first
   finite batch ``(z, c)``; with ``data_init_rows() -> int`` above 0 the module asks for at
@@ -27,12 +36,12 @@ This module imports no torch, so listing kinds stays cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..errors import InputError
 
-__all__ = ["TranslatorKind", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of", "needs_data_init",
-           "data_init_rows", "needs_condition_fit"]
+__all__ = ["TranslatorKind", "SampleRequest", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of",
+           "needs_data_init", "data_init_rows", "needs_condition_fit", "sample_batch"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,23 @@ def needs_condition_fit(module: Any) -> bool:
     """Whether the module waits for ``fit_condition(c, labels)`` (kinds without one: never)."""
     check: Callable[[], bool] | None = getattr(module, "needs_condition_fit", None)
     return bool(check()) if callable(check) else False
+
+
+class SampleRequest(NamedTuple):
+    """One caller's share of a :func:`sample_batch` call."""
+
+    c: Any                 # (B, ...) source representations (a tensor)
+    n: int                 # samples per condition
+    temperature: float     # scale of the residual noise
+    generator: Any = None  # the torch.Generator the request's noise comes from (None: the global one)
+
+
+def sample_batch(module: Any, requests: Sequence[SampleRequest], block: int | None = None) -> list[Any]:
+    """``(B_i, n_i, dim)`` samples per request: the module's own ``sample_batch``, else one ``sample`` each."""
+    batched: Callable[..., list[Any]] | None = getattr(module, "sample_batch", None)
+    if callable(batched):
+        return batched([tuple(r) for r in requests], block=block)
+    return [module.sample(r.c, n=r.n, temperature=r.temperature, generator=r.generator) for r in requests]
 
 
 register_kind(TranslatorKind(

@@ -9,14 +9,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..base.blocks import in_blocks
 from ..errors import InputError, ShapeError
 from ..spec.expert import Expert, ExpertAddress
 from ..spec.inputs import read_inputs
+from ..spec.kinds import SampleRequest, sample_batch
 
 if TYPE_CHECKING:
     from ..catalog.planning import PairPlan
 
 DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
+# Rows per pass of the translator where a request's bits must not depend on its batch-mates
+# (the server's merged batches): a fixed shape for the matrix kernels, see base.blocks.
+SAMPLE_BLOCK = 32
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Translation:
 
 class Translator:
     """τ between two loaded experts, with the metadata it was trained and cached with."""
+
+    sample_block = SAMPLE_BLOCK  # rows per module call when callers' requests are merged (the server)
 
     def __init__(self, module: nn.Module, metadata: dict[str, Any], source: Expert, target: Expert,
                  source_address: ExpertAddress, target_address: ExpertAddress, path: Path | None = None,
@@ -86,10 +93,8 @@ class Translator:
             raise ShapeError(f"target latents have shape {tuple(z.shape)}, expected (B, {', '.join(map(str, self.latent_shape))})")
         return z.reshape(z.shape[0], -1).to(self._device())
 
-    @torch.no_grad()
-    def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
-                       seed: int | None = None) -> torch.Tensor:
-        """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+    def _checked(self, n: Any, temperature: Any, seed: Any) -> float:
+        """The temperature to use (the pair's when None), after checking one request's settings."""
         temp = self.temperature if temperature is None else temperature
         if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 10 or temp != temp:
             raise InputError(f"temperature must be a finite number in [0, 10], got {temperature!r}")
@@ -97,11 +102,46 @@ class Translator:
             raise InputError(f"n (samples per input) must be a whole number >= 1, got {n!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             raise InputError(f"seed must be a whole number in [0, 2^63), got {seed!r}")
-        c = self.encode_source(inputs)
-        gen = torch.Generator(device=self._device()).manual_seed(seed) if seed is not None else None
-        temperature = self.temperature if temperature is None else temperature
-        z = self.module.sample(c, n=n, temperature=temperature, generator=gen)
-        return self._unflatten(z)
+        return float(temp)
+
+    @torch.no_grad()
+    def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
+                    seeds: list[int | None], block: int | None = None) -> list[torch.Tensor]:
+        """Sample several requests in one translator call, each with its own n, temperature and seed.
+
+        ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
+        Each request draws its residual noise from a generator of its own seed, so it gets the
+        samples :meth:`sample_latents` gives it; with ``block`` (the server: :data:`SAMPLE_BLOCK`)
+        the translator runs on fixed blocks of rows and a seeded request gets the same bits alone
+        or in any batch (the kind contract's ``sample_batch``, :mod:`n2n_hub.spec.kinds`).
+        Returns ``(B_i, n_i, *latent_shape)`` per request.
+        """
+        device = self._device()
+        requests = []
+        for c, n, t, seed in zip(conditions, ns, temperatures, seeds, strict=True):
+            temp = self._checked(n, t, seed)
+            gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+            requests.append(SampleRequest(c.to(device), n, temp, gen))
+        return [self._unflatten(z) for z in sample_batch(self.module, requests, block=block)]
+
+    @torch.no_grad()
+    def sample_latents(self, inputs: Any, n: int = 1, temperature: float | None = None,
+                       seed: int | None = None) -> torch.Tensor:
+        """``n`` target latents per source input, ``(B, n, *latent_shape)``, without decoding."""
+        self._checked(n, temperature, seed)  # refused before the source encodes anything
+        return self.sample_many([self.encode_source(inputs)], [n], [temperature], [seed])[0]
+
+    def decode(self, flat: torch.Tensor, block: int = DECODE_CHUNK, pad: bool = False) -> Any:
+        """The target's outputs for latents ``(N, *latent_shape)``, at most ``block`` per decoder call.
+
+        ``pad``: every call gets exactly ``block`` rows, so an output's bits do not depend on
+        the other latents decoded with it (the server); else blocks only bound the memory.
+        """
+        return in_blocks(self.target.decode, flat.to(self.target.device), block=block, pad=pad, cpu=True)
+
+    def describe(self, flat: torch.Tensor, block: int | None = None, pad: bool = False) -> list[dict[str, Any]]:
+        """Per-sample facts the target reports about latents ``(N, *latent_shape)`` (e.g. the nearest class)."""
+        return list(in_blocks(self.target.describe_latent, flat.to(self.target.device), block=block, pad=pad) or [])
 
     @torch.no_grad()
     def translate(self, inputs: Any, n: int = 1, temperature: float | None = None, seed: int | None = None,
@@ -112,19 +152,9 @@ class Translator:
         (default: :attr:`temperature`, the pair's registry setting or 1).
         """
         z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
-        flat = z.reshape(-1, *self.latent_shape).to(self.target.device)
-        outputs = self._decode_in_chunks(flat) if decode else None
-        info = self.target.describe_latent(flat)
-        return Translation(inputs, z.cpu(), outputs, info)
-
-    def _decode_in_chunks(self, flat: torch.Tensor) -> Any:
-        """Decode at most :data:`DECODE_CHUNK` latents at once, so memory does not grow with ``n``."""
-        parts = [self.target.decode(flat[i:i + DECODE_CHUNK]) for i in range(0, len(flat), DECODE_CHUNK)]
-        if len(parts) == 1:
-            return parts[0]
-        if isinstance(parts[0], torch.Tensor):
-            return torch.cat([p.cpu() for p in parts])
-        return [o for p in parts for o in p]
+        flat = z.reshape(-1, *self.latent_shape)
+        outputs = self.decode(flat) if decode else None
+        return Translation(inputs, z.cpu(), outputs, self.describe(flat))
 
     @torch.no_grad()
     def residual(self, source_inputs: Any, target_latents: torch.Tensor) -> torch.Tensor:
@@ -137,46 +167,3 @@ class Translator:
         z = self.module.transfer(self._flatten(exemplar_latents), self.encode_source(exemplar_inputs),
                                  self.encode_source(new_inputs))
         return self._unflatten(z)
-
-    @torch.no_grad()
-    def sample_many(self, conditions: list[torch.Tensor], ns: list[int], temperatures: list[float | None],
-                    seeds: list[int | None], chunk: int = 32) -> list[torch.Tensor]:
-        """Sample several requests in one translator call, each with its own n, temperature and seed.
-
-        ``conditions[i]`` are source representations ``(B_i, ...)`` (from :meth:`encode_source`).
-        Each request draws its residual noise from its own generator exactly as
-        :meth:`sample_latents` would. The flow runs on blocks of exactly ``chunk`` rows (the
-        last one zero-padded): matrix kernels round differently for different batch sizes, and
-        fixed shapes make every row's result independent of its neighbours, so a seeded request
-        gets the same bits alone or in any batch. Returns ``(B_i, n_i, *latent_shape)`` per request.
-        """
-        module = self.module
-        if not hasattr(module, "inverse"):  # a deterministic translator has no noise to batch
-            return [self._unflatten(module.sample(c, n=n, temperature=self.temperature if t is None else t))
-                    for c, n, t in zip(conditions, ns, temperatures)]
-        ref = next(module.parameters())
-        vs, cs = [], []
-        for c, n, t, seed in zip(conditions, ns, temperatures, seeds):
-            c = module.condition.check(c.to(ref.device))
-            t = self.temperature if t is None else t
-            if n < 1 or t < 0:
-                raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={t}")
-            gen = torch.Generator(device=ref.device).manual_seed(seed) if seed is not None else None
-            vs.append(torch.randn(c.shape[0] * n, module.dim, generator=gen, device=ref.device, dtype=ref.dtype) * t)
-            cs.append(c.repeat_interleave(n, dim=0))
-        v_all, c_all = torch.cat(vs), torch.cat(cs)
-        blocks = []
-        for first in range(0, v_all.shape[0], chunk):
-            v, c = v_all[first:first + chunk], c_all[first:first + chunk]
-            rows = v.shape[0]
-            if rows < chunk:
-                v = torch.cat([v, v.new_zeros(chunk - rows, *v.shape[1:])])
-                c = torch.cat([c, c.new_zeros(chunk - rows, *c.shape[1:])])
-            blocks.append(module.inverse(v, c)[:rows])
-        z = torch.cat(blocks)
-        out, start = [], 0
-        for c, n in zip(conditions, ns):
-            rows = c.shape[0] * n
-            out.append(self._unflatten(z[start:start + rows].reshape(c.shape[0], n, -1)))
-            start += rows
-        return out
