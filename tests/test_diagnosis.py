@@ -10,7 +10,6 @@ from PIL import Image
 
 from n2n_hub.evaluation.diagnosis import diagnose
 from n2n_hub.errors import InputError, UnknownExpertError
-from test_segmenter import blob_host, blob_hub  # noqa: F401 - fixtures: real segmenter + tiny autoencoder
 
 
 def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp_path):

@@ -358,7 +358,7 @@ def test_too_few_items_to_hold_one_out_is_an_input_error_naming_items() -> None:
 
 
 def test_recipes_give_item_groups_so_the_hub_holds_out_whole_images(toy_host, tmp_path, monkeypatch) -> None:
-    from test_recipes import _hub
+    from toy_util import hub_with_registry as _hub
 
     body = ('[pairs.toy-shapes]\nsource = "toytext"\ntarget = "toygen"\nrecipe = "dataset"\ndataset = "toyshapes"\n'
             'source_from = "label"\nbridges = ["label-caption"]\npairs_per_item = 3\n'
