@@ -144,6 +144,7 @@ def test_a_cache_root_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
         assert out.exit_code == 1 and "is a file, not a folder" in out.output and "Traceback" not in out.output
 
 
+@pytest.mark.slow
 def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, tmp_path, toy_host):
     paired = run("pair", "toytext", "toygen", "--steps", "25", "--json")
     key = json.loads(paired.output[paired.output.index("{"):])["key"]

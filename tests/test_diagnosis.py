@@ -12,6 +12,7 @@ from n2n_hub.evaluation.diagnosis import diagnose
 from n2n_hub.errors import InputError, UnknownExpertError
 
 
+@pytest.mark.slow
 def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp_path):
     fig = tmp_path / "diag.png"
     result = diagnose(blob_hub, "segmenter", "tinyae", ["early", "last"], figure=fig, inputs=5, cinn_rows=2,

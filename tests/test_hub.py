@@ -38,6 +38,7 @@ def test_new_hyperparameters_train_a_new_translator_from_cached_features(trained
     assert len(trained_toy_hub.cache.entries()) == 2
 
 
+@pytest.mark.slow
 def test_translate_samples_are_reproducible_and_follow_the_condition(toy_hub):
     t = toy_hub.pair("toytext", "toygen", steps=400)
     r1 = t.translate(["a circle", "a triangle"], n=64, seed=3)

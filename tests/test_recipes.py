@@ -24,6 +24,7 @@ def halved_pairs(ctx, split="train"):
     return PairData(2 * z, z)
 
 
+@pytest.mark.slow
 def test_a_plugin_recipe_registered_through_the_hook_makes_the_pairs_its_translator_learns(
         toy_host, tmp_path, monkeypatch):
     toy_host.register(_plugin(register_recipes=lambda register: register(RecipeSpec(

@@ -1,15 +1,28 @@
-"""`-m "not slow"` leaves out every test that starts a process, a server on a port, pip or a browser."""
+"""`-m "not slow"` leaves out every test that starts a process, a server on a port, pip or a browser.
+
+(Tests that compute for over a second are marked too; that is measured, not read from the code.)
+"""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+from typing import Any, Callable
 
 import pytest
 
 # What makes a test slow, as it reads in the test or in a fixture it uses.
-SLOW_CODE = re.compile(r"\bsubprocess\.(?:run|Popen|call|check_call|check_output)\(|\btorchrun\(|\brunning\("
-                       r"|\bpip_target\(|\bserve_forever\b|\bsync_playwright\(")
+SLOW_CODE = re.compile(r"\bsubprocess\.(?:run|Popen|call|check_call|check_output)\(|\btorchrun\(|\bos\.fork\("
+                       r"|\brunning\(|\bpip_target\(|\bserve_forever\b|\bsync_playwright\(")
+
+
+@functools.cache
+def _starts_something(fn: Callable[..., Any]) -> bool:
+    try:
+        return bool(SLOW_CODE.search(inspect.getsource(fn)))
+    except (OSError, TypeError):
+        return False
 
 
 def starts_something(item: pytest.Item) -> str | None:
@@ -17,14 +30,7 @@ def starts_something(item: pytest.Item) -> str | None:
     functions = [("the test", getattr(item, "function", None))]
     for name, defs in item._fixtureinfo.name2fixturedefs.items():
         functions += [(f"fixture {name!r}", d.func) for d in defs]
-    for where, fn in functions:
-        try:
-            source = inspect.getsource(fn) if fn is not None else ""
-        except (OSError, TypeError):
-            continue
-        if SLOW_CODE.search(source):
-            return where
-    return None
+    return next((where for where, fn in functions if fn is not None and _starts_something(fn)), None)
 
 
 def test_the_pattern_sees_what_starts_processes_and_servers():

@@ -316,6 +316,7 @@ def test_a_data_loader_with_a_validation_loader_trains_and_validates() -> None:
 
 
 # -- target noise -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_target_noise_widens_what_the_flow_learns_by_its_variance_and_enters_the_config_record() -> None:
     """Targets N(0, 0.2²) with noise σ = 0.3 are learnt as N(0, 0.2² + 0.3²): the flow models the noisy targets."""
     g = torch.Generator().manual_seed(1)

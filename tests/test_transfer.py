@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +19,9 @@ from n2n_hub.translators.transfer import read_exact_images
 
 
 @pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """One cache for the module: each toy translator is trained once."""
-    return tmp_path_factory.mktemp("transfer-home")
+def shared_home(tmp_path_factory, trained_toy_home):
+    """One cache for the module, holding the session's trained toy pair: each toy translator is trained once."""
+    return Path(shutil.copytree(trained_toy_home, tmp_path_factory.mktemp("transfer") / "home"))
 
 
 @pytest.fixture
