@@ -1,6 +1,6 @@
 """A tiny in-process plugin for the segmenter tests: 32×32 blob images and a linear autoencoder that decodes them.
 
-Plain helpers (no fixtures); ``conftest.py`` builds the ``blob_host`` and ``blob_hub`` fixtures from them.
+Plain code (no fixtures); ``conftest.py`` builds the ``blob_host`` and ``blob_hub`` fixtures from them.
 """
 
 from __future__ import annotations

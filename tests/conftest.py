@@ -75,7 +75,7 @@ def toy_hub(toy_host, toy_registry_file, tmp_path):
 
 @pytest.fixture(scope="session")
 def trained_toy_home(tmp_path_factory) -> Path:
-    """A home holding the toy pair trained once per session with ``TOY_REGISTRY``'s settings.
+    """A home holding the toy pair trained once per test run with ``TOY_REGISTRY``'s settings.
 
     Read-only: tests take a copy (``trained_home``), so what one test does to its home no other sees.
     A translator's key hashes experts, recipe and settings, not the home's path, so the copy is valid.

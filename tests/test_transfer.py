@@ -20,7 +20,7 @@ from n2n_hub.translators.transfer import read_exact_images
 
 @pytest.fixture(scope="module")
 def shared_home(tmp_path_factory, trained_toy_home):
-    """One cache for the module, holding the session's trained toy pair: each toy translator is trained once."""
+    """One cache for the module, starting from ``trained_toy_home``: each toy translator is trained once."""
     return Path(shutil.copytree(trained_toy_home, tmp_path_factory.mktemp("transfer") / "home"))
 
 

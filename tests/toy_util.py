@@ -1,6 +1,6 @@
 """The toy world the tests share: the toy plugin, its registry entries, and hubs over them.
 
-Plain helpers (no fixtures); the fixtures built from them live in ``conftest.py``.
+Plain code (no fixtures); the fixtures built from them live in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable
 TESTS = Path(__file__).resolve().parent
 TOY_PLUGIN = TESTS / "toy_plugin"
 
-# The toy pair as the registry trains it; the session's trained home holds this translator.
+# The toy pair as the registry trains it; ``trained_toy_home`` holds this translator.
 TOY_REGISTRY = """
 [pairs.toy-shapes]
 source = "toytext"
