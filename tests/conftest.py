@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from toy_util import TOY_PLUGIN, TOY_REGISTRY, import_toy_plugins, make_toy_host, pip_target
 
 # The suite trains many tiny models; one thread is faster for them and keeps the suite's
 # time steady when other processes compete for the cores. Set at import (for module-scoped
@@ -23,38 +23,19 @@ def one_thread():
     yield
     torch.set_num_threads(1)
 
-TESTS = Path(__file__).resolve().parent
-TOY_PLUGIN = TESTS / "toy_plugin"
-
-TOY_REGISTRY = """
-[pairs.toy-shapes]
-source = "toytext"
-target = "toygen"
-recipe = "dataset"
-dataset = "toyshapes"
-source_from = "label"
-bridges = ["label-caption"]
-pairs_per_item = 2
-
-[pairs.toy-shapes.flow]
-n_blocks = 3
-hidden = 32
-
-[pairs.toy-shapes.training]
-steps = 150
-batch_size = 64
-val_every = 50
-"""
+def isolate(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """Point the hub's home and the config folder under ``root``; unset what could reach the user's own files."""
+    mp.setenv("N2N_HUB_HOME", str(root / "home"))
+    mp.setenv("XDG_CONFIG_HOME", str(root / "config"))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("N2N_HUB_REGISTRY", "N2N_HUB_OFFLINE", "N2N_HUB_LOAD_PLUGINS", "XDG_CACHE_HOME"):
+        mp.delenv(var, raising=False)
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No test reads or writes the user's real cache, config or registry."""
-    monkeypatch.setenv("N2N_HUB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("N2N_HUB_REGISTRY", "N2N_HUB_OFFLINE", "N2N_HUB_LOAD_PLUGINS", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(var, raising=False)
+    isolate(monkeypatch, tmp_path)
     import n2n_hub.catalog.host
 
     monkeypatch.setattr(n2n_hub.catalog.host, "_host", None)
@@ -63,12 +44,9 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def toy_modules(monkeypatch):
+    """The toy plugin and the caption bridge, with the toy experts' call counters at zero."""
     monkeypatch.syspath_prepend(str(TOY_PLUGIN))
-    import n2n_toy
-    import n2n_toy.experts
-
-    import n2n_captions
-
+    n2n_toy, n2n_captions = import_toy_plugins()
     for k in n2n_toy.experts.CALLS:
         n2n_toy.experts.CALLS[k] = 0
     return n2n_toy, n2n_captions
@@ -77,14 +55,7 @@ def toy_modules(monkeypatch):
 @pytest.fixture
 def toy_host(toy_modules):
     """A plugin host holding only the toy plugin and the caption bridge (no entry points)."""
-    from n2n_hub.catalog.host import PluginHost
-
-    n2n_toy, n2n_captions = toy_modules
-    host = PluginHost()
-    host._loaded = True
-    assert host.register(n2n_toy, "toy")
-    assert host.register(n2n_captions, "captions")
-    return host
+    return make_toy_host()
 
 
 @pytest.fixture
@@ -102,6 +73,43 @@ def toy_hub(toy_host, toy_registry_file, tmp_path):
     return Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
 
 
+@pytest.fixture(scope="session")
+def trained_toy_home(tmp_path_factory) -> Path:
+    """A home holding the toy pair trained once per test run with ``TOY_REGISTRY``'s settings.
+
+    Read-only: tests take a copy (``trained_home``), so what one test does to its home no other sees.
+    A translator's key hashes experts, recipe and settings, not the home's path, so the copy is valid.
+    """
+    from n2n_hub.catalog.registry import Registry
+    from n2n_hub.hub import Hub
+
+    root = tmp_path_factory.mktemp("trained-toy")
+    registry = root / "registry.toml"
+    registry.write_text(TOY_REGISTRY)
+    with pytest.MonkeyPatch.context() as mp:  # the isolation every test has, for the one that trains it
+        isolate(mp, root)
+        mp.syspath_prepend(str(TOY_PLUGIN))
+        torch.set_num_threads(1)
+        hub = Hub(home=root / "home", host=make_toy_host(), registry=Registry.load([registry]), progress=False,
+                  log=lambda m: None)
+        hub.pair("toytext", "toygen")
+    return root / "home"
+
+
+@pytest.fixture
+def trained_home(trained_toy_home, tmp_path) -> Path:
+    """This test's own copy of the trained toy home, where ``N2N_HUB_HOME`` points."""
+    return Path(shutil.copytree(trained_toy_home, tmp_path / "home"))
+
+
+@pytest.fixture
+def trained_toy_hub(trained_home, toy_host, toy_registry_file):
+    """``toy_hub`` with the registry's toy translator already in its cache (and its features)."""
+    from n2n_hub.hub import Hub
+
+    return Hub(home=trained_home, host=toy_host, progress=False, log=lambda m: None)
+
+
 @pytest.fixture
 def toy_cli_host(toy_host, monkeypatch):
     """Make the CLI's process-wide plugin host the toy one."""
@@ -109,11 +117,6 @@ def toy_cli_host(toy_host, monkeypatch):
 
     monkeypatch.setattr(n2n_hub.catalog.host, "_host", toy_host)
     return toy_host
-
-
-def pip_target(dest: Path, *projects: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(dest), *map(str, projects)], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -144,9 +147,51 @@ def installed_plugins(tmp_path_factory) -> Path:
     return site
 
 
+@pytest.fixture(scope="session")
+def chromium(pytestconfig) -> str:
+    """Debian's chromium for the browser test, installed with apt-get on first use where that is possible."""
+    from browser_util import find_or_install_chromium
+
+    def say(line: str) -> None:
+        capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line) if terminal is not None else print(line, flush=True)
+
+    return find_or_install_chromium(say)
+
+
 @pytest.fixture
 def plugin_env(installed_plugins, tmp_path):
     """Environment for a subprocess that sees the installed toy and broken plugins."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(installed_plugins), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+@pytest.fixture
+def blob_host(monkeypatch, tmp_path):
+    """A host with the real segmenter plugin and the blobs plugin, also used by the CLI."""
+    import n2n_segmenter
+    from blob_plugin import BlobsPlugin, blob_registry
+
+    import n2n_hub.catalog.host
+    from n2n_hub.catalog.host import PluginHost
+
+    reg = tmp_path / "blobs.toml"
+    reg.write_text(blob_registry())
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
+    host = PluginHost()
+    host._loaded = True
+    assert host.register(n2n_segmenter, "segmenter")
+    assert host.register(BlobsPlugin(), "blobs")
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
+    return host
+
+
+@pytest.fixture
+def blob_hub(blob_host, tmp_path):
+    """A hub over ``blob_host``, homed where ``N2N_HUB_HOME`` points."""
+    from n2n_hub.hub import Hub
+
+    return Hub(home=tmp_path / "home", host=blob_host, progress=False, log=lambda m: None)

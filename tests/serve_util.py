@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-TESTS = Path(__file__).resolve().parent
-# The toy pair of conftest.py, trained briefly: these tests need a translator, not a good one.
+# The toy pair of toy_util.py, trained briefly: these tests need a translator, not a good one.
 TOY_REGISTRY = """
 [pairs.toy-shapes]
 source = "toytext"
@@ -34,21 +32,14 @@ val_every = 15
 
 def toy_hub(home: Path, registry_file: Path) -> Any:
     """A Hub that sees only the toy plugin and the caption bridge, with its own cache and registry."""
-    if str(TESTS / "toy_plugin") not in sys.path:
-        sys.path.insert(0, str(TESTS / "toy_plugin"))
-    import n2n_captions
-    import n2n_toy
+    from toy_util import make_toy_host
 
     from n2n_hub.hub import Hub
-    from n2n_hub.catalog.host import PluginHost
     from n2n_hub.catalog.registry import Registry
 
-    host = PluginHost()
-    host._loaded = True
-    host.register(n2n_toy, "toy")
-    host.register(n2n_captions, "captions")
     registry_file.write_text(TOY_REGISTRY)
-    return Hub(home=home, host=host, registry=Registry.load([registry_file]), progress=False, log=lambda m: None)
+    return Hub(home=home, host=make_toy_host(), registry=Registry.load([registry_file]), progress=False,
+               log=lambda m: None)
 
 
 def free_port() -> int:

@@ -19,6 +19,8 @@ from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 from n2n_hub.cinn.nll import standard_normal_nll_per_dim  # noqa: E402
 from n2n_hub.training import TrainConfig, train  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains a flow for seconds to meet closed-form statistics
+
 D, C = 6, 4
 N_SAMPLES = 20_000  # samples drawn per fixed condition
 

@@ -97,6 +97,7 @@ def reference_mean_pool(folder: Path, texts: list[str]) -> torch.Tensor:
 
 
 # -- the packaged default -----------------------------------------------------------------
+@pytest.mark.slow
 def test_packaged_minilm_matches_sentence_transformers_offline(minilm):
     from sentence_transformers import SentenceTransformer
 

@@ -281,6 +281,7 @@ def test_class_names_are_torchvisions_imagenet_categories():
     assert biggan_spec().class_names[1] == "goldfish"
 
 
+@pytest.mark.slow
 def test_registering_the_experts_imports_no_model_code():
     code = ("import sys, n2n_bert, n2n_biggan; specs = []; n2n_bert.register_experts(specs.append); "
             "n2n_biggan.register_experts(specs.append); [s.validate() for s in specs]; "

@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from toy_util import TOY_REGISTRY
 
 from n2n_hub.base.atomic import sha256_file
 from n2n_hub.cli.commands import cli
@@ -48,8 +49,6 @@ def test_a_valid_translator_of_other_settings_under_a_key_is_refused_on_load_and
 
 
 def _published(tmp_path, monkeypatch, artifact):
-    from conftest import TOY_REGISTRY
-
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     reg = tmp_path / "pub.toml"
     reg.write_text(TOY_REGISTRY + f'\n[pairs.toy-shapes.published]\nurl = "{artifact.as_uri()}"\n'
@@ -57,14 +56,14 @@ def _published(tmp_path, monkeypatch, artifact):
     monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
 
 
-def test_a_published_translator_answers_only_the_settings_it_was_trained_with(toy_hub, tmp_path, monkeypatch):
-    trained = toy_hub.pair("toytext", "toygen")  # the registry's settings: what is published
+def test_a_published_translator_answers_only_the_settings_it_was_trained_with(trained_toy_hub, tmp_path, monkeypatch):
+    trained = trained_toy_hub.pair("toytext", "toygen")  # the registry's settings: what is published
     artifact = tmp_path / "published.safetensors"
     shutil.copyfile(trained.path, artifact)
-    toy_hub.cache.remove()
+    trained_toy_hub.cache.remove()
     _published(tmp_path, monkeypatch, artifact)
     said: list[str] = []
-    hub = Hub(home=toy_hub.home, host=toy_hub.host, progress=False, log=said.append)
+    hub = Hub(home=trained_toy_hub.home, host=trained_toy_hub.host, progress=False, log=said.append)
     mlp = hub.pair("toytext", "toygen", translator="mlp", steps=20)
     assert mlp.kind == "mlp" and not any("fetching" in s for s in said)
     with pytest.raises(CacheError, match="no cached translator"):
@@ -145,6 +144,7 @@ def test_a_cache_root_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
         assert out.exit_code == 1 and "is a file, not a folder" in out.output and "Traceback" not in out.output
 
 
+@pytest.mark.slow
 def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, tmp_path, toy_host):
     paired = run("pair", "toytext", "toygen", "--steps", "25", "--json")
     key = json.loads(paired.output[paired.output.index("{"):])["key"]

@@ -29,6 +29,7 @@ def test_the_option_is_checked_and_stays_out_of_cache_keys_when_off():
     assert TrainConfig(condition_noise=0.3).to_dict()["condition_noise"] == 0.3
 
 
+@pytest.mark.slow
 def test_heavy_condition_noise_leaves_the_flow_knowing_less_about_the_condition():
     g = torch.Generator().manual_seed(0)
     c = torch.randn(1024, 3, generator=g)

@@ -87,6 +87,7 @@ def files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point, leftover", [
     ("weights-write", r"^translators/[^/]+/\.[0-9a-f]{32}\.safetensors\..*\.tmp$"),
     ("before-sidecar", r"^translators/[^/]+/[0-9a-f]{32}\.safetensors$"),
@@ -125,6 +126,7 @@ def test_gc_never_removes_what_a_live_process_is_writing(tmp_path):
     assert [p for p, _ in store.gc()] == [temp] and not temp.exists()
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_its_checkpoint_and_force_starts_afresh(toy_hub):
     kill_at("training", toy_hub)
     ckpts = [f for f in files(toy_hub.home) if f.endswith(".ckpt.safetensors")]
@@ -142,6 +144,7 @@ def test_interrupted_training_resumes_from_its_checkpoint_and_force_starts_afres
     assert fresh.metrics["resumed_from"] is None and not any("resuming" in s for s in said)
 
 
+@pytest.mark.slow
 def test_a_reader_never_sees_a_half_published_translator(tmp_path):
     """A forked writer re-publishes one key in a loop; the reader checks it all the while."""
     import torch

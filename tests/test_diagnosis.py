@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from n2n_hub.errors import InputError, UnknownExpertError
-from test_segmenter import blob_host, blob_hub  # noqa: F401 - fixtures: real segmenter + tiny autoencoder
 
 
+@pytest.mark.slow
 def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp_path):
     fig = tmp_path / "diag.png"
     result = blob_hub.diagnose("segmenter", "tinyae", ["early", "last"], figure=fig, inputs=5, cinn_rows=2,

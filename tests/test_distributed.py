@@ -56,6 +56,7 @@ def _worker(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_sharded_extraction_equals_one_process_and_survives_a_dead_rank(tmp_path):
     expected = _worker("extract_worker").run(tmp_path / "single", tmp_path / "store1")  # this process: one rank
     assert expected.shape == (53, 3)
@@ -81,6 +82,7 @@ def test_sharded_extraction_equals_one_process_and_survives_a_dead_rank(tmp_path
     assert not any((store / ".parts").glob("*/*"))  # parts are cleaned up once merged
 
 
+@pytest.mark.slow
 def test_two_ranks_train_like_one_and_a_two_rank_checkpoint_resumes_in_one_process(tmp_path):
     worker = _worker("train_worker")
     r1 = worker.run(tmp_path / "one", tmp_path / "one.ckpt").to_dict()  # this process: one rank
@@ -101,6 +103,7 @@ def test_two_ranks_train_like_one_and_a_two_rank_checkpoint_resumes_in_one_proce
     assert abs(r3["best_val_nll"] - r1["best_val_nll"]) < 2e-3
 
 
+@pytest.mark.slow
 def test_torchrun_pair_shards_extraction_and_trains_data_parallel(plugin_env, tmp_path, toy_registry_file,
                                                                   toy_cli_host):
     from click.testing import CliRunner

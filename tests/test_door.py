@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import n2n_hub.hub as hub_module
@@ -65,6 +66,7 @@ def test_a_freshly_trained_translator_is_the_object_trained_and_equal_to_its_fil
     assert rebuilt == [str(t.path)] and torch.equal(again.translate(["a triangle"], n=4, seed=5).latents, a)
 
 
+@pytest.mark.slow
 def test_the_hub_imports_without_torch_so_listings_stay_fast():
     import subprocess
     import sys

@@ -74,9 +74,9 @@ def test_diversity_is_the_mean_pairwise_rms_distance():
     assert pooled(torch.ones(2, 3, 4, 4)).shape == (2, 3)
 
 
-def test_evaluation_runs_offline_for_both_translator_kinds(toy_hub, monkeypatch):
+def test_evaluation_runs_offline_for_both_translator_kinds(trained_toy_hub, monkeypatch):
     monkeypatch.setenv("N2N_HUB_OFFLINE", "1")
-    cinn = toy_hub.evaluate("toytext", "toygen", steps=150, per_condition=4)
+    cinn = trained_toy_hub.evaluate("toytext", "toygen", steps=150, per_condition=4)
     m = cinn.metrics
     assert cinn.kind == "cinn" and cinn.conditions == 120  # toyshapes' 60 test items, 2 captions each
     assert m["nll"] is not None and m["mse"] is None
@@ -86,7 +86,7 @@ def test_evaluation_runs_offline_for_both_translator_kinds(toy_hub, monkeypatch)
     assert m["diversity_latent"] > 0.05 and m["diversity_pixels"] > 0
     assert m["consistency_cosine"] is None  # a text source cannot re-read images
     assert cinn.features == "toygen@base"  # no inception or segmenter installed: the target's own encoder
-    mlp = toy_hub.evaluate("toytext", "toygen", translator="mlp", steps=150, per_condition=4, samples=50)
+    mlp = trained_toy_hub.evaluate("toytext", "toygen", translator="mlp", steps=150, per_condition=4, samples=50)
     assert mlp.kind == "mlp" and mlp.conditions == 50
     assert mlp.metrics["nll"] is None and mlp.metrics["mse"] is not None
     assert mlp.metrics["diversity_latent"] == 0.0 and mlp.metrics["diversity_pixels"] == 0.0

@@ -68,6 +68,7 @@ def test_a_training_step_never_reads_back_and_skips_a_bad_batch_on_the_device(de
     assert float(opt.state[params[0]]["step"]) == 1.0  # Adam's step count did not advance
 
 
+@pytest.mark.slow
 def test_the_flow_compiles_whole_for_training_and_sampling():
     flow, c, z = _flow()
     _, f = objective(flow)

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from toy_util import TOY_REGISTRY
 
 from n2n_hub.base.atomic import sha256_file
 from n2n_hub.errors import CacheError, IntegrityError, ShapeError
@@ -27,16 +28,17 @@ def test_pair_trains_caches_and_reuses(toy_hub, toy_modules):
     assert calls == first  # a cache hit runs no expert
 
 
-def test_new_hyperparameters_train_a_new_translator_from_cached_features(toy_hub, toy_modules):
+def test_new_hyperparameters_train_a_new_translator_from_cached_features(trained_toy_hub, toy_modules):
     calls = toy_modules[0].experts.CALLS
-    a = toy_hub.pair("toytext", "toygen")
+    a = trained_toy_hub.pair("toytext", "toygen")
     before = dict(calls)
-    b = toy_hub.pair("toytext", "toygen", steps=20, hidden=16)
+    b = trained_toy_hub.pair("toytext", "toygen", steps=20, hidden=16)
     assert b.path != a.path and b.metrics["steps"] <= 20
     assert calls == before  # features came from the feature store
-    assert len(toy_hub.cache.entries()) == 2
+    assert len(trained_toy_hub.cache.entries()) == 2
 
 
+@pytest.mark.slow
 def test_translate_samples_are_reproducible_and_follow_the_condition(toy_hub):
     t = toy_hub.pair("toytext", "toygen", steps=400)
     r1 = t.translate(["a circle", "a triangle"], n=64, seed=3)
@@ -64,8 +66,8 @@ def test_a_pair_samples_at_its_registry_temperature_unless_told_otherwise(toy_hu
     assert torch.equal(default, explicit) and not torch.equal(default, other)
 
 
-def test_residual_and_transfer_round_trip(toy_hub):
-    t = toy_hub.pair("toytext", "toygen")
+def test_residual_and_transfer_round_trip(trained_toy_hub):
+    t = trained_toy_hub.pair("toytext", "toygen")
     z = t.sample_latents(["a square"] * 5, n=1, seed=0)[:, 0]
     v = t.residual(["a square"] * 5, z)
     assert v.shape == (5, 4)
@@ -84,12 +86,12 @@ def test_mlp_baseline_is_interchangeable(toy_hub):
     assert torch.equal(r.latents[0, 0], r.latents[0, 2])  # deterministic: all samples equal
 
 
-def test_tampered_cache_file_is_refused_and_reported(toy_hub):
-    t = toy_hub.pair("toytext", "toygen")
+def test_tampered_cache_file_is_refused_and_reported(trained_toy_hub):
+    t = trained_toy_hub.pair("toytext", "toygen")
     data = bytearray(t.path.read_bytes())
     data[-3] ^= 0xFF  # flip a weight byte: still a valid safetensors file
     t.path.write_bytes(bytes(data))
-    hub = Hub(home=toy_hub.home, host=toy_hub.host, progress=False)
+    hub = Hub(home=trained_toy_hub.home, host=trained_toy_hub.host, progress=False)
     with pytest.raises(IntegrityError, match="does not match the sha256.*n2n-hub cache rm"):
         hub.pair("toytext", "toygen")
     bad = [p for _, p in hub.cache.verify() if p]
@@ -103,20 +105,18 @@ def test_no_train_without_cache_says_how_to_train(toy_hub):
 
 def _published_registry(tmp_path, url, sha, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # fetching is what these tests exercise
-    from conftest import TOY_REGISTRY
-
     reg = tmp_path / "pub.toml"
     reg.write_text(TOY_REGISTRY + f'\n[pairs.toy-shapes.published]\nurl = "{url}"\nsha256 = "{sha}"\n')
     return reg
 
 
-def test_published_translator_is_fetched_and_verified(toy_hub, tmp_path, monkeypatch):
-    trained = toy_hub.pair("toytext", "toygen")
+def test_published_translator_is_fetched_and_verified(trained_toy_hub, tmp_path, monkeypatch):
+    trained = trained_toy_hub.pair("toytext", "toygen")
     artifact = tmp_path / "published.safetensors"
     artifact.write_bytes(trained.path.read_bytes())
-    toy_hub.cache.remove()
+    trained_toy_hub.cache.remove()
     monkeypatch.setenv("N2N_HUB_REGISTRY", str(_published_registry(tmp_path, artifact.as_uri(), sha256_file(artifact), monkeypatch)))
-    hub = Hub(home=toy_hub.home, host=toy_hub.host, progress=False, log=lambda m: None)
+    hub = Hub(home=trained_toy_hub.home, host=trained_toy_hub.host, progress=False, log=lambda m: None)
     fetched = hub.pair("toytext", "toygen", train_if_missing=False)
     assert sha256_file(fetched.path) == sha256_file(artifact)
 
@@ -141,9 +141,8 @@ def test_offline_mode_never_fetches_and_says_so(toy_hub, tmp_path, monkeypatch):
     assert any("offline mode is on" in s and "training it locally" in s for s in said)
 
 
+@pytest.mark.slow
 def test_two_processes_pairing_at_once_make_one_translator(plugin_env, tmp_path):
-    from conftest import TOY_REGISTRY
-
     reg = tmp_path / "reg.toml"
     reg.write_text(TOY_REGISTRY)
     env = {**plugin_env, "N2N_HUB_REGISTRY": str(reg), "N2N_HUB_HOME": str(tmp_path / "shared-home")}

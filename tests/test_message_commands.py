@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from n2n_hub.cli.commands import cli
 
@@ -37,6 +38,7 @@ def _words(cmd: str) -> list[str]:
     return words
 
 
+@pytest.mark.slow
 def test_messages_recommend_only_commands_that_exist():
     from n2n_hub.cli.commands import _register_plugin_commands
 

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_util import TOY_PLUGIN
 
-from conftest import TOY_PLUGIN
+pytestmark = pytest.mark.slow  # every test starts the CLI in a new process
 
 
 def install(site: Path, dist: str, entry: str, module: str, code: str) -> None:

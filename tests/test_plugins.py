@@ -8,6 +8,7 @@ import sys
 import types
 
 import pytest
+from toy_util import TOY_REGISTRY
 
 from n2n_hub import ExpertSpec, Representation, hookimpl
 from n2n_hub.errors import PluginError
@@ -96,6 +97,7 @@ def _cli(env, *args):
     return subprocess.run([sys.executable, "-m", "n2n_hub", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_third_party_plugin_installed_with_pip_is_discovered(plugin_env):
     out = _cli(plugin_env, "experts", "--json")
     assert out.returncode == 0, out.stderr
@@ -107,6 +109,7 @@ def test_third_party_plugin_installed_with_pip_is_discovered(plugin_env):
     assert toy["hooks"] == ["register_datasets", "register_experts"]
 
 
+@pytest.mark.slow
 def test_broken_plugin_does_not_break_the_cli(plugin_env):
     help_ = _cli(plugin_env, "--help")
     assert help_.returncode == 0 and "translate" in help_.stdout
@@ -116,10 +119,9 @@ def test_broken_plugin_does_not_break_the_cli(plugin_env):
     assert "toytext" in _cli(plugin_env, "experts").stdout
 
 
+@pytest.mark.slow
 def test_third_party_pair_trains_through_the_entry_point_path(plugin_env, tmp_path):
     reg = tmp_path / "reg.toml"
-    from conftest import TOY_REGISTRY
-
     reg.write_text(TOY_REGISTRY)
     env = {**plugin_env, "N2N_HUB_REGISTRY": str(reg), "N2N_HUB_HOME": str(tmp_path / "home")}
     out = _cli(env, "pair", "toytext", "toygen", "--steps", "30")

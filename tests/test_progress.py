@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from click.testing import CliRunner
+import pytest
 
 from n2n_hub.cli.commands import cli
 from n2n_hub.base.progress import PlainProgress, tqdm
@@ -26,6 +27,7 @@ def test_progress_in_a_log_is_occasional_plain_lines(monkeypatch):
     assert lines[-1].startswith("train (nll): 100/100 step (100%)") and "nll=1.2345" in lines[-1]
 
 
+@pytest.mark.slow
 def test_training_from_the_cli_into_a_pipe_writes_few_lines(toy_cli_host, toy_registry_file, monkeypatch):
     monkeypatch.setenv("N2N_HUB_PROGRESS_EVERY", "3600")
     out = CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--steps", "300"], catch_exceptions=False)

@@ -49,9 +49,10 @@ def test_malformed_prompt_files_name_the_line_and_the_format(tmp_path, text, mat
         read_prompts(p)
 
 
-def test_scores_follow_the_prompted_class_and_fall_when_the_labels_are_wrong(toy_hub, tmp_path):
-    right = toy_hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "right.tsv", template_rows()), n=16)
-    wrong = toy_hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "wrong.tsv", template_rows(1)), n=16)
+def test_scores_follow_the_prompted_class_and_fall_when_the_labels_are_wrong(trained_toy_hub, tmp_path):
+    hub = trained_toy_hub
+    right = hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "right.tsv", template_rows()), n=16)
+    wrong = hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "wrong.tsv", template_rows(1)), n=16)
     assert right.prompts == 12 and right.samples_per_prompt == 16 and right.classifier == "n2n_toy.experts:classify_shapes"
     assert set(right.top1) == {"names", "sentences"} and set(right.per_class) == set(CLASSES)
     # the toy classes are well separated: decoded real latents are classified almost perfectly
@@ -72,13 +73,14 @@ def test_scores_follow_the_prompted_class_and_fall_when_the_labels_are_wrong(toy
     assert "ceiling (real latents)" in right.table() and "circle" in right.table()
 
 
-def test_unknown_class_in_the_file_lists_the_targets_classes(toy_hub, tmp_path):
+def test_unknown_class_in_the_file_lists_the_targets_classes(trained_toy_hub, tmp_path):
     p = write(tmp_path / "p.tsv", [("zebra", "names", "zebra")])
     with pytest.raises(InputError, match=r"unknown class\(es\) \['zebra'\].*circle, square, triangle"):
-        toy_hub.evaluate_prompts("toytext", "toygen", p, n=2)
+        trained_toy_hub.evaluate_prompts("toytext", "toygen", p, n=2)
 
 
-def test_cli_evaluate_prompts_prints_json_and_fails_in_one_line(toy_cli_host, toy_registry_file, tmp_path):
+def test_cli_evaluate_prompts_prints_json_and_fails_in_one_line(toy_cli_host, toy_registry_file, trained_home,
+                                                               tmp_path):
     p = write(tmp_path / "p.tsv", template_rows())
     r = CliRunner().invoke(cli, ["evaluate", "toytext", "toygen", "--prompts", str(p), "--per-condition", "4",
                                  "--json"])

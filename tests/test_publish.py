@@ -45,11 +45,12 @@ def _samples(t):
     return t.translate(["circle", "a square"], n=3, seed=0, decode=False).latents
 
 
-def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_registry_file, tmp_path, served,
-                                                                  monkeypatch):
+@pytest.mark.slow
+def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_registry_file, trained_home, tmp_path,
+                                                                  served, monkeypatch):
     folder, base = served
-    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen")  # the entry's settings
-    pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"][:10], folder, url=base)
+    trained = _hub(toy_host, trained_home, [toy_registry_file]).pair("toytext", "toygen")  # the entry's settings
+    pub = publish(_hub(toy_host, trained_home, []).cache, trained.metadata["key"][:10], folder, url=base)
     assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256}
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -80,9 +81,10 @@ def test_a_whole_entry_is_written_for_a_pair_without_one_and_reproduces_its_key(
     assert again.path == trained.path
 
 
-def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_host, toy_registry_file, tmp_path):
-    trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen")
-    pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"], tmp_path / "out")
+def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_host, toy_registry_file, trained_home,
+                                                                         tmp_path):
+    trained = _hub(toy_host, trained_home, [toy_registry_file]).pair("toytext", "toygen")
+    pub = publish(_hub(toy_host, trained_home, []).cache, trained.metadata["key"], tmp_path / "out")
     assert pub.name == "toy-shapes" and pub.published["url"] == pub.file.name
     assert pub.snippet.read_text().splitlines()[2:] == [
         "[pairs.toy-shapes.published]", f'url = "{pub.file.name}"', f'sha256 = "{pub.sha256}"']
@@ -215,6 +217,7 @@ class _StandInHub(http.server.BaseHTTPRequestHandler):
             self._json({"error": "not here"}, 404)
 
 
+@pytest.mark.slow
 def test_publish_uploads_through_huggingface_hub_to_a_local_endpoint(toy_host, tmp_path, monkeypatch):
     import huggingface_hub.constants
 

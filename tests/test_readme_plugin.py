@@ -10,9 +10,9 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-
-from conftest import pip_target
+from toy_util import pip_target
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -35,6 +35,7 @@ def test_the_readme_shows_every_file_of_a_plugin():
                                           "my_n2n_plugin/expert.py", "my_n2n_plugin/commands.py"}
 
 
+@pytest.mark.slow
 def test_a_plugin_written_from_the_readme_installs_and_pairs_with_a_builtin_expert(tmp_path, monkeypatch):
     src = tmp_path / "n2n-shades"
     for name, body in readme_plugin_files().items():

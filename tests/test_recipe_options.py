@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from toy_util import TOY_TRANSFER_REGISTRY, toy_domains_plugin
+from toy_util import hub_with_registry as _hub
 
 from n2n_hub import RecipeOption, RecipeSpec
 from n2n_hub.data.augment import augmented
 from n2n_hub.errors import IncompatiblePairError, PluginError
-
-from test_recipes import TOY_TRANSFER_REGISTRY, _hub, toy_domains_plugin
 
 TOY_DATASET_REGISTRY = """
 [pairs.toy-shapes]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
+from toy_util import TOY_TRANSFER_REGISTRY, toy_domains_plugin
+from toy_util import hub_with_registry as _hub
+from toy_util import plugin as _plugin
 
-from n2n_hub import ExpertSpec, RecipeSpec, Representation, Variant, hookimpl
+from n2n_hub import RecipeSpec
 from n2n_hub.errors import IncompatiblePairError
-from n2n_hub.hub import Hub
 from n2n_hub.catalog.host import PluginHost
 from n2n_hub.data.recipes import PairData
 
@@ -24,59 +24,7 @@ def halved_pairs(ctx, split="train"):
     return PairData(2 * z, z)
 
 
-def _plugin(**hooks):
-    return types.SimpleNamespace(**{name: hookimpl(fn) for name, fn in hooks.items()})
-
-
-def _hub(host, tmp_path, monkeypatch, body: str) -> Hub:
-    reg = tmp_path / "registry.toml"
-    reg.write_text(body)
-    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
-    return Hub(home=tmp_path / "home", host=host, progress=False, log=lambda m: None)
-
-
-def toy_domains_plugin():
-    """A set indicator over the toy shapes, served by the built-in domain expert's class."""
-    names = ("circle", "square", "triangle")
-
-    def register_experts(register):
-        register(ExpertSpec(id="toydomain", version="1", loader="n2n_domains.expert:DomainExpert",
-                            input_domain="label", representation=Representation((), "int64", 3),
-                            variants=(Variant("shapes", settings={"names": names}),), default_variant="shapes",
-                            class_names=names))
-    return _plugin(register_experts=register_experts)
-
-
-TOY_TRANSFER_REGISTRY = """
-[pairs.toy-domains]
-source = "toydomain"
-target = "toygen"
-recipe = "domains"
-dataset = "toyshapes"
-[pairs.toy-domains.flow]
-n_blocks = 4
-hidden = 32
-[pairs.toy-domains.training]
-steps = 300
-batch_size = 64
-val_every = 100
-
-[pairs.toy-deformation]
-source = "toygen"
-target = "toygen"
-recipe = "deformation"
-dataset = "toyshapes"
-pairs_per_item = 2
-[pairs.toy-deformation.flow]
-n_blocks = 2
-hidden = 32
-[pairs.toy-deformation.training]
-steps = 100
-batch_size = 64
-val_every = 50
-"""
-
-
+@pytest.mark.slow
 def test_a_plugin_recipe_registered_through_the_hook_makes_the_pairs_its_translator_learns(
         toy_host, tmp_path, monkeypatch):
     toy_host.register(_plugin(register_recipes=lambda register: register(RecipeSpec(

@@ -6,102 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from blob_plugin import BLOB_CLASSES, load_blobs
 from click.testing import CliRunner
 
-from n2n_hub import DatasetSpec, Expert, ExpertSpec, Representation, Variant, hookimpl
 from n2n_hub.errors import MissingWeightsError, ShapeError, UnknownExpertError
-
-# -- a tiny in-process plugin: 32×32 blob images and a linear autoencoder that decodes them --------------
-BLOB_CLASSES = ("small", "medium", "large")
-_PROJ = torch.linalg.qr(torch.randn(1024, 8, generator=torch.Generator().manual_seed(0)))[0].T.contiguous()
-
-
-def load_blobs(split: str) -> dict[str, torch.Tensor]:
-    """Disks of three sizes at random places: background -1, disk +1."""
-    g = torch.Generator().manual_seed(0 if split == "train" else 1)
-    n = 96 if split == "train" else 32
-    labels = torch.arange(n) % 3
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    centres = 10 + torch.rand(n, 2, generator=g) * 12
-    radius = 3.0 + 2.5 * labels.float()
-    d = ((yy - centres[:, 0, None, None]) ** 2 + (xx - centres[:, 1, None, None]) ** 2).sqrt()
-    return {"image": torch.where(d < radius[:, None, None], 1.0, -1.0)[:, None], "label": labels}
-
-
-class TinyAE(Expert):
-    """Linear projection to 8 numbers and back (a stand-in for the VAE-GAN, fast enough for tests)."""
-
-    def encode(self, inputs, tap=None):
-        return inputs.reshape(inputs.shape[0], -1) @ _PROJ.T
-
-    def decode(self, z):
-        return (z @ _PROJ).clamp(-1, 1).reshape(-1, 1, 32, 32)
-
-
-class BlobsPlugin:
-    @hookimpl
-    def register_experts(self, register):
-        register(ExpertSpec(id="tinyae", version="1", loader="test_segmenter:TinyAE", input_domain="image",
-                            output_domain="image", representation=Representation((8,)), latent=Representation((8,)),
-                            variants=(Variant("base"),), default_variant="base", input_shape=(1, 32, 32),
-                            output_shape=(1, 32, 32)))
-
-    @hookimpl
-    def register_datasets(self, register):
-        register(DatasetSpec(id="blobs", version="1", loader="test_segmenter:load_blobs", domains=("image", "label"),
-                             image_shape=(1, 32, 32), class_names=BLOB_CLASSES))
-
-
-def blob_registry(layers=("early", "middle", "last", "labels")) -> str:
-    out = []
-    for layer in layers:
-        out.append(f"""
-[pairs.seg-{layer}-tinyae]
-source = "segmenter:{layer}"
-target = "tinyae"
-recipe = "dataset"
-dataset = "blobs"
-batch_size = 64
-
-[pairs.seg-{layer}-tinyae.flow]
-n_blocks = 2
-hidden = 32
-depth = 1
-cond_dim = 16
-
-[pairs.seg-{layer}-tinyae.training]
-steps = 12
-batch_size = 32
-val_every = 6
-warmup_steps = 2
-""")
-    return "".join(out)
-
-
-@pytest.fixture
-def blob_host(monkeypatch, tmp_path):
-    """A host with the real segmenter plugin and the blobs plugin, also used by the CLI."""
-    import n2n_segmenter
-
-    import n2n_hub.catalog.host
-    from n2n_hub.catalog.host import PluginHost
-
-    reg = tmp_path / "blobs.toml"
-    reg.write_text(blob_registry())
-    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
-    host = PluginHost()
-    host._loaded = True
-    assert host.register(n2n_segmenter, "segmenter")
-    assert host.register(BlobsPlugin(), "blobs")
-    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
-    return host
-
-
-@pytest.fixture
-def blob_hub(blob_host, tmp_path):
-    from n2n_hub.hub import Hub
-
-    return Hub(home=tmp_path / "home", host=blob_host, progress=False, log=lambda m: None)
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +142,7 @@ def test_pretrained_encoder_weights_load_from_a_local_file(tmp_path):
         ew.resolve(str(tmp_path / "absent.pth"), "resnet18")
 
 
+@pytest.mark.slow
 def test_registration_does_not_import_torch():
     import subprocess
     import sys

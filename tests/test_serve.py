@@ -20,6 +20,8 @@ from serve_util import running, toy_hub
 
 from n2n_hub.serve import Limits, ServeSettings, create_app
 
+pytestmark = pytest.mark.slow  # every test talks to a real server on a port
+
 LIMITS = Limits(max_n=16, max_inputs=4, max_samples=32, max_text_chars=40, max_image_bytes=3000,
                 max_image_pixels=64 * 64, max_body_bytes=60_000, request_timeout_s=20, max_queue=64)
 KEY = "s3cret-key"

@@ -14,6 +14,8 @@ import torch
 from n2n_bert import bert_spec
 from n2n_bert.expert import BertExpert
 
+pytestmark = pytest.mark.slow  # runs MiniLM on dozens of batches
+
 SHORT = ["a zebra", "A photo of a cow in a field", "x"]
 LONGER = [
     "a big grey elephant with long tusks walking slowly across the dry savanna at sunset",

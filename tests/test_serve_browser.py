@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import torch
 from serve_util import running, toy_hub
 
 from n2n_hub.serve import Limits, ServeSettings, create_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.slow  # a real server and a browser
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +22,11 @@ def page_server(tmp_path_factory):
         yield url
 
 
-def test_page_submits_a_prompt_shows_the_grid_and_shows_errors(page_server, tmp_path):
+def test_page_submits_a_prompt_shows_the_grid_and_shows_errors(chromium, page_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 900, "height": 700})
             page.goto(page_server + "/")

@@ -11,12 +11,14 @@ import threading
 import time
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from serve_util import TOY_REGISTRY, free_port
 
 from n2n_hub.cli.commands import cli
 
 
+@pytest.mark.slow
 def test_serve_trains_only_when_allowed_and_finishes_in_flight_requests_on_sigterm(plugin_env, tmp_path):
     registry = tmp_path / "registry.toml"
     registry.write_text(TOY_REGISTRY)

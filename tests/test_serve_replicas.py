@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from serve_util import TOY_REGISTRY, free_port
+import pytest
+from serve_util import free_port
+from toy_util import TOY_REGISTRY
+
+pytestmark = pytest.mark.slow  # server processes on ports
 
 
 def listing(home: Path) -> dict[str, tuple[int, int]]:
@@ -36,14 +41,11 @@ def wait_ready(proc: subprocess.Popen, url: str, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
-def test_two_replicas_over_one_cache_answer_the_same_bytes_and_change_nothing(plugin_env, tmp_path):
-    home = tmp_path / "shared-home"
+def test_two_replicas_over_one_cache_answer_the_same_bytes_and_change_nothing(plugin_env, trained_toy_home, tmp_path):
+    home = Path(shutil.copytree(trained_toy_home, tmp_path / "shared-home"))  # the registry's pair, trained
     registry = tmp_path / "registry.toml"
     registry.write_text(TOY_REGISTRY)
     env = {**plugin_env, "N2N_HUB_HOME": str(home), "N2N_HUB_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
-    trained = subprocess.run([sys.executable, "-m", "n2n_hub", "pair", "toytext", "toygen"], env=env,
-                             capture_output=True, text=True)
-    assert trained.returncode == 0, trained.stderr
     before = listing(home)
     assert any(p.endswith(".safetensors") for p in before)  # the translator both replicas will read
 

@@ -347,6 +347,7 @@ def test_a_data_loader_with_a_validation_loader_trains_and_validates() -> None:
 
 
 # -- target noise -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_target_noise_widens_what_the_flow_learns_by_its_variance_and_enters_the_config_record() -> None:
     """Targets N(0, 0.2²) with noise σ = 0.3 are learnt as N(0, 0.2² + 0.3²): the flow models the noisy targets."""
     g = torch.Generator().manual_seed(1)
@@ -389,7 +390,7 @@ def test_too_few_items_to_hold_one_out_is_an_input_error_naming_items() -> None:
 
 
 def test_recipes_give_item_groups_so_the_hub_holds_out_whole_images(toy_host, tmp_path, monkeypatch) -> None:
-    from test_recipes import _hub
+    from toy_util import hub_with_registry as _hub
 
     body = ('[pairs.toy-shapes]\nsource = "toytext"\ntarget = "toygen"\nrecipe = "dataset"\ndataset = "toyshapes"\n'
             'source_from = "label"\nbridges = ["label-caption"]\npairs_per_item = 3\n'

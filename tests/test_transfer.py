@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from toy_util import TOY_REGISTRY, TOY_TRANSFER_REGISTRY, toy_domains_plugin
 
 from n2n_hub.errors import IncompatiblePairError, InputError
 from n2n_hub.hub import Hub
 from n2n_hub.base.inputs import read_exact_images
-from test_recipes import TOY_TRANSFER_REGISTRY, toy_domains_plugin
 
 
 @pytest.fixture(scope="module")
-def shared_home(tmp_path_factory):
-    """One cache for the module: each toy translator is trained once."""
-    return tmp_path_factory.mktemp("transfer-home")
+def shared_home(tmp_path_factory, trained_toy_home):
+    """One cache for the module, starting from ``trained_toy_home``: each toy translator is trained once."""
+    return Path(shutil.copytree(trained_toy_home, tmp_path_factory.mktemp("transfer") / "home"))
 
 
 @pytest.fixture
@@ -142,8 +144,6 @@ def test_cli_transfer_writes_the_grid_and_json_facts(transfer_hub, toy_cli_host,
 
 def test_exemplar_guided_transfer_keeps_the_residual_under_a_new_source_condition(toy_host, tmp_path, monkeypatch,
                                                                                  shared_home):
-    from conftest import TOY_REGISTRY
-
     reg = tmp_path / "registry.toml"
     reg.write_text(TOY_REGISTRY)
     monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))

@@ -132,6 +132,7 @@ def test_a_few_steps_reduce_the_reconstruction_error_on_a_fixed_batch():
     assert abs(result.history[-1]["log_gamma"] - result.history[0]["log_gamma"]) > 0.05  # γ is trained too
 
 
+@pytest.mark.slow
 def test_paper_configuration_runs_a_forward_and_backward_pass():
     """Table S2: 128×128 RGB, ResNet-101 encoder, BigGAN decoder (ch = 96), with the GAN term active."""
     cfg = dataclasses.replace(VAEGANConfig.paper(), disc_start=0, perceptual="l1")
