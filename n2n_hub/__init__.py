@@ -1,18 +1,20 @@
 """n2n-hub: network-to-network translation between frozen pretrained experts.
 
 The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
-:class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec` and ``hookimpl`` for plugin authors.
+:class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec`, :class:`CommandSpec` and ``hookimpl`` for
+plugin authors.
 """
 
 from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
 from .errors import N2NError
+from .spec.commands import CommandSpec
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
+    "BridgeContext", "BridgeSpec", "CommandSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
     "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
 ]
 

@@ -71,8 +71,23 @@ def register_pairs(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_lazy_commands(register: Callable[..., None]) -> None:
+    """Add commands to the ``n2n-hub`` CLI that are imported only when they run (the preferred way).
+
+    :param register: takes one :class:`n2n_hub.CommandSpec`: ``name``, ``loader``
+        (``"module:attr"`` of a :class:`click.Command`), ``help`` (the one line listings show)
+        and ``group`` (``"train-expert"``, the default, for ``n2n-hub train-expert NAME``;
+        ``""`` for ``n2n-hub NAME``). Listing commands and ``--help`` import nothing of the
+        plugin's; the loader is imported when the command runs or its own ``--help`` is asked.
+    """
+
+
+@hookspec
 def register_commands(cli: object) -> None:
-    """Add commands to the ``n2n-hub`` CLI.
+    """Add commands to the ``n2n-hub`` CLI by hand (prefer :func:`register_lazy_commands`).
+
+    Called at every start of ``n2n-hub``, whatever the command: keep it cheap, and import
+    the command's heavy modules inside the command.
 
     :param cli: the root :class:`click.Group`; add commands with ``@cli.command()``.
     """

@@ -152,7 +152,9 @@ def test_the_python_api_refuses_the_same_values(toy_hub):
 
 
 def _commands(group, path=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # plugin commands too, which load when asked for
+        cmd = group.get_command(ctx, name)
         yield path + (name,), cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, path + (name,))

@@ -17,14 +17,15 @@ import tempfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import torch
 from filelock import FileLock
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import CacheError
+
+if TYPE_CHECKING:  # torch loads when features are read or written, not to list or clean the cache
+    import torch
 
 SHARD_ROWS = 50_000
 TEMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{64})-")  # a folder being built (or left by a crash)
@@ -71,6 +72,9 @@ class FeatureStore:
         return (self.path(key) / "meta.json").is_file()
 
     def load(self, key: str) -> torch.Tensor:
+        import torch
+        from safetensors.torch import load_file
+
         folder = self.path(key)
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
@@ -89,6 +93,8 @@ class FeatureStore:
             self._save_locked(key, folder, tensor, description)
 
     def _save_locked(self, key: str, folder: Path, tensor: torch.Tensor, description: dict[str, Any]) -> None:
+        from safetensors.torch import save_file
+
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
         try:
             tensor = tensor.detach().cpu().contiguous()
