@@ -10,8 +10,9 @@ from .errors import N2NError
 from .spec.commands import CommandSpec
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import hookimpl
+from .base.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "CommandSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",

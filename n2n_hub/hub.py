@@ -71,6 +71,30 @@ MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 FAILED_NLL_MARGIN = 50.0
 
 
+def _check_fits_in_memory(kind: Any, dim: int, cond: Any, flow: dict[str, Any], plan: PairPlan) -> None:
+    """Refuse a translator too large to train here, in one line, before any memory is taken.
+
+    The module is first built on torch's meta device (shapes only, no storage) to count
+    its parameters; training needs about 16 bytes each (weights, gradients, two Adam moments).
+    """
+    import os
+
+    import torch
+
+    with torch.device("meta"):
+        probe = kind.build(dim, cond, flow)
+    params = sum(p.numel() for p in probe.parameters())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 16 * params > memory:
+        sizes = ", ".join(f"{k} = {flow[k]}" for k in ("n_blocks", "hidden", "depth") if k in flow)
+        raise InputError(f"a {kind.name} translator for {plan.source} -> {plan.target} with {sizes} has "
+                         f"{params:,} parameters, about {16 * params / 2**30:.0f} GiB to train, more than this "
+                         f"machine's {memory / 2**30:.0f} GiB: choose fewer blocks or a smaller hidden width")
+
+
 def _temperature(plan: PairPlan) -> float:
     """A pair's default sampling temperature: its registry entry's, else 1."""
     return plan.entry.temperature if plan.entry is not None else 1.0
@@ -201,7 +225,7 @@ class Hub:
         addr = resolve_variant(spec, ExpertAddress(addr.id, None, addr.variant))
         key = str(addr)
         if key not in self._experts:
-            cls = import_object(spec.loader)
+            cls = call_plugin(spec, "import", import_object, spec.loader)
             if not (isinstance(cls, type) and issubclass(cls, Expert)):
                 raise PluginError(f"expert {spec.id!r}: loader {spec.loader!r} is not an n2n_hub.Expert subclass")
             self._log(f"loading expert {addr}")
@@ -224,9 +248,15 @@ class Hub:
             raise InputError(f"unknown dataset {dataset!r}; registered datasets: {known} "
                              "(install the plugin that provides it)")
         spec = self.catalog.datasets[dataset]
-        loader = import_object(spec.loader)
+        from .spec.boundary import call_plugin
+
+        loader = call_plugin(spec, "import", import_object, spec.loader)
         with using_home(self.home), using_host(self.host):
-            return loader(split)  # type: ignore[no-any-return]
+            items = call_plugin(spec, "loading", loader, split)
+        if not isinstance(items, dict):
+            raise PluginError(f"dataset {dataset!r} (plugin {getattr(spec, 'plugin', None)!r}) returned a "
+                              f"{type(items).__name__}, expected {{domain: items}}")
+        return items  # type: ignore[no-any-return]
 
     # -- pairing ----------------------------------------------------------------------
     def plan(self, source: str, target: str, data: str | Path | None = None,
@@ -260,9 +290,17 @@ class Hub:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         self._check_target_shapes(plan, tgt)
-        make = import_object(self.recipe(plan.recipe).loader)
+        from .data.recipes import PairData
+        from .spec.boundary import call_plugin
+
+        recipe = self.recipe(plan.recipe)
+        make = call_plugin(recipe, "import", import_object, recipe.loader)
         with using_home(self.home), using_host(self.host):
-            return make(self._recipe_context(plan, src, tgt), split)  # type: ignore[no-any-return]
+            data = call_plugin(recipe, "making training pairs", make, self._recipe_context(plan, src, tgt), split)
+        if not isinstance(data, PairData):
+            raise PluginError(f"recipe {recipe.id!r} (plugin {getattr(recipe, 'plugin', None)!r}) returned a "
+                              f"{type(data).__name__}, expected an n2n_hub PairData of (source, target) rows")
+        return data
 
     def recipe(self, name: str) -> RecipeSpec:
         """The registered recipe ``name`` (built-in or a plugin's)."""
@@ -302,6 +340,7 @@ class Hub:
                 raise InputError(problem)
         kind = get_kind(plan.translator)
         flow = {**plan.flow, **{k: v for k, v in overrides.items() if k in kind.options}}
+        _check_fits_in_memory(kind, dim, cond, flow, plan)
         return kind.build(dim, cond, flow)  # type: ignore[no-any-return]
 
     def _train_config(self, plan: PairPlan, options: dict[str, Any]) -> TrainConfig:

@@ -13,6 +13,7 @@ can do, a third-party plugin can do too. What is here:
   :func:`import_object`;
 - dataset access: :func:`dataset_spec`, :func:`load_dataset` (the datasets of the hub whose work
   is running, under its home; else the installed plugins' under ``$N2N_HUB_HOME``);
+- recipes: :class:`PairData` (what a recipe returns) and :class:`RecipeContext` (what it is given);
 - command options: :class:`FiniteFloat` and :data:`MAX_SEED`, as the built-in commands take them.
 
 Importing this module does not import torch; the weights-file classes load it on first use.
@@ -37,6 +38,7 @@ MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed accepts
 
 if TYPE_CHECKING:
     from .base.weights_file import ModelWeights, WeightsFormat
+    from .data.recipes import PairData, RecipeContext
 
 __all__ = [
     # errors
@@ -48,8 +50,8 @@ __all__ = [
     "experts_dir", "hub_home", "is_offline", "using_home", "hf_cache_dir",
     # inputs
     "check_images", "check_batch", "as_text_batch", "import_object",
-    # datasets
-    "dataset_spec", "load_dataset",
+    # datasets and recipes
+    "dataset_spec", "load_dataset", "PairData", "RecipeContext",
     # progress: a bar on a terminal, occasional plain lines in a log
     "tqdm",
     # command options: finite floats and bounded seeds, as the built-in commands take them
@@ -63,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from .base import weights_file
 
         return getattr(weights_file, name)
+    if name in ("PairData", "RecipeContext"):  # what a register_recipes loader takes and returns
+        from .data import recipes
+
+        return getattr(recipes, name)
     raise AttributeError(f"module 'n2n_hub.kit' has no attribute {name!r}")
 
 

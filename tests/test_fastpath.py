@@ -12,7 +12,7 @@ import torch
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.base.distributed import World
 from n2n_hub.training import TrainConfig, objective, train_step
-from n2n_hub.training.loop import _adam
+from n2n_hub.training.step import adam
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -52,7 +52,7 @@ def test_a_training_step_never_reads_back_and_skips_a_bad_batch_on_the_device(de
     flow, c, z = _flow(device)
     _, f = objective(flow)
     params = list(flow.parameters())
-    opt = _adam(params, TrainConfig(lr=1e-3))
+    opt = adam(params, TrainConfig(lr=1e-3))
     with no_host_reads(device):
         good = train_step(f, opt, params, c, z, 10.0, contextlib.nullcontext(), World(), True)
     assert torch.isfinite(good).all() and float(opt.state[params[0]]["step"]) == 1.0

@@ -15,6 +15,7 @@ from n2n_hub.errors import InputError
 from n2n_hub.hub import Hub
 from n2n_hub.spec.kinds import TranslatorKind, get_kind, register_kind, unregister_kind
 from n2n_hub.training import TrainConfig, objective, train
+from n2n_hub.training.batches import TensorBatches, held_out_split
 
 
 class DiagonalGaussian(nn.Module):
@@ -104,6 +105,48 @@ def test_data_dependent_init_is_public_and_done_once_before_training():
     assert v.mean(0).abs().max() < 1e-3
     assert (torch.cov(v.T, correction=0) - torch.eye(3)).abs().max() < 0.05  # up to the ridge
     assert objective(flow)[0] == "nll"
+
+
+class SelfCentring(DiagonalGaussian):
+    """A third-party kind with a data-dependent init; ``rows`` training targets asked for besides the batch."""
+
+    kind = "self-centring"
+    rows = 0
+
+    def __init__(self, dim: int, condition: ConditionSpec, hidden: int = 32) -> None:
+        super().__init__(dim, condition, hidden)
+        self.calls: list[tuple[int, int | None]] = []
+
+    def needs_data_init(self) -> bool:
+        return not self.calls
+
+    def data_init_rows(self) -> int:
+        return self.rows
+
+    def initialize(self, z: torch.Tensor, c: torch.Tensor, **extra: torch.Tensor) -> None:
+        assert set(extra) <= {"whitening_rows"}
+        rows = extra.get("whitening_rows")
+        self.calls.append((z.shape[0], None if rows is None else rows.shape[0]))
+
+
+@pytest.mark.parametrize("rows", [0, 16])
+def test_the_trainer_initialises_any_kind_through_the_contract_with_the_targets_it_asks_for(rows):
+    register_kind(TranslatorKind("self-centring", SelfCentring, objective="nll"))
+    try:
+        module = SelfCentring(3, ConditionSpec.infer((2,)), hidden=8)
+        module.rows = rows
+        g = torch.Generator().manual_seed(0)
+        c, z = torch.randn(256, 2, generator=g), torch.randn(256, 3, generator=g)
+        z[::7, 0] = float("nan")  # rows with NaN are never handed to the initialisation
+        train(module, c, z, TrainConfig(steps=3, batch_size=64, val_fraction=0.2, progress=False, seed=0))
+    finally:
+        unregister_kind("self-centring")
+    # once, before step 0: the first batch's finite pairs, and (when asked) every finite training target
+    (train_c, train_z), _ = held_out_split(c, z, 0.2, seed=0)
+    first_c, first_z = TensorBatches(train_c, train_z, 64, seed=0).batch(0)
+    finite_first = int(torch.isfinite(first_z).all(dim=1).sum())
+    finite_targets = int(torch.isfinite(train_z).all(dim=1).sum())
+    assert module.calls == [(finite_first, finite_targets if rows else None)]
 
 
 def test_an_unregistered_module_cannot_be_trained():

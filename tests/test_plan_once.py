@@ -129,3 +129,4 @@ def test_cli_transfer_plans_once(image_hub, toy_cli_host, plan_count, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.is_file()
     assert len(plan_count) == 1
+

@@ -246,6 +246,37 @@ def test_resuming_from_a_checkpoint_ends_with_the_weights_of_an_uninterrupted_ru
     assert (resumed.best_step, resumed.best_val_nll) == (expected.best_step, expected.best_val_nll)
 
 
+@pytest.mark.parametrize("kind", ["noisy cinn", "mlp"])
+def test_a_run_resumed_between_checkpoints_ends_bit_identical_to_an_uninterrupted_one(tmp_path: Path, kind: str):
+    """Noise draws, Adam moments, the loss average and the skip count all continue where the checkpoint left them."""
+    c, z = data()
+    z[7, 1] = float("nan")  # the batches holding this row are skipped: the count must survive the resume
+    config = cfg(steps=45, val_every=10, patience=0, checkpoint_every=15, weight_decay=0.01,
+                 **({"condition_noise": 0.1, "target_noise": 0.05} if kind == "noisy cinn" else {}))
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(3)
+        return flow() if kind == "noisy cinn" else MLPTranslator(4, SPEC, hidden=16)
+
+    uninterrupted = build()
+    expected = train(uninterrupted, c, z, config)
+
+    resumable = TrainConfig(**{**config.to_dict(), "checkpoint_path": tmp_path / "ckpt.safetensors"})
+
+    def crash_at_step_40(event: dict) -> None:
+        if event["event"] == "val" and event["step"] == 40:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(build(), c, z, resumable, log=crash_at_step_40)
+    resumed_model = build()
+    resumed = train(resumed_model, c, z, resumable)
+    assert resumed.resumed_from == 30
+    assert_same_weights(weights(resumed_model), weights(uninterrupted))
+    assert resumed.history == expected.history and resumed.train_loss == expected.train_loss
+    assert resumed.skipped_steps == expected.skipped_steps > 0
+
+
 def test_a_checkpoint_from_another_run_is_refused(tmp_path: Path) -> None:
     c, z = data()
     ckpt = tmp_path / "ckpt.safetensors"
@@ -335,26 +366,26 @@ def test_target_noise_widens_what_the_flow_learns_by_its_variance_and_enters_the
 
 # -- held-out items -----------------------------------------------------------------------
 def test_with_groups_validation_holds_out_whole_items_never_copies_of_training_items() -> None:
-    from n2n_hub.training.batches import _split
+    from n2n_hub.training.batches import held_out_split
 
     items = torch.arange(100)
     groups = items.repeat(4)  # every item four times (four captions of one image, or mirrors)
     c = torch.randn(400, 3)
     z = groups.float()[:, None].repeat(1, 4)  # a target that names its item
-    (tc, tz), (vc, vz) = _split(c, z, 0.1, seed=0, groups=groups)
+    (tc, tz), (vc, vz) = held_out_split(c, z, 0.1, seed=0, groups=groups)
     train_items, val_items = set(tz[:, 0].long().tolist()), set(vz[:, 0].long().tolist())
     assert len(val_items) == 10 and not train_items & val_items and len(train_items) == 90
     assert vz.shape[0] == 40 and tz.shape[0] == 360
-    again = _split(c, z, 0.1, seed=0, groups=groups)
+    again = held_out_split(c, z, 0.1, seed=0, groups=groups)
     assert torch.equal(again[1][1], vz)  # deterministic from the seed
-    assert set(_split(c, z, 0.1, seed=1, groups=groups)[1][1][:, 0].long().tolist()) != val_items
+    assert set(held_out_split(c, z, 0.1, seed=1, groups=groups)[1][1][:, 0].long().tolist()) != val_items
 
 
 def test_too_few_items_to_hold_one_out_is_an_input_error_naming_items() -> None:
-    from n2n_hub.training.batches import _split
+    from n2n_hub.training.batches import held_out_split
 
     with pytest.raises(InputError, match="1 items are too few"):
-        _split(torch.randn(8, 3), torch.randn(8, 4), 0.1, 0, groups=torch.zeros(8, dtype=torch.long))
+        held_out_split(torch.randn(8, 3), torch.randn(8, 4), 0.1, 0, groups=torch.zeros(8, dtype=torch.long))
 
 
 def test_recipes_give_item_groups_so_the_hub_holds_out_whole_images(toy_host, tmp_path, monkeypatch) -> None:
@@ -370,3 +401,21 @@ def test_recipes_give_item_groups_so_the_hub_holds_out_whole_images(toy_host, tm
     # Rows of one group are one image: its own encoding or its mirror's.
     first = pairs.target[pairs.groups == 0]
     assert len(torch.unique(first, dim=0)) <= 2
+
+
+# -- the package's shape ------------------------------------------------------------------
+def test_the_trainer_reaches_the_flow_only_through_the_translator_contract_and_shares_only_public_names() -> None:
+    import ast
+
+    import n2n_hub.training
+
+    for path in Path(n2n_hub.training.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = ("." * node.level) + (node.module or "")
+                assert "cinn" not in module, f"{path.name} imports {module}"
+                if node.level == 1:  # a sibling module
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    assert not private, f"{path.name} imports {private} from {module}"
+            elif isinstance(node, ast.Import):
+                assert not any("cinn" in a.name for a in node.names), path.name

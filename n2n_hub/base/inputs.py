@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -21,27 +21,60 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
-    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+# Modes whose samples are wider than 8 bits: converting them to "L"/"RGB" clips silently.
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F", "RGBA;16B", "RGB;16B"}
+_CHANNELS = {"L": 1, "1": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1, "LA": 2, "RGB": 3,
+             "RGBA": 4, "CMYK": 4}
+
+
+def open_image(source: str | Path | bytes, name: str | None = None) -> Any:
+    """A decoded PIL image of 8-bit samples, or one :class:`InputError` naming what is wrong with it.
+
+    ``source`` is a path or the file's bytes (an upload). Images over PIL's pixel limit and
+    16-bit or float images (which 8-bit conversion would clip without a word) are refused.
+    """
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    c, h, w = shape
-    mode = {1: "L", 3: "RGB"}.get(c)
+    name = name or (str(source) if not isinstance(source, bytes) else "the uploaded image")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            if im.mode in _WIDE_MODES:
+                raise InputError(f"{name} has {im.mode} samples (16-bit or float); n2n-hub reads 8-bit images: "
+                                 "convert it to 8 bits first, choosing how to map its range")
+            im.load()
+            return im.copy()
+    except Image.DecompressionBombError:
+        raise InputError(f"{name} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
+                         "shrink it first") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise InputError(f"cannot read image {name}: {e}") from None
+
+
+def channels_of(im: Any) -> int:
+    return _CHANNELS.get(im.mode, len(im.getbands()))
+
+
+def image_tensor(im: Any, channels: int) -> torch.Tensor:
+    """An 8-bit PIL image as ``(C, H, W)`` in [-1, 1] with ``channels`` channels (1: grey, 3: RGB)."""
+    mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
-        raise InputError(f"cannot read images with {c} channels; expected 1 or 3")
+        raise InputError(f"cannot read images with {channels} channels; expected 1 or 3")
+    arr = np.asarray(im.convert(mode), dtype=np.float32)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy()) / 127.5 - 1.0
+
+
+def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
+    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
+    from PIL import Image
+
+    c, h, w = shape
     out = []
     for p in paths:
-        try:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((w, h), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32)
-        except (OSError, UnidentifiedImageError) as e:
-            raise InputError(f"cannot read image {p}: {e}") from None
-        except Image.DecompressionBombError:
-            raise InputError(f"image {p} has more pixels than n2n-hub reads ({Image.MAX_IMAGE_PIXELS}); "
-                             "shrink it first") from None
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
+        im = open_image(p)
+        out.append(image_tensor(im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), c))
     return torch.stack(out)
 
 
@@ -50,26 +83,18 @@ def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: st
 
     Transfer keeps the exemplar's pose and outline, so images are not silently resized.
     """
-    from PIL import Image, UnidentifiedImageError
-
     c, h, w = shape
     out = []
     for p in map(Path, paths):
         if not p.is_file():
             raise InputError(f"image {p} does not exist")
-        try:
-            with Image.open(p) as im:
-                mode, size = im.mode, im.size
-                channels = {"L": 1, "1": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode, len(im.getbands()))
-                if size != (w, h) or channels != c:
-                    raise InputError(f"{p} is {size[0]}×{size[1]} with {channels} channel(s); {who} reads "
-                                     f"{w}×{h} images with {c} channel(s): convert it first "
-                                     f"(e.g. PIL: im.convert({'L' if c == 1 else 'RGB'!r}).resize(({w}, {h})))")
-                arr = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.float32)
-        except (OSError, UnidentifiedImageError) as e:
-            raise InputError(f"cannot read image {p}: {e}") from None
-        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        out.append(torch.from_numpy(arr.copy()) / 127.5 - 1.0)
+        im = open_image(p)
+        channels = channels_of(im)
+        if im.size != (w, h) or channels != c:
+            raise InputError(f"{p} is {im.size[0]}×{im.size[1]} with {channels} channel(s); {who} reads "
+                             f"{w}×{h} images with {c} channel(s): convert it first "
+                             f"(e.g. PIL: im.convert({'L' if c == 1 else 'RGB'!r}).resize(({w}, {h})))")
+        out.append(image_tensor(im, c))
     return torch.stack(out)
 
 

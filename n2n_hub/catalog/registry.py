@@ -33,7 +33,7 @@ _FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp"
               "condition_projection", "condition_projection_kind"}
 _TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
                "val_fraction", "val_every", "patience", "seed", "max_bad_steps", "condition_noise", "target_noise"}
-_PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256"}
+_PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256", "size"}
 
 
 _RECIPE_ID = re.compile(r"^[a-z][a-z0-9_\-]*$")
@@ -68,6 +68,7 @@ class Published:
     url: str | None = None
     hf_repo: str | None = None
     hf_file: str | None = None
+    size: int | None = None  # bytes; a download that grows past it is stopped
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,13 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
             raise _fail(path, key, "published.sha256 must be 64 hex digits")
         if not pub.get("url") and not (pub.get("hf_repo") and pub.get("hf_file")):
             raise _fail(path, key, "published needs 'url', or 'hf_repo' and 'hf_file'")
-        published = Published(sha.lower(), _resolve_url(path, pub.get("url")), pub.get("hf_repo"), pub.get("hf_file"))
+        size = pub.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise _fail(path, key, f"published.size must be a whole number of bytes, got {size!r}")
+        url = _resolve_url(path, pub.get("url"))
+        if url is not None:
+            _check_url(path, key, url)
+        published = Published(sha.lower(), url, pub.get("hf_repo"), pub.get("hf_file"), size)
     try:
         source, target = ExpertAddress.parse(raw["source"]), ExpertAddress.parse(raw["target"])
     except Exception as e:
@@ -198,6 +205,23 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
         training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),
         published=published, options=dict(options), **ints,
     )
+
+
+def _check_url(path: Path | str, key: str, url: Any) -> None:
+    """A fetchable URL: http(s) or file, and well formed."""
+    import urllib.parse
+
+    if not isinstance(url, str) or any(c in url for c in "\r\n\t ") or not url.isprintable():
+        raise _fail(path, key, f"published.url {url!r} is not a URL (no spaces or control characters)")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port raises on a malformed one
+    except ValueError as e:
+        raise _fail(path, key, f"published.url {url!r} is malformed ({e})") from None
+    if parts.scheme not in ("http", "https", "file"):
+        raise _fail(path, key, f"published.url {url!r} must be an http(s) or file URL, or a path beside the file")
+    if parts.scheme != "file" and not parts.hostname:
+        raise _fail(path, key, f"published.url {url!r} names no host")
 
 
 def _resolve_url(path: Path | str, url: str | None) -> str | None:
@@ -218,9 +242,12 @@ def default_registry_paths() -> list[Path]:
 class Registry:
     """All known pairs, merged from several registry files."""
 
-    def __init__(self, entries: dict[str, PairEntry] | None = None, files: list[Path] | None = None) -> None:
+    def __init__(self, entries: dict[str, PairEntry] | None = None, files: list[Path] | None = None,
+                 conflicts: list[tuple[str, str, str]] | None = None) -> None:
         self.entries = entries or {}
         self.files = files or []
+        # (entry name, plugin, why): plugin entries refused because they would replace an entry of ours
+        self.conflicts = conflicts or []
 
     @classmethod
     def load(cls, paths: list[Path] | None = None,
@@ -233,8 +260,21 @@ class Registry:
         paths = default_registry_paths() if paths is None else paths
         merged: dict[str, tuple[Path | str, dict[str, Any]]] = {}
         used: list[Path] = []
+        conflicts: list[tuple[str, str, str]] = []
+
+        def merge_plugin_pairs() -> None:
+            for key, (plugin, raw) in sorted(plugin_pairs.items()):
+                if key in merged:  # only the shipped registry is merged before plugins
+                    conflicts.append((key, plugin, f"a plugin cannot replace the built-in entry {key!r}; "
+                                                   "register it under another name"))
+                    continue
+                merge(plugin_origin(plugin), key, raw)
 
         def merge(origin: Path | str, key: str, raw: Any) -> None:
+            pub = raw.get("published") if isinstance(raw, dict) else None
+            if isinstance(pub, dict) and isinstance(pub.get("url"), str):
+                # A relative url means "beside the file that says so", whichever file adds keys later.
+                raw = {**raw, "published": {**pub, "url": _resolve_url(origin, pub["url"])}}
             if key in merged and isinstance(raw, dict):
                 base = dict(merged[key][1])
                 for k, v in raw.items():
@@ -244,8 +284,7 @@ class Registry:
 
         for i, path in enumerate(paths):
             if i == 1 and plugin_pairs:
-                for key, (plugin, raw) in sorted(plugin_pairs.items()):
-                    merge(plugin_origin(plugin), key, raw)
+                merge_plugin_pairs()
             path = Path(path)
             if not path.is_file():
                 if i > 1:  # explicitly requested via N2N_HUB_REGISTRY
@@ -265,10 +304,9 @@ class Registry:
                 merge(path, key, raw)
             used.append(path)
         if len(paths) < 2 and plugin_pairs:
-            for key, (plugin, raw) in sorted(plugin_pairs.items()):
-                merge(plugin_origin(plugin), key, raw)
+            merge_plugin_pairs()
         entries = {key: parse_entry(path, key, raw) for key, (path, raw) in merged.items()}
-        return cls(entries, used)
+        return cls(entries, used, conflicts)
 
     def find(self, source: ExpertAddress, target: ExpertAddress) -> PairEntry | None:
         """The entry for this pair; ``source``/``target`` have their variants resolved already.

@@ -171,6 +171,13 @@ class ConditionalINN(nn.Module):
         self(z, c)
         self.train(was)
 
+    def data_init_rows(self) -> int:
+        """How many training targets :meth:`initialize` wants as ``whitening_rows`` (0 without whitening).
+
+        16·D rows give a D×D covariance a stable Cholesky factor; the trainer gives more where it has them.
+        """
+        return 16 * self.dim if self.whitening is not None else 0
+
     def needs_condition_fit(self) -> bool:
         """Whether a condition projection waits for :meth:`fit_condition` (then training needs labels)."""
         return self.projection is not None and not self.projection.is_fitted

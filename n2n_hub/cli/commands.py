@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from ..base.version import VERSION as __version__
 from ..errors import N2NError
 from . import cache, evaluate, listing, packages, serving, translate
 from .errors import DEBUG_ENV, run_main

@@ -22,7 +22,23 @@ def debugging() -> bool:
 
 def run_main(group: click.Group, parent_main: Any, args: Any, prog_name: Any, complete_var: Any,
              standalone_mode: bool, extra: dict[str, Any]) -> Any:
-    """Run click's ``main`` and turn every way of failing into one line and an exit status."""
+    """Run click's ``main`` and turn every way of failing into one line and an exit status.
+
+    ``--debug`` holds for this invocation only: a program (or test) that runs several
+    commands in one process gets back the environment it had.
+    """
+    before = os.environ.get(DEBUG_ENV)
+    try:
+        return _run_main(parent_main, args, prog_name, complete_var, standalone_mode, extra)
+    finally:
+        if before is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = before
+
+
+def _run_main(parent_main: Any, args: Any, prog_name: Any, complete_var: Any, standalone_mode: bool,
+              extra: dict[str, Any]) -> Any:
     if not standalone_mode:
         return parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
     try:

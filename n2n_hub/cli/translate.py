@@ -184,8 +184,6 @@ def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to: str |
       n2n-hub transfer vaegan vaegan shape.png --appearance look.png -o x.png (shape/appearance)
       n2n-hub transfer segmenter:labels vaegan pose.png --condition layout.png -o x.png
     """
-    from ..translators.transfer import grid_rows
-
     if output is not None and output.suffix.lower() != ".png":
         raise InputError(f"-o {output}: transfer writes a PNG grid; name the file '*.png'")
     if output is None and not as_json:
@@ -200,7 +198,7 @@ def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to: str |
     if output is not None:
         from ..base.images import save_grid
 
-        images, ncol = grid_rows(result)
+        images, ncol = result.grid_rows()
         save_grid(images, output, ncol=ncol)
         if not as_json:
             click.echo(f"wrote {output} ({len(exemplars)} exemplar(s); columns: exemplar, "

@@ -418,6 +418,6 @@ def _read_latents(data: bytes) -> Any:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..base.version import VERSION as __version__
 
     return __version__

@@ -28,10 +28,12 @@ def debugging() -> bool:
 
 
 def who(expert_or_spec: Any) -> str:
-    """``expert 'id' (plugin 'name')`` for messages."""
+    """``expert 'id' (plugin 'name')`` for messages (``recipe``, ``bridge``, ``dataset`` for those specs)."""
     spec = getattr(expert_or_spec, "spec", expert_or_spec)
     plugin = getattr(spec, "plugin", None)
-    return f"expert {spec.id!r}" + (f" (plugin {plugin!r})" if plugin else "")
+    what = type(spec).__name__.removesuffix("Spec").lower()
+    what = what if what in ("recipe", "bridge", "dataset") else "expert"
+    return f"{what} {spec.id!r}" + (f" (plugin {plugin!r})" if plugin else "")
 
 
 def plugin_failure(expert_or_spec: Any, method: str, error: BaseException) -> PluginError:
@@ -47,6 +49,11 @@ def call_plugin(expert_or_spec: Any, method: str, fn: Callable[..., Any], *args:
         return fn(*args, **kwargs)
     except (N2NError, KeyboardInterrupt, NotImplementedError):
         raise
+    except SystemExit as e:  # a plugin must not end the process: say who tried
+        if debugging():
+            raise
+        raise PluginError(f"{who(expert_or_spec)} called sys.exit({e.code!r}) in {method}; a plugin must raise "
+                          "an error instead (report it to the plugin's authors)") from None
     except Exception as e:  # noqa: BLE001 - plugin code may raise anything
         if debugging():
             raise

@@ -14,7 +14,9 @@ A module of a registered kind must have:
   dimensions (an NLL in nats for ``objective="nll"``, a squared error for ``"mse"``);
 - ``sample(c, n=1, temperature=1.0, generator=None) -> (B, n, dim)``;
 - optionally ``needs_data_init() -> bool`` and ``initialize(z, c, whitening_rows=None)``
-  for a data-dependent initialisation the trainer runs once, before step 0;
+  for a data-dependent initialisation the trainer runs once, before step 0, from the first
+  finite batch ``(z, c)``; with ``data_init_rows() -> int`` above 0 the module asks for at
+  least that many training targets besides (the trainer passes them as ``whitening_rows``);
 - optionally ``needs_condition_fit() -> bool`` and ``fit_condition(c, labels)``: a part
   fitted to all training conditions and their class labels, once, before step 0 (the
   trainer refuses to start without labels when it is due).
@@ -30,7 +32,7 @@ from typing import Any, Callable
 from ..errors import InputError
 
 __all__ = ["TranslatorKind", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of", "needs_data_init",
-           "needs_condition_fit"]
+           "data_init_rows", "needs_condition_fit"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,12 @@ def needs_data_init(module: Any) -> bool:
     """Whether the module asks for its data-dependent initialisation (kinds without one: never)."""
     check: Callable[[], bool] | None = getattr(module, "needs_data_init", None)
     return bool(check()) if callable(check) else False
+
+
+def data_init_rows(module: Any) -> int:
+    """How many training targets the module's data-dependent initialisation asks for besides a batch (0: none)."""
+    rows: Callable[[], int] | None = getattr(module, "data_init_rows", None)
+    return int(rows()) if callable(rows) else 0
 
 
 def needs_condition_fit(module: Any) -> bool:

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from ..base import distributed
 from ..errors import InputError, ShapeError
 
-class _TensorBatches:
+
+class TensorBatches:
     """Shuffled batches of in-memory pairs, a pure function of (seed, step).
 
     Epoch ``e`` uses the permutation drawn from a generator seeded with ``(seed, e)``,
@@ -35,6 +36,15 @@ class _TensorBatches:
         idx = self._perm[j * self.batch_size:(j + 1) * self.batch_size]
         return self.source[idx], self.target[idx]
 
+    def move_to(self, device: torch.device, max_bytes: int = 1 << 30) -> None:
+        """Copy the pairs to ``device`` once when they fit in ``max_bytes``: one copy beats a copy per step."""
+        if self.target.device == device:
+            return
+        nbytes = self.source.numel() * self.source.element_size() + self.target.numel() * self.target.element_size()
+        if nbytes <= max_bytes:
+            self.source, self.target = self.source.to(device), self.target.to(device)
+            self._epoch = -1  # the permutation is redrawn on the new device
+
     def peek_targets(self, rows: int) -> Tensor:
         """Up to ``rows`` training targets (a seeded subset when there are more) for data-dependent init."""
         if self.n <= rows:
@@ -43,7 +53,7 @@ class _TensorBatches:
         return self.target[torch.randperm(self.n, generator=g)[:rows].to(self.target.device)]
 
 
-class _LoaderBatches:
+class LoaderBatches:
     """Batches from a DataLoader, re-iterated each epoch; ``batch(step)`` must be called in order.
 
     Resuming skips (without computing anything) the batches already used, so a loader
@@ -113,8 +123,11 @@ class _LoaderBatches:
         return self._last[1]
 
 
-def _split(source: Tensor, target: Tensor, fraction: float, seed: int, groups: Tensor | None = None
-           ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+Batches = TensorBatches | LoaderBatches
+
+
+def held_out_split(source: Tensor, target: Tensor, fraction: float, seed: int, groups: Tensor | None = None
+                   ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
     """Deterministic held-out split: the same seed and data always hold out the same rows.
 
     With ``groups`` (one item id per row), whole items are held out: rows made from one
@@ -149,7 +162,8 @@ def _split(source: Tensor, target: Tensor, fraction: float, seed: int, groups: T
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _param_dtype(model: nn.Module) -> torch.dtype:
+def param_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model's weights (and so its inputs) are in."""
     return next(model.parameters()).dtype
 
 
@@ -160,7 +174,8 @@ def noisy_condition(c: Tensor, scale: float) -> Tensor:
     return (flat + torch.randn_like(flat) * rms * scale).reshape(c.shape)
 
 
-def _to(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+def to_device(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``x`` on ``device``, floating point in ``dtype``; integer conditions (token ids) keep theirs."""
     if device.type == "cuda" and x.device.type == "cpu" and not x.is_pinned():
         x = x.pin_memory()  # page-locked, so the copy below is asynchronous and overlaps the step
     if x.dtype.is_floating_point:
@@ -168,7 +183,8 @@ def _to(x: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
     return x.to(device=device, non_blocking=True)
 
 
-def _check_pairs(model: nn.Module, source: Tensor, target: Tensor, what: str) -> None:
+def check_pairs(model: nn.Module, source: Tensor, target: Tensor, what: str) -> None:
+    """Raise ShapeError unless ``(source, target)`` are non-empty pairs the model reads and writes."""
     if not isinstance(source, Tensor) or not isinstance(target, Tensor):
         raise ShapeError(f"{what}: source and target must be torch tensors")
     model.condition.check(source, name=f"{what} source")  # type: ignore[union-attr]
@@ -180,24 +196,27 @@ def _check_pairs(model: nn.Module, source: Tensor, target: Tensor, what: str) ->
         raise ShapeError(f"{what} is empty")
 
 
-def _finite_rows(c: Tensor, z: Tensor) -> Tensor:
+def finite_rows(c: Tensor, z: Tensor) -> Tensor:
+    """A mask of the pairs with no NaN/inf in either side."""
     ok = torch.isfinite(z).all(dim=1)
     if c.dtype.is_floating_point:
         ok &= torch.isfinite(c.reshape(c.shape[0], -1)).all(dim=1)
     return ok
 
 
-def _whitening_rows(dim: int, batches: _TensorBatches | _LoaderBatches) -> int:
-    """Rows to fit a D×D covariance to: in-memory data up to 100 000; from a loader, 16·D (≥ 4096)."""
-    return max(100_000, 16 * dim) if isinstance(batches, _TensorBatches) else max(4096, 16 * dim)
+def init_rows(wanted: int, batches: Batches) -> int:
+    """Training targets to peek at for an initialisation that asks for ``wanted`` of them.
+
+    In-memory data give up to 100 000 (more when asked); a loader is read ahead by
+    ``wanted`` rows, at least 4096, since every row peeked is a row held in memory.
+    """
+    return max(100_000, wanted) if isinstance(batches, TensorBatches) else max(4096, wanted)
 
 
-def _rank_share(c: Tensor, z: Tensor, w: distributed.World) -> tuple[Tensor, Tensor]:
+def rank_share(c: Tensor, z: Tensor, w: distributed.World) -> tuple[Tensor, Tensor]:
     """This rank's rows of the global batch: the effective batch stays ``batch_size`` at any world size."""
     if z.shape[0] % w.size:
         raise InputError(f"a batch of {z.shape[0]} pairs does not split evenly over {w.size} processes; "
                          f"choose a batch size divisible by {w.size}")
     return distributed.rank_slice(c, w), distributed.rank_slice(z, w)
 
-
-# -- checkpoints --------------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""."""
+"""Trained translators: bound to their experts, stored as safetensors files, cached, fetched, published, transferred."""

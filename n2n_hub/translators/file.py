@@ -54,7 +54,7 @@ def _arch_version(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> 
 
 
 def package_version() -> str:
-    from .. import __version__
+    from ..base.version import VERSION as __version__
 
     return __version__
 

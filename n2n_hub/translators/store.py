@@ -8,6 +8,10 @@ Layout (one folder per pair, one file pair per key)::
     translators/<source>--<target>/current.json            the pair's current translator (set by `pair`)
     translators/.locks/<key>.lock                          held while one process trains the key
     translators/.locks/<key>.publish.lock                  held while the two files of <key> are replaced
+    translators/.locks/<key>.fetch.lock                    held while <key> is downloaded (`cache gc` waits)
+
+A download is bounded: at most the registry's ``size`` (else :data:`MAX_DOWNLOAD_BYTES`)
+and :data:`FETCH_DEADLINE_S` seconds in all, however the remote trickles.
 
 The key is 32 hex digits hashing expert ids, versions, weight fingerprints, recipe and
 hyperparameters. Both files are written atomically (temp file + rename) under the
@@ -21,10 +25,12 @@ file in the cache is left alone and never crashes a command.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +53,10 @@ _TEMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{32})\..*\.tmp$")  # atomic_path's te
 _FETCH_RE = re.compile(r"^\.fetch-(?P<key>[0-9a-f]{32})-")
 CURRENT = "current.json"
 CHECKPOINT_SUFFIX = ".ckpt.safetensors"
+LOCK_KINDS = ("", "publish", "fetch")  # training, replacing the files, downloading
+MAX_DOWNLOAD_BYTES = 2 * 1024**3  # a paper-size flow is a few hundred MB; more is not a translator
+FETCH_DEADLINE_S = 600.0  # the whole download, not one socket read
+FETCH_READ_TIMEOUT_S = 30.0  # one socket read
 
 
 class RecordMismatch(CacheError):
@@ -89,6 +99,8 @@ class CacheEntry:
 class TranslatorStore:
     """Find, load, save, verify, fetch, collect and remove cached translators."""
 
+    fetch_deadline_s: float = FETCH_DEADLINE_S
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
@@ -124,8 +136,8 @@ class TranslatorStore:
         return FileLock(str(locks / f"{key}{'.' + kind if kind else ''}.lock"), timeout=timeout)
 
     def _is_busy(self, key: str) -> bool:
-        """Whether a process holds the training or the publish lock of ``key`` right now."""
-        for kind in ("", "publish"):
+        """Whether a process holds the training, publish or fetch lock of ``key`` right now."""
+        for kind in LOCK_KINDS:
             lock = self.lock(key, timeout=0, kind=kind)
             try:
                 lock.acquire()
@@ -343,23 +355,34 @@ class TranslatorStore:
                                f"{published.url or published.hf_repo}")
         path = self.path_for(key, label)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".fetch-{key}-") as tmpdir:
+        where = published.url or published.hf_repo
+        cap = published.size or MAX_DOWNLOAD_BYTES
+        with self.lock(key, kind="fetch"), \
+                tempfile.TemporaryDirectory(dir=path.parent, prefix=f".fetch-{key}-") as tmpdir:
+            found = self.find(key)  # another process fetched it while we waited for the lock
+            if found is not None:
+                return found
             tmp = Path(tmpdir) / "download.safetensors"
             try:
                 if published.url:
-                    with urllib.request.urlopen(published.url, timeout=60) as resp, open(tmp, "wb") as out:
-                        shutil.copyfileobj(resp, out)
+                    download(published.url, tmp, cap, self.fetch_deadline_s)
                 else:
                     from huggingface_hub import hf_hub_download
 
                     got = hf_hub_download(published.hf_repo, published.hf_file, local_dir=tmpdir)
                     tmp = Path(got)
-            except OSError as e:
-                raise OfflineError(f"cannot fetch the published translator ({e}); it will be trained instead") from None
+                    if tmp.stat().st_size > cap:
+                        raise OfflineError(f"cannot fetch the published translator from {where}: it has "
+                                           f"{tmp.stat().st_size} bytes, more than the {cap} allowed")
+            except OfflineError:
+                raise
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                raise OfflineError(f"cannot fetch the published translator from {where} ({_quoted(e)}); "
+                                   "it will be trained instead") from None
             digest = sha256_file(tmp)
             if digest != published.sha256:
                 raise IntegrityError(
-                    f"the published translator from {published.url or published.hf_repo} has sha256 {digest}, "
+                    f"the published translator from {where} has sha256 {digest}, "
                     f"but the registry says {published.sha256}: refusing it"
                 )
             meta = translator_file.read_metadata(tmp)
@@ -370,6 +393,40 @@ class TranslatorStore:
                     shutil.copyfile(tmp, final_tmp)
                 self._write_sidecar(path, meta)
         return path
+
+
+def _quoted(e: BaseException) -> str:
+    """An error's text as one short printable line: a remote's raw bytes never reach the terminal."""
+    text = f"{type(e).__name__}: {e}"
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+
+
+def download(url: str, dest: Path, cap: int, deadline_s: float) -> None:
+    """Stream ``url`` into ``dest``: at most ``cap`` bytes, within ``deadline_s`` seconds in all.
+
+    Reads take what the socket has (``read1``), so a remote that trickles a byte at a time
+    still meets the deadline; a declared length over the cap is refused before reading.
+    """
+    start = time.monotonic()
+    with urllib.request.urlopen(url, timeout=FETCH_READ_TIMEOUT_S) as resp, open(dest, "wb") as out:
+        declared = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise OfflineError(f"cannot fetch the published translator from {url}: it declares {declared} bytes, "
+                               f"more than the {cap} allowed (the registry's published.size, or the hub's maximum)")
+        got = 0
+        while True:
+            chunk = resp.read1(1 << 20) if hasattr(resp, "read1") else resp.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+            if got > cap:
+                raise OfflineError(f"cannot fetch the published translator from {url}: it sends more than the "
+                                   f"{cap} bytes allowed; stopped")
+            out.write(chunk)
+            if time.monotonic() - start > deadline_s:
+                raise OfflineError(f"cannot fetch the published translator from {url}: not done after "
+                                   f"{deadline_s:.0f} s ({got} bytes so far); stopped")
 
 
 def _normal(obj: Any) -> Any:
