@@ -65,9 +65,10 @@ def animals(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     t = hub.pair("bert", "vaegan", **options)
     pair_s = time.perf_counter() - t0
-    plan = hub.plan("bert", "vaegan")
+    plan = t.plan
     prompts = read_prompts(args.prompts or PROMPTS)
-    report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
+    report = evaluate_prompts(t, prompts, hub.held_out(t), dataset=hub.catalog.datasets.get(plan.dataset or ""),
+                              n=args.samples, seed=args.seed)
     div = diversity(t, [p.text for p in prompts if p.kind == "names"], 8, args.seed)
     return {"pair": "bert -> vaegan@animals", "bridge": [b.id for b in plan.bridges], "options": options,
             "pairs_per_item": plan.pairs_per_item,
@@ -90,9 +91,10 @@ def biggan(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     t = hub.pair("bert", target, **options)
     pair_s = time.perf_counter() - t0
-    plan = hub.plan("bert", target)
+    plan = t.plan
     prompts = read_prompts(args.prompts or IMAGENET_PROMPTS)
-    report = evaluate_prompts(hub, t, plan, prompts, n=args.samples, seed=args.seed)
+    report = evaluate_prompts(t, prompts, hub.held_out(t), dataset=hub.catalog.datasets.get(plan.dataset or ""),
+                              n=args.samples, seed=args.seed)
     return {"pair": f"bert -> {target}", "bridge": [b.id for b in plan.bridges], "options": options,
             "pair_seconds": pair_s, "train_metrics": t.metrics, **report.to_dict()}
 

@@ -52,7 +52,7 @@ def main() -> None:
     report["latent_mean_abs"] = round(z_train.mean(0).abs().mean().item(), 4)
     report["latent_std"] = round(z_train.std(0).mean().item(), 4)
     gen = torch.Generator().manual_seed(0)
-    samples = expert.decode(expert.sample_prior(32, gen).z)
+    samples = expert.decode(expert.sample_prior(32, gen).latents)
     report["classifier_confidence_on_prior_samples"] = round(classify(samples).softmax(1).max(1).values.mean().item(), 4)
     report["seconds"] = {"load": round(load_s, 3), "encode_1000": round(enc_s, 3), "decode_1000": round(dec_s, 3)}
     report["training"] = expert.info

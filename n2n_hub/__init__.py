@@ -9,21 +9,26 @@ from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOptio
 from .errors import N2NError
 from .spec.commands import CommandSpec
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
-from .hookspecs import hookimpl
+from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .base.version import VERSION
 
 __version__ = VERSION
 
 __all__ = [
     "BridgeContext", "BridgeSpec", "CommandSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
-    "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
+    "PairPlan", "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant",
+    "hookimpl", "__version__",
 ]
 
 
 def __getattr__(name: str):
-    # Hub pulls in training and the store; import it only when asked for.
+    # Hub pulls in training and the store, the plan the plugin host; import them only when asked for.
     if name == "Hub":
         from .hub import Hub
 
         return Hub
+    if name == "PairPlan":
+        from .catalog.planning import PairPlan
+
+        return PairPlan
     raise AttributeError(name)

@@ -58,5 +58,13 @@ class TrainingError(N2NError):
     """Training cannot go on (for example, repeated non-finite losses)."""
 
 
+class CheckpointError(TrainingError):
+    """A training checkpoint cannot be resumed: damaged, not ours, or another run's (the hub starts afresh)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem}; delete it (or choose another checkpoint_path) to start afresh")
+
+
 class InputError(N2NError, ValueError):
     """An input file or value given by the user cannot be used."""

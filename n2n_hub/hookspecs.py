@@ -18,6 +18,14 @@ from typing import Callable
 import pluggy
 
 PROJECT = "n2n_hub"
+
+# The plugin contract's version: hooks, their signatures, and what n2n_hub and n2n_hub.kit
+# export. The minor number grows when something is added, the major when something a plugin
+# may use changes or goes. A plugin states what it needs with a module attribute,
+# ``N2N_HUB_PLUGIN_API = ">=1.1,<2"``, on the module its entry point names.
+# 1.2 added register_lazy_commands, n2n_hub.CommandSpec and kit.hf_cache_dir.
+PLUGIN_API_VERSION = "1.2"
+PLUGIN_API_ATTRIBUTE = "N2N_HUB_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -55,7 +63,9 @@ def register_recipes(register: Callable[..., None]) -> None:
     :param register: takes one :class:`n2n_hub.RecipeSpec`. Its ``loader`` names
         ``make(context: RecipeContext, split: str) -> PairData``, imported when a pair
         whose registry entry names the recipe is trained; a registry entry selects it
-        with ``recipe = "<id>"``. The built-in recipes register through this hook too.
+        with ``recipe = "<id>"``. What planning and evaluation need to know about its pairs
+        is declared on the spec (``samples_prior``, ``bridged_source``, ``rows_are_items``,
+        ``transfer``, ``needs_dataset``). The built-in recipes register through this hook too.
     """
 
 

@@ -12,11 +12,11 @@ import logging
 import math
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .spec.commands import CommandSpec
 from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
-from .errors import (CacheError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
+from .errors import (CacheError, CheckpointError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, import_object
 from .spec.kinds import TranslatorKind, get_kind, kind_names, kind_of
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .cinn import ConditionSpec
     from .evaluation.diagnosis import Diagnosis
-    from .evaluation.metrics import Evaluation
+    from .evaluation.metrics import Evaluation, FeatureSpace, HeldOut
     from .data.features import FeatureStore
     from .evaluation.prompts import PromptEvaluation
     from .translators.publish import Publication
@@ -65,7 +65,7 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 
     return run(*args, **kwargs)
 
-_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every"}
+_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every", "run_key"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 # A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
 FAILED_NLL_MARGIN = 50.0
@@ -318,7 +318,7 @@ class Hub:
 
     @staticmethod
     def _check_target_shapes(plan: PairPlan, target: Expert) -> None:
-        if plan.recipe != "target-prior":
+        if plan.recipe_spec is None or not plan.recipe_spec.samples_prior:  # prior samples are never encoded
             rep, lat = target.representation_for(None), target.latent_representation()
             if rep.numel != lat.numel:
                 raise IncompatiblePairError(f"{plan.target} encodes {rep.describe()} but decodes {lat.describe()}: "
@@ -558,7 +558,7 @@ class Hub:
         ckpt = self.cache.checkpoint_for(key, plan.label)
         if fresh:
             ckpt.unlink(missing_ok=True)
-        config = replace(config, checkpoint_path=ckpt)
+        config = replace(config, checkpoint_path=ckpt, run_key=key)
         initial = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         def log(event: dict[str, Any]) -> None:
@@ -569,10 +569,8 @@ class Hub:
         try:
             result: TrainResult = train(module, data.source, data.target, config, log=log, groups=data.groups,
                                         labels=data.labels)
-        except TrainingError as e:
-            if not (ckpt.exists() and str(e).startswith(f"checkpoint {ckpt}")):
-                raise
-            self._log(f"{e}: starting afresh")
+        except CheckpointError as e:
+            self._log(f"{e.problem}: starting afresh")
             ckpt.unlink(missing_ok=True)
             module.load_state_dict(initial)
             stopwatch = Stopwatch(torch.device(config.device))
@@ -688,25 +686,97 @@ class Hub:
         return ComputeRecord(**record) if record else None
 
     # The faces (CLI, server, notebooks) reach evaluation, diagnosis and publishing through
-    # these doors; each module is imported on first use so the hub stays cheap to import.
+    # these doors: the hub pairs and gathers the values (translators, held-out data, feature
+    # experts, datasets), and the evaluation modules, imported on first use, only compute.
 
-    def evaluate(self, source: str, target: str, **options: Any) -> Evaluation:
-        """Held-out metrics of the pair's translator (see :func:`n2n_hub.evaluation.metrics.evaluate`)."""
-        from .evaluation.metrics import evaluate
+    def held_out(self, translator: Translator) -> HeldOut:
+        """The held-out and training pairs of a translator's pair, and the dataset items behind
+        them when its recipe's rows are dataset items (what :mod:`n2n_hub.evaluation` measures on)."""
+        from .evaluation.metrics import HeldOut
 
-        return evaluate(self, source, target, **options)
+        plan = translator.plan
+        if plan is None:
+            raise InputError("this translator carries no pair plan; get it from Hub.pair")
+        dataset = plan.dataset if self.recipe(plan.recipe).rows_are_items else None
+        return HeldOut(self.training_pairs(plan, "test"), self.training_pairs(plan, "train"),
+                       self.load_dataset(dataset, "test") if dataset else None,
+                       self.load_dataset(dataset, "train") if dataset else None)
 
-    def evaluate_prompts(self, source: str, target: str, prompts: str | Path, **options: Any) -> PromptEvaluation:
-        """Score a prompt file per class and kind (see :func:`n2n_hub.evaluation.prompts.evaluate_prompt_file`)."""
-        from .evaluation.prompts import evaluate_prompt_file
+    def feature_space(self, features: str | None, target: Expert) -> FeatureSpace | None:
+        """The expert whose features of ``target``'s images the evaluation compares: ``features``
+        (``id[:tap][@variant]``) if given, else the first of ``PREFERRED_FEATURES`` that loads,
+        else the target's own encoder (None for targets that make no images)."""
+        from .evaluation.metrics import (PREFERRED_FEATURES, FeatureSpace, check_features,
+                                         fits_as_default_features, target_features)
 
-        return evaluate_prompt_file(self, source, target, prompts, **options)
+        if features is not None:
+            addr = ExpertAddress.parse(features)
+            check_features(features, self.expert_spec(features), target)
+            return FeatureSpace(str(addr), self.load_expert(addr), addr.tap)
+        if target.spec.output_domain != "image":
+            return None
+        for candidate in PREFERRED_FEATURES:
+            addr = ExpertAddress.parse(candidate)
+            spec = self.catalog.experts.get(addr.id)
+            if spec is None or not fits_as_default_features(spec, target):
+                continue
+            try:
+                expert = self.load_expert(addr)
+            except Exception:  # noqa: BLE001 - an unusable candidate just is not the default
+                continue
+            return FeatureSpace(candidate, expert, addr.tap)
+        return target_features(target)
 
-    def diagnose(self, source: str, target: str, layers: Any, **options: Any) -> Diagnosis:
-        """What each layer of ``source`` knows about ``target`` (see :func:`n2n_hub.evaluation.diagnosis.diagnose`)."""
-        from .evaluation.diagnosis import diagnose
+    def evaluate(self, source: str, target: str, *, translator: str | None = None, samples: int | None = None,
+                 per_condition: int = 8, features: str | None = None, seed: int = 0, train_if_missing: bool = True,
+                 **pair_options: Any) -> Evaluation:
+        """Pair ``source -> target`` (cache, or train) and measure it on held-out data
+        (see :mod:`n2n_hub.evaluation.metrics`)."""
+        from .evaluation.metrics import evaluate_translator
 
-        return diagnose(self, source, target, layers, **options)
+        t = self.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
+        feats = self.feature_space(features, t.target)
+        return evaluate_translator(t, self.held_out(t), features=feats, samples=samples,
+                                   per_condition=per_condition, seed=seed)
+
+    def evaluate_prompts(self, source: str, target: str, prompts: str | Path, *, n: int = 16,
+                         temperature: float | None = None, seed: int = 0, train_if_missing: bool = True,
+                         translator: str | None = None, **pair_options: Any) -> PromptEvaluation:
+        """Read the prompt file ``prompts``, pair ``source -> target`` (cache, or train) and score the
+        prompts per class and kind (see :mod:`n2n_hub.evaluation.prompts`)."""
+        from .evaluation.prompts import check_prompt_source, evaluate_prompts, read_prompts
+
+        rows = read_prompts(prompts)
+        check_prompt_source(source, self.expert_spec(source))  # before pairing, which may train
+        t = self.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
+        dataset = self.catalog.datasets.get(t.plan.dataset) if t.plan is not None and t.plan.dataset else None
+        return evaluate_prompts(t, rows, self.held_out(t), dataset=dataset, n=n, temperature=temperature, seed=seed)
+
+    def diagnose(self, source: str, target: str, layers: Sequence[str] | None = None, *, steps: int | None = None,
+                 samples: int | None = None, per_condition: int = 8, features: str | None = None, seed: int = 0,
+                 figure: str | Path | None = None, inputs: int = 8, cinn_rows: int = 3,
+                 train_if_missing: bool = True) -> Diagnosis:
+        """What each layer of ``source`` knows about ``target``: a cINN and an MLP per layer (default
+        ``early, middle, last``), paired (cache, or train) and evaluated; ``figure`` draws Fig. S4
+        (see :mod:`n2n_hub.evaluation.diagnosis`)."""
+        from .evaluation.diagnosis import (DEFAULT_LAYERS, KINDS, check_figure_path, diagnosis, draw_figure,
+                                           layer_addresses)
+
+        check_figure_path(figure)
+        spec = self.expert_spec(ExpertAddress.parse(source).id)
+        addresses = layer_addresses(source, DEFAULT_LAYERS if layers is None else layers, spec)
+        options: dict[str, Any] = {"steps": steps} if steps is not None else {}
+        translators = {(address, kind): self.pair(address, target, translator=kind,
+                                                  train_if_missing=train_if_missing, **options)
+                       for address in addresses for kind in KINDS}
+        held_out = {address: self.held_out(translators[(address, KINDS[0])]) for address in addresses}
+        feats = self.feature_space(features, translators[(addresses[0], KINDS[0])].target)
+        result = diagnosis(source, addresses, translators, held_out, feats, samples=samples,
+                           per_condition=per_condition, seed=seed)
+        if figure is not None:
+            draw_figure(translators, held_out, addresses, Path(figure), inputs=inputs, cinn_rows=cinn_rows, seed=seed)
+            result.figure = str(figure)
+        return result
 
     def publish(self, key: str, out_dir: str | Path, **options: Any) -> Publication:
         """Write the cached translator ``key`` and its registry snippet (see :func:`n2n_hub.translators.publish.publish`)."""

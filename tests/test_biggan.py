@@ -189,14 +189,14 @@ def test_sample_prior_reports_labels_and_samples_near_their_class(expert):
     g = torch.Generator().manual_seed(0)
     s = expert.sample_prior(64, generator=g)
     labels = s.extras["label"]
-    assert s.z.shape == (64, 32) and labels.shape == (64,) and labels.dtype == torch.int64
-    noise, _ = expert.layout.split(s.z)
+    assert s.latents.shape == (64, 32) and labels.shape == (64,) and labels.dtype == torch.int64
+    noise, _ = expert.layout.split(s.latents)
     assert noise.abs().max() <= 2.0 * expert.truncation
-    described = expert.describe_latent(s.z)
+    described = expert.describe_latent(s.latents)
     assert [d["class_id"] for d in described] == labels.tolist()
     assert described[0]["class_name"] == imagenet_class_names()[int(labels[0])]
     again = expert.sample_prior(64, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(again.z, s.z)
+    assert torch.equal(again.latents, s.latents)
 
 
 def test_sample_prior_takes_given_labels(expert):
@@ -257,9 +257,9 @@ def test_random_embedding_variant_samples_without_generator_weights():
     assert e.latent_representation().shape == (256,)
     assert torch.equal(e.embedding, random_class_embedding())
     s = e.sample_prior(4, torch.Generator().manual_seed(0))
-    assert s.z.shape == (4, 256)
+    assert s.latents.shape == (4, 256)
     with pytest.raises(MissingWeightsError, match="cannot render"):
-        e.decode(s.z)
+        e.decode(s.latents)
     same = BigGANExpert.from_class_embedding(random_class_embedding())
     assert same.fingerprint() == e.fingerprint()
 
@@ -269,8 +269,8 @@ def test_from_class_embedding_accepts_any_matrix_and_names():
                                           dequantizer=DequantizerSettings(width=64, latent_dim=3, steps=10),
                                           progress=False)
     s = e.sample_prior(2, labels=[2, 0])
-    assert s.z.shape == (2, 7)
-    assert [d["class_name"] for d in e.describe_latent(s.z)] == ["c", "a"]
+    assert s.latents.shape == (2, 7)
+    assert [d["class_name"] for d in e.describe_latent(s.latents)] == ["c", "a"]
 
 
 # -- registration ---------------------------------------------------------------------------
@@ -296,15 +296,15 @@ def test_class_scores_rank_the_sampled_class_first_and_feed_prompt_scoring(exper
     from n2n_hub.evaluation.prompts import _topk_hits, latent_classifier
 
     s = expert.sample_prior(64, generator=torch.Generator().manual_seed(1))
-    scores = expert.class_scores(s.z)
+    scores = expert.class_scores(s.latents)
     labels = s.extras["label"]
     assert scores.shape == (64, 1000)
     assert torch.equal(scores.argmax(1), labels)
     # a latent whose class part is moved to another class's embedding is scored as that class
-    noise, _ = expert.layout.split(s.z)
+    noise, _ = expert.layout.split(s.latents)
     moved = torch.cat([noise, expert.embedding[(labels + 1) % 1000]], dim=1)
     assert _topk_hits(expert.class_scores(moved), labels, 1).sum() == 0
     assert _topk_hits(expert.class_scores(moved), (labels + 1) % 1000, 1).mean() == 1.0
-    name, names, fn = latent_classifier(None, SimpleNamespace(target=SimpleNamespace(id="biggan")),  # type: ignore[arg-type]
-                                        SimpleNamespace(target=expert))
+    name, names, fn = latent_classifier(SimpleNamespace(target=expert,  # type: ignore[arg-type]
+                                                        target_address=SimpleNamespace(id="biggan")), None)
     assert name == "biggan.class_scores" and len(names) == 1000 and fn == expert.class_scores

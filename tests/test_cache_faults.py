@@ -153,10 +153,7 @@ def test_translate_evaluate_and_the_api_use_the_translator_pair_just_made(run, t
     assert "training" not in out.output and len(json.loads(run("cache", "list", "--json").output)) == 1
     api = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
     assert api.pair("toytext", "toygen").path.stem == key
-    from n2n_hub.evaluation.metrics import evaluate
-
-    report = evaluate(api, "toytext", "toygen", samples=8, per_condition=2, features="toygen",
-                      train_if_missing=False)
+    report = api.evaluate("toytext", "toygen", samples=8, per_condition=2, features="toygen", train_if_missing=False)
     assert report.translator_path.endswith(f"{key}.safetensors")
     # explicit settings still choose another translator; `pair` with none goes back to the defaults
     assert api.pair("toytext", "toygen", steps=30).path.stem != key

@@ -8,14 +8,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from n2n_hub.evaluation.diagnosis import diagnose
 from n2n_hub.errors import InputError, UnknownExpertError
 from test_segmenter import blob_host, blob_hub  # noqa: F401 - fixtures: real segmenter + tiny autoencoder
 
 
 def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp_path):
     fig = tmp_path / "diag.png"
-    result = diagnose(blob_hub, "segmenter", "tinyae", ["early", "last"], figure=fig, inputs=5, cinn_rows=2,
+    result = blob_hub.diagnose("segmenter", "tinyae", ["early", "last"], figure=fig, inputs=5, cinn_rows=2,
                       per_condition=3)
     assert result.layers == ["early", "last"] and result.features == "segmenter:middle"
     assert [(e.source, e.kind) for e in result.evaluations] == [
@@ -34,19 +33,19 @@ def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp
     assert table.splitlines()[1].split()[:4] == ["layer", "translator", "NLL", "MSE"]
     assert len(table.splitlines()) == 2 + 4 + 1
     assert table.splitlines()[-1].startswith("reference: independent real data scores FD latent")
-    again = diagnose(blob_hub, "segmenter", "tinyae", ["early", "last"], train_if_missing=False, per_condition=3)
+    again = blob_hub.diagnose("segmenter", "tinyae", ["early", "last"], train_if_missing=False, per_condition=3)
     assert again.to_dict()["results"][0]["metrics"] == result.to_dict()["results"][0]["metrics"]  # cached, seeded
 
 
 def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):
     with pytest.raises(InputError, match="without a tap"):
-        diagnose(blob_hub, "segmenter:early", "tinyae")
+        blob_hub.diagnose("segmenter:early", "tinyae")
     with pytest.raises(UnknownExpertError, match="no layer\\(s\\) conv5.*early, middle, last, labels"):
-        diagnose(blob_hub, "segmenter", "tinyae", ["early", "conv5"])
+        blob_hub.diagnose("segmenter", "tinyae", ["early", "conv5"])
     with pytest.raises(InputError, match="twice"):
-        diagnose(blob_hub, "segmenter", "tinyae", ["early", "early"])
+        blob_hub.diagnose("segmenter", "tinyae", ["early", "early"])
     with pytest.raises(InputError, match="PNG"):
-        diagnose(blob_hub, "segmenter", "tinyae", ["early"], figure=tmp_path / "f.jpg")
+        blob_hub.diagnose("segmenter", "tinyae", ["early"], figure=tmp_path / "f.jpg")
 
 
 def test_diagnose_command_happy_path(blob_host, tmp_path):

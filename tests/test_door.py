@@ -6,7 +6,6 @@ import torch
 
 import n2n_hub.hub as hub_module
 from n2n_hub.translators import file as translator_file
-from n2n_hub.evaluation.metrics import evaluate
 from n2n_hub.hub import Hub
 
 
@@ -41,7 +40,7 @@ def test_one_translate_plans_the_pair_once_and_loads_each_expert_once(toy_host, 
 
 def test_evaluation_uses_the_translators_plan_instead_of_planning_again(toy_hub, monkeypatch):
     plans = _count_plans(monkeypatch)
-    report = evaluate(toy_hub, "toytext", "toygen", steps=30, samples=16, per_condition=2)
+    report = toy_hub.evaluate("toytext", "toygen", steps=30, samples=16, per_condition=2)
     assert plans == [("toytext", "toygen")]
     assert report.metrics["nll"] is not None and report.metrics["fd_latent"] is not None
 
@@ -96,3 +95,42 @@ def test_the_cli_reaches_evaluation_diagnosis_and_publishing_through_the_hub(toy
         out = CliRunner().invoke(cli, args)
         assert out.exit_code == 1 and "reached" in out.output, out.output
     assert called == ["evaluate", "evaluate_prompts", "diagnose", "publish"]
+
+
+def _hub_references(source: str) -> list[int]:
+    """Lines that import the hub module or name ``Hub`` in code (annotations included)."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == "hub" \
+                and (node.level > 0 or (node.module or "").startswith("n2n_hub")):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Import) and any(a.name == "n2n_hub.hub" for a in node.names):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and any(a.name == "Hub" for a in node.names):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Name) and node.id == "Hub") or (isinstance(node, ast.Attribute) and node.attr == "Hub"):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ("Hub", "n2n_hub.hub"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_room_below_the_door_imports_or_names_the_hub():
+    """Evaluation, diagnosis, prompt scoring, publishing and the rest take values; only the faces hold a Hub."""
+    from pathlib import Path
+
+    import n2n_hub
+
+    root = Path(n2n_hub.__file__).parent
+    faces = {root / "cli", root / "serve"}
+    rooms = [p for p in root.rglob("*.py") if p.parent != root and not faces & set(p.parents)]
+    assert {p.parent.name for p in rooms} >= {"evaluation", "translators", "catalog", "data", "training"}
+    found = {str(p.relative_to(root)): lines for p in sorted(rooms)
+             if (lines := _hub_references(p.read_text(encoding="utf-8")))}
+    assert found == {}
+    # the scan does see a reference
+    assert _hub_references("from ..hub import Hub\n") == [1]
+    assert _hub_references("def f(hub: 'Hub') -> None:\n    pass\n") == [1]
+    assert _hub_references("import n2n_hub.hub\n") == [1]

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from n2n_hub.errors import ShapeError
-from n2n_hub.evaluation.metrics import evaluate, frechet_distance, frechet_from_moments, mean_pairwise_rms, pooled
+from n2n_hub.evaluation.metrics import frechet_distance, frechet_from_moments, mean_pairwise_rms, pooled
 
 
 def _closed_form(mu1, s1, mu2, s2) -> float:
@@ -76,7 +76,7 @@ def test_diversity_is_the_mean_pairwise_rms_distance():
 
 def test_evaluation_runs_offline_for_both_translator_kinds(toy_hub, monkeypatch):
     monkeypatch.setenv("N2N_HUB_OFFLINE", "1")
-    cinn = evaluate(toy_hub, "toytext", "toygen", steps=150, per_condition=4)
+    cinn = toy_hub.evaluate("toytext", "toygen", steps=150, per_condition=4)
     m = cinn.metrics
     assert cinn.kind == "cinn" and cinn.conditions == 120  # toyshapes' 60 test items, 2 captions each
     assert m["nll"] is not None and m["mse"] is None
@@ -86,7 +86,7 @@ def test_evaluation_runs_offline_for_both_translator_kinds(toy_hub, monkeypatch)
     assert m["diversity_latent"] > 0.05 and m["diversity_pixels"] > 0
     assert m["consistency_cosine"] is None  # a text source cannot re-read images
     assert cinn.features == "toygen@base"  # no inception or segmenter installed: the target's own encoder
-    mlp = evaluate(toy_hub, "toytext", "toygen", translator="mlp", steps=150, per_condition=4, samples=50)
+    mlp = toy_hub.evaluate("toytext", "toygen", translator="mlp", steps=150, per_condition=4, samples=50)
     assert mlp.kind == "mlp" and mlp.conditions == 50
     assert mlp.metrics["nll"] is None and mlp.metrics["mse"] is not None
     assert mlp.metrics["diversity_latent"] == 0.0 and mlp.metrics["diversity_pixels"] == 0.0
@@ -100,10 +100,62 @@ def test_consistency_re_encodes_samples_with_the_source(toy_hub, toy_registry_fi
                      'samples = 2000\n[pairs.toygen-self.flow]\nn_blocks = 3\nhidden = 32\n'
                      '[pairs.toygen-self.training]\nsteps = 200\nbatch_size = 64\nval_every = 50\n')
     monkeypatch.setenv("N2N_HUB_REGISTRY", os.pathsep.join([str(toy_registry_file), str(extra)]))
-    report = evaluate(toy_hub, "toygen", "toygen", per_condition=3, samples=200)
+    report = toy_hub.evaluate("toygen", "toygen", per_condition=3, samples=200)
     m = report.metrics
     assert m["consistency_cosine_reconstruction"] == pytest.approx(1.0, abs=1e-4)
     assert 0.5 < m["consistency_cosine"] <= 1.0 and 0 < m["consistency_rel_l2"] < 1.0  # samples follow c
+
+
+def test_a_translator_built_by_hand_is_evaluated_from_values_without_a_hub(toy_host, monkeypatch):
+    """toygen's own encodings condition its latents; the cINN, the experts and the data are plain values."""
+    from n2n_hub.cinn import ConditionalINN, ConditionSpec
+    from n2n_hub.data.recipes import PairData
+    from n2n_hub.evaluation.metrics import FeatureSpace, HeldOut, evaluate_translator
+    from n2n_hub.hub import Hub
+    from n2n_hub.spec.expert import ExpertAddress
+    from n2n_hub.training import TrainConfig, train
+    from n2n_hub.translators.translator import Translator
+    from n2n_toy.experts import ToyGenerator, load_shapes
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("evaluation constructed a Hub")
+
+    monkeypatch.setattr(Hub, "__init__", no_hub)
+    toygen = ToyGenerator(toy_host.collect().experts["toygen"], "base")
+    test_items, train_items = load_shapes("test"), load_shapes("train")
+
+    def pairs(items, copies):  # c = z = toygen(image); row i is item i % N
+        z = toygen.encode(items["image"]).repeat(copies, 1)
+        return PairData(z.clone(), z)
+
+    data = HeldOut(pairs(test_items, 2), pairs(train_items, 1), test_items, train_items)
+    module = ConditionalINN(4, ConditionSpec.infer((4,)), n_blocks=3, hidden=32, depth=2)
+    address = ExpertAddress("toygen", None, "base")
+    translator = Translator(module, {}, toygen, toygen, address, address)
+    features = FeatureSpace("toygen@base", toygen)
+
+    untrained = evaluate_translator(translator, data, features=features, per_condition=3)
+    train(module, data.train.source, data.train.target, TrainConfig(steps=200, batch_size=64, val_every=50,
+                                                                     progress=False))
+    module.eval()
+    trained = evaluate_translator(translator, data, features=features, per_condition=3)
+    assert (trained.source, trained.target, trained.kind, trained.features) == (
+        "toygen@base", "toygen@base", "cinn", "toygen@base")
+    assert trained.conditions == 120 and trained.translator_path is None
+    m = trained.metrics
+    assert m["nll"] < untrained.metrics["nll"] - 1.0 and m["fd_latent"] < untrained.metrics["fd_latent"]
+    # the real items were given: reconstructions and independent real items are measured too
+    assert m["fd_features_reconstruction"] == pytest.approx(0.0, abs=1e-6) and m["fd_features_floor"] > 0
+    # toygen re-reads decoded real latents exactly, and the samples follow their condition
+    assert m["consistency_cosine_reconstruction"] == pytest.approx(1.0, abs=1e-4)
+    assert m["consistency_cosine"] > untrained.metrics["consistency_cosine"] and m["consistency_cosine"] > 0.9
+
+    latents_only = evaluate_translator(translator, HeldOut(data.test, data.train), features=features, per_condition=3)
+    assert latents_only.metrics["fd_features_floor"] is None and latents_only.metrics["fd_latent"] == m["fd_latent"]
+    assert evaluate_translator(translator, data, per_condition=3).metrics["fd_features"] is None
+    uneven = HeldOut(PairData(data.test.source[:119], data.test.target[:119]), data.train, test_items, train_items)
+    with pytest.raises(ShapeError, match="119 held-out pairs do not repeat the 60 held-out items"):
+        evaluate_translator(translator, uneven, features=features, per_condition=3)
 
 
 @pytest.fixture

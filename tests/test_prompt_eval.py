@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from n2n_hub.cli.commands import cli
 from n2n_hub.errors import InputError
-from n2n_hub.evaluation.prompts import evaluate_prompt_file, read_prompts
+from n2n_hub.evaluation.prompts import read_prompts
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -50,8 +50,8 @@ def test_malformed_prompt_files_name_the_line_and_the_format(tmp_path, text, mat
 
 
 def test_scores_follow_the_prompted_class_and_fall_when_the_labels_are_wrong(toy_hub, tmp_path):
-    right = evaluate_prompt_file(toy_hub, "toytext", "toygen", write(tmp_path / "right.tsv", template_rows()), n=16)
-    wrong = evaluate_prompt_file(toy_hub, "toytext", "toygen", write(tmp_path / "wrong.tsv", template_rows(1)), n=16)
+    right = toy_hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "right.tsv", template_rows()), n=16)
+    wrong = toy_hub.evaluate_prompts("toytext", "toygen", write(tmp_path / "wrong.tsv", template_rows(1)), n=16)
     assert right.prompts == 12 and right.samples_per_prompt == 16 and right.classifier == "n2n_toy.experts:classify_shapes"
     assert set(right.top1) == {"names", "sentences"} and set(right.per_class) == set(CLASSES)
     # the toy classes are well separated: decoded real latents are classified almost perfectly
@@ -75,7 +75,7 @@ def test_scores_follow_the_prompted_class_and_fall_when_the_labels_are_wrong(toy
 def test_unknown_class_in_the_file_lists_the_targets_classes(toy_hub, tmp_path):
     p = write(tmp_path / "p.tsv", [("zebra", "names", "zebra")])
     with pytest.raises(InputError, match=r"unknown class\(es\) \['zebra'\].*circle, square, triangle"):
-        evaluate_prompt_file(toy_hub, "toytext", "toygen", p, n=2)
+        toy_hub.evaluate_prompts("toytext", "toygen", p, n=2)
 
 
 def test_cli_evaluate_prompts_prints_json_and_fails_in_one_line(toy_cli_host, toy_registry_file, tmp_path):

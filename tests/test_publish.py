@@ -141,6 +141,40 @@ def test_the_default_pair_ships_a_translator_fetched_offline_and_verified(tmp_pa
     assert images.shape[0] == 2 and bool(torch.isfinite(images).all())
 
 
+def test_the_release_script_ships_a_registry_pair_and_rewrites_its_published_table(toy_cli_host, toy_registry_file,
+                                                                                   tmp_path):
+    """bench/release_default.py, run on the toy pair: the shipped file and its table, which a fresh home fetches."""
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import TOY_REGISTRY
+    from n2n_hub.base.atomic import sha256_file
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "release_default.py"
+    spec = importlib.util.spec_from_file_location("release_default", script)
+    release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(release)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "old.safetensors").write_bytes(b"the translator being replaced")
+    logs: list[str] = []
+    pub = release.release(("toytext", "toygen"), home=tmp_path / "release", shipped_dir=shipped,
+                          registry_path=toy_registry_file, log=logs.append)
+    assert sorted(p.name for p in shipped.iterdir()) == [pub.file.name]  # the old file is gone, no snippet left
+    assert any(m.startswith("training a cinn translator") for m in logs)
+    table = f'[pairs.toy-shapes.published]\n# written by `python bench/release_default.py`'
+    again = release.release(("toytext", "toygen"), home=tmp_path / "release", shipped_dir=shipped,
+                            registry_path=toy_registry_file, log=logs.append)  # from the cache: the same file
+    text = toy_registry_file.read_text()
+    assert again.sha256 == pub.sha256 and text.count(table) == 1 and f'url = "shipped/{pub.file.name}"' in text
+    assert text.startswith(TOY_REGISTRY.rstrip("\n"))  # the rest of the registry is kept
+
+    fetched: list[str] = []
+    t = Hub(home=tmp_path / "user", progress=False, log=fetched.append).pair("toytext", "toygen",
+                                                                          train_if_missing=False)
+    assert any("fetching the published translator" in m for m in fetched) and sha256_file(t.path) == pub.sha256
+
+
 class _StandInHub(http.server.BaseHTTPRequestHandler):
     """The two Hugging Face endpoints an upload of a small file uses: preupload and commit."""
 

@@ -181,8 +181,8 @@ def test_expert_round_trip_through_the_public_api():
     assert y.shape == (6, 1, 32, 32) and y.min() >= -1 and y.max() <= 1
     s1 = expert.sample_prior(4, torch.Generator().manual_seed(1))
     s2 = expert.sample_prior(4, torch.Generator().manual_seed(1))
-    assert s1.z.shape == (4, 128) and torch.equal(s1.z, s2.z)
-    assert expert.decode(s1.z).shape == (4, 1, 32, 32)
+    assert s1.latents.shape == (4, 128) and torch.equal(s1.latents, s2.latents)
+    assert expert.decode(s1.latents).shape == (4, 1, 32, 32)
     assert expert.representation_for().shape == (128,) and expert.latent_representation().shape == (128,)
     fp = expert.fingerprint()
     assert fp == sha256_file(expert.weights_file) and fp == _load().fingerprint()

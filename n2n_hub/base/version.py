@@ -1,3 +1,3 @@
 """The package's version, in a leaf module so that any layer can name it without importing the package's top."""
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"

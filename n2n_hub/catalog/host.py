@@ -14,6 +14,7 @@ import fnmatch
 import importlib.metadata as md
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pluggy
@@ -54,13 +55,102 @@ def _package(ep: md.EntryPoint, seen: dict[int, tuple[str, str]]) -> str:
 
 @dataclass
 class PluginProblem:
-    """A plugin that could not be loaded, or something it registered that was refused."""
+    """A plugin that could not be loaded, or something it registered that was refused.
+
+    A ``warning`` did not stop the plugin from loading (an unknown hook, an import of internals).
+    """
 
     plugin: str
     reason: str
+    warning: bool = False
 
-    def to_dict(self) -> dict[str, str]:
-        return {"plugin": self.plugin, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "reason": self.reason, **({"warning": True} if self.warning else {})}
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, except that a hook no spec declares is reported and skipped, not fatal.
+
+    pluggy would refuse the whole plugin (``check_pending``); a misspelt or newer hook should
+    cost the plugin only that hook.
+    """
+
+    def __init__(self, project: str) -> None:
+        super().__init__(project)
+        self.unknown_hooks: list[tuple[object, str]] = []
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is not None and not hasattr(self.hook, name):
+            self.unknown_hooks.append((plugin, name))
+            return None
+        return opts
+
+
+def internal_imports(plugin: object) -> list[str]:
+    """``file:line: module`` for each import of an n2n_hub module beyond ``n2n_hub`` and ``n2n_hub.kit``
+    in the plugin's package: internals move between releases, the public surface does not."""
+    import ast
+
+    file = getattr(plugin, "__file__", None)
+    if not file:
+        return []
+    root = Path(file).parent if Path(file).name == "__init__.py" else Path(file)
+    found = []
+    for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for mod in names:
+                if mod.startswith("n2n_hub.") and mod != "n2n_hub.kit":
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {mod}")
+    return found
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, [n for n in dir(hookspecs) if n.startswith("register_")], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _api_problem(plugin: object, name: str) -> str | None:
+    """Why ``plugin`` cannot load under this hub's plugin-API version, or None."""
+    wanted = getattr(plugin, hookspecs.PLUGIN_API_ATTRIBUTE, None)
+    if wanted is None:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        accepted = SpecifierSet(str(wanted))
+    except InvalidSpecifier:
+        return (f"{hookspecs.PLUGIN_API_ATTRIBUTE} = {wanted!r} is not a version range "
+                f"(write e.g. '>=1.0,<2'); not loaded")
+    if hookspecs.PLUGIN_API_VERSION not in accepted:
+        from ..base.version import VERSION
+
+        return (f"needs plugin API {accepted}, but n2n-hub {VERSION} offers plugin API "
+                f"{hookspecs.PLUGIN_API_VERSION}; not loaded (upgrade the one that is behind)")
+    return None
+
+
+@dataclass(frozen=True)
+class RefusedPair:
+    """A ``register_pairs`` entry the hub refused: who offered it, for which experts, and why."""
+
+    name: str
+    plugin: str
+    reason: str
+    source: str | None = None
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin, "reason": self.reason, "source": self.source,
+                "target": self.target}
 
 
 @dataclass
@@ -74,6 +164,7 @@ class Catalog:
     problems: list[PluginProblem] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
     pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
+    refused_pairs: list[RefusedPair] = field(default_factory=list)  # entries planning must not fall back past
     commands: dict[str, CommandSpec] = field(default_factory=dict)  # "train-expert NAME" -> spec
 
     def search(self, query: str | None = None) -> list[ExpertSpec]:
@@ -90,7 +181,7 @@ class PluginHost:
     """One pluggy manager plus the record of which entry points loaded and which failed."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm = _Manager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         from . import builtin_recipes
 
@@ -142,7 +233,13 @@ class PluginHost:
             self.register(module, ep.name)
 
     def register(self, plugin: object, name: str) -> bool:
-        """Register a plugin object; refuse (and record) one with unknown hooks."""
+        """Register a plugin object: one whose API range excludes this hub, or whose hooks do not fit
+        their specs, is refused and recorded; an unknown hook is recorded as a warning and skipped."""
+        problem = _api_problem(plugin, name)
+        if problem is not None:
+            self.load_problems.append(PluginProblem(name, problem))
+            return False
+        self.pm.unknown_hooks.clear()
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
@@ -151,6 +248,9 @@ class PluginHost:
                 self.pm.unregister(plugin)
             self.load_problems.append(PluginProblem(name, f"invalid plugin: {e}"))
             return False
+        for _, hook in self.pm.unknown_hooks:
+            self.load_problems.append(PluginProblem(
+                name, f"unknown hook {hook!r}{_did_you_mean(hook)} skipped; its other hooks are loaded", warning=True))
         return True
 
     def unregister(self, name: str) -> None:
@@ -232,18 +332,22 @@ def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
     """``register(name, entry)`` for one plugin: validated like a registry file's ``[pairs.NAME]`` table."""
     from .registry import parse_entry, plugin_origin
 
+    def refuse(name: str, entry: dict[str, Any], reason: str) -> None:
+        catalog.problems.append(PluginProblem(plugin, f"refused: {reason}"))
+        side = {k: entry.get(k) if isinstance(entry.get(k), str) else None for k in ("source", "target")}
+        catalog.refused_pairs.append(RefusedPair(name, plugin, reason, **side))
+
     def register(name: str, entry: dict[str, Any]) -> None:
         if not isinstance(name, str) or not isinstance(entry, dict):
             raise PluginError("register() takes a pair name and a dict of registry keys")
         try:
             parsed = parse_entry(plugin_origin(plugin), name, entry)
         except N2NError as e:
-            catalog.problems.append(PluginProblem(plugin, f"refused: {e}"))
+            refuse(name, entry, str(e))
             return
         if parsed.recipe not in catalog.recipes:  # recipes are collected first
-            catalog.problems.append(PluginProblem(
-                plugin, f"refused: [pairs.{name}] recipe {parsed.recipe!r} is not registered "
-                        f"(known: {', '.join(sorted(catalog.recipes))})"))
+            refuse(name, entry, f"[pairs.{name}] recipe {parsed.recipe!r} is not registered "
+                                f"(known: {', '.join(sorted(catalog.recipes))})")
             return
         if name in catalog.pairs:
             first = catalog.pairs[name][0]

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..spec.components import BridgeSpec
+from ..spec.components import BridgeSpec, RecipeSpec
 from ..errors import IncompatiblePairError, PluginError, UnknownExpertError
 from ..spec.expert import ExpertAddress, ExpertSpec
 from ..spec.kinds import get_kind
+from .builtin_recipes import FOR_UNNAMED_PAIRS, FOR_USER_DATA
 from .host import Catalog
 from .registry import PairEntry, Registry
 
@@ -80,7 +81,7 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
     elif not get_kind(plan.translator).sized:
         sizing = f"the {plan.translator} translator's default size"
     else:
-        if plan.recipe == "target-prior":
+        if plan.recipe_spec is not None and plan.recipe_spec.samples_prior:
             pairs: int | None = plan.samples
         elif plan.data_path is not None:
             pairs = _count_items(plan.data_path)
@@ -102,7 +103,27 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
 
 @dataclass(frozen=True)
 class PairPlan:
-    """How a pair will be trained. ``source``/``target`` have their variants resolved."""
+    """How a pair will be trained, worked out from specs alone: ``Hub.plan(source, target)`` makes it.
+
+    Pass it on instead of the two addresses (``Hub.pair(plan)``, ``Hub.translate(plan, inputs=...)``,
+    ``Hub.transfer(plan, exemplars=...)``) and the pair is not planned again.
+
+    Attributes:
+        source, target: the experts' addresses, variants resolved (``bert@all-minilm-l6-v2``).
+        source_spec, target_spec: their :class:`~n2n_hub.ExpertSpec`.
+        recipe: the id of the recipe that makes training pairs; ``recipe_spec`` is the recipe itself.
+        start_domain, bridges: where the source's inputs start and the bridges that carry them
+            into the source's input domain (``label -> [label-caption] text``).
+        dataset, data_path: the registered dataset, or the user's ``--data`` folder or file.
+        entry: the registry entry that named the pair, if any.
+        pairs_per_item, samples, seed, batch_size: how many pairs the recipe makes and how.
+        translator: the translator kind (``cinn``, ``mlp``, ...).
+        flow, training: the module's and the trainer's settings from the entry and the size preset.
+        options: the recipe's settings (``[pairs.NAME.options]``).
+        sizing: why the flow has its size.
+        asked_translator, asked_size: what the caller asked for explicitly (not part of the record).
+    ``to_dict()`` is the plan's record (it enters the translator's key); ``explain()`` is one line.
+    """
 
     source: ExpertAddress
     target: ExpertAddress
@@ -127,6 +148,8 @@ class PairPlan:
     # `Hub.pair` pick a translator for these settings instead of the pair's current one.
     asked_translator: str | None = None
     asked_size: str | None = None
+    # What the recipe declares about its pairs (see RecipeSpec); not part of the plan's record.
+    recipe_spec: RecipeSpec | None = None
 
     @property
     def label(self) -> str:
@@ -134,16 +157,17 @@ class PairPlan:
 
     def explain(self) -> str:
         chain = " -> ".join([self.start_domain] + [f"[{b.id}] {b.to_domain}" for b in self.bridges])
-        if self.recipe not in ("dataset", "target-prior"):
+        spec = self.recipe_spec
+        if spec is None or not spec.bridged_source:
             data = f"dataset '{self.dataset}'" if self.dataset else "no dataset"
             how = f"{data}{', options ' + str(self.options) if self.options else ''}"
-        elif self.recipe == "dataset":
+        elif not spec.samples_prior:
             data = f"dataset '{self.dataset}'" if self.dataset else f"your data at {self.data_path}"
             how = (f"{data}: the target encodes its '{self.target_spec.input_domain}', "
                    f"the source encodes {chain}")
         else:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
-        if self.options and self.recipe in ("dataset", "target-prior"):
+        if self.options and spec is not None and spec.bridged_source:
             how += f"; options {self.options}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
         size = ""
@@ -269,6 +293,8 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     goal = src_spec.input_domain
     assert goal is not None
     entry = registry.find(src_addr, tgt_addr)
+    if entry is None and data is None:
+        _no_silent_fallback(catalog, src_addr, tgt_addr)
     common: dict[str, Any] = {}
     if entry is not None:
         common = dict(entry=entry, pairs_per_item=entry.pairs_per_item, samples=entry.samples, seed=entry.seed,
@@ -294,14 +320,19 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                                         f"converts {dom} into {goal}")
         common.pop("entry", None)
         common.pop("options", None)  # the entry's recipe settings are for its own data
-        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", dom, found[1], data_path=path.resolve(),
-                        entry=None, **{k: v for k, v in common.items()})
+        recipe = registered_recipe(catalog, FOR_USER_DATA, "--data")
+        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, dom, found[1], data_path=path.resolve(),
+                        entry=None, recipe_spec=recipe, **{k: v for k, v in common.items()})
 
-    if entry is not None and entry.recipe not in ("dataset", "target-prior"):
-        return _plugin_recipe_plan(catalog, entry, src_addr, tgt_addr, src_spec, tgt_spec, where, common)
+    recipe = registered_recipe(catalog, entry.recipe if entry is not None else FOR_UNNAMED_PAIRS, where)
+    common["recipe_spec"] = recipe
+    if entry is not None and not recipe.bridged_source:
+        return _own_condition_plan(catalog, recipe, entry, src_addr, tgt_addr, src_spec, tgt_spec, where, common)
 
-    if entry is not None and entry.recipe == "dataset":
-        ds = catalog.datasets.get(entry.dataset or "")
+    if entry is not None and not recipe.samples_prior:
+        if entry.dataset is None:
+            raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
+        ds = catalog.datasets.get(entry.dataset)
         if ds is None:
             raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
                                         f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
@@ -318,7 +349,7 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
             if found is None:
                 raise IncompatiblePairError(f"{where}: no bridge turns dataset {ds.id!r}'s {list(ds.domains)} into '{goal}'")
             start, chain = found
-        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "dataset", start, chain, dataset=ds.id, **common)
+        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, dataset=ds.id, **common)
 
     if not tgt_spec.can_sample:
         raise IncompatiblePairError(
@@ -343,19 +374,46 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                 f"{sorted(starts)}, {src_addr} encodes '{goal}', and no loaded bridge connects them. "
                 f"Install a plugin with a bridge into '{goal}', or pass --data.")
         start, chain = found
-    return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, "target-prior", start, chain, **common)
+    return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, **common)
 
 
-def _plugin_recipe_plan(catalog: Catalog, entry: PairEntry, src_addr: ExpertAddress, tgt_addr: ExpertAddress,
-                        src_spec: ExpertSpec, tgt_spec: ExpertSpec, where: str, common: dict[str, Any]) -> PairPlan:
-    """A plan for a registered recipe other than the two the resolver knows in detail."""
-    recipe = catalog.recipes.get(entry.recipe)
+def _no_silent_fallback(catalog: Catalog, src: ExpertAddress, tgt: ExpertAddress) -> None:
+    """A plugin's entry for this pair was refused: say so, instead of planning the pair another way."""
+    def same(raw: str | None, addr: ExpertAddress) -> bool:
+        try:
+            want = ExpertAddress.parse(raw) if raw else None
+        except Exception:  # noqa: BLE001 - an unparsable address matches nothing
+            return False
+        return want is not None and want.id == addr.id and want.variant in (None, addr.variant) \
+            and want.tap == addr.tap
+
+    for refused in catalog.refused_pairs:
+        if same(refused.source, src) and same(refused.target, tgt):
+            raise IncompatiblePairError(
+                f"plugin {refused.plugin!r} registers [pairs.{refused.name}] for {src} -> {tgt}, but the hub "
+                f"refused it: {refused.reason}. Fix the plugin (`n2n-hub plugins` lists its problems), or pass "
+                "--data / add a registry entry to pair them another way")
+
+
+def registered_recipe(catalog: Catalog, recipe_id: str, where: str) -> RecipeSpec:
+    """The recipe a plan uses, or an error naming the registered ones."""
+    recipe = catalog.recipes.get(recipe_id)
     if recipe is None:
-        raise IncompatiblePairError(f"{where} names recipe {entry.recipe!r}, which no loaded plugin registers "
-                                    f"(known: {', '.join(sorted(catalog.recipes)) or 'none'})")
+        raise IncompatiblePairError(f"{where or 'this pair'} names recipe {recipe_id!r}, which no loaded plugin "
+                                    f"registers (known: {', '.join(sorted(catalog.recipes)) or 'none'})")
+    return recipe
+
+
+def _own_condition_plan(catalog: Catalog, recipe: RecipeSpec, entry: PairEntry, src_addr: ExpertAddress,
+                        tgt_addr: ExpertAddress, src_spec: ExpertSpec, tgt_spec: ExpertSpec, where: str,
+                        common: dict[str, Any]) -> PairPlan:
+    """A plan for a recipe that makes its conditions itself: it only needs to know the dataset."""
     if entry.dataset is not None and entry.dataset not in catalog.datasets:
         raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
                                     f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
+    if recipe.samples_prior and not tgt_spec.can_sample:
+        raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} samples {tgt_addr}'s prior, but {tgt_addr} "
+                                    "has none; name a recipe that reads a dataset")
     if recipe.needs_dataset and entry.dataset is None:
         raise IncompatiblePairError(f"{where}: recipe {recipe.id!r} needs 'dataset = \"<dataset id>\"'")
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, entry.recipe, src_spec.input_domain or "",

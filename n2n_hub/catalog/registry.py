@@ -23,10 +23,11 @@ else:  # pragma: no cover
 from ..errors import RegistryError
 from ..spec.expert import ExpertAddress
 from ..base.paths import REGISTRY_ENV, user_registry_path
+from .builtin_recipes import BUILTIN_RECIPES
 
 # Recipes are registered by plugins (register_recipes); an entry's recipe name is checked when
-# its pair is planned. These are the built-in ones.
-RECIPES = ("dataset", "target-prior", "domains", "deformation")
+# its pair is planned. The built-in ones are known here already, so a file is checked on load.
+BUILTIN = {spec.id: spec for spec in BUILTIN_RECIPES}
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
               "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
 _FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
@@ -151,13 +152,13 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
             raise _fail(path, key, f"'{req}' is required and must be a string")
     recipe = raw["recipe"]
     if not _RECIPE_ID.match(recipe):
-        raise _fail(path, key, f"recipe {recipe!r} is not a recipe id (built-in recipes: {RECIPES}; "
+        raise _fail(path, key, f"recipe {recipe!r} is not a recipe id (built-in recipes: {tuple(BUILTIN)}; "
                                "plugins register more)")
     options = raw.get("options", {})
     if not isinstance(options, dict):
         raise _fail(path, key, "'options' must be a table of the recipe's settings")
-    if recipe == "dataset" and not isinstance(raw.get("dataset"), str):
-        raise _fail(path, key, "recipe 'dataset' needs 'dataset = \"<dataset id>\"'")
+    if recipe in BUILTIN and BUILTIN[recipe].needs_dataset and not isinstance(raw.get("dataset"), str):
+        raise _fail(path, key, f"recipe {recipe!r} needs 'dataset = \"<dataset id>\"'")
     bridges = raw.get("bridges")
     if bridges is not None and (not isinstance(bridges, list) or not all(isinstance(b, str) for b in bridges)):
         raise _fail(path, key, "'bridges' must be a list of bridge ids")

@@ -202,11 +202,11 @@ def prior_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore, 
         for start in tqdm(range(0, n, bsz), desc=f"sampling {plan.target}", unit="batch",
                           disable=not progress or n <= bsz, leave=False):
             ps = target.sample_prior(min(bsz, n - start), generator=gen)
-            zs.append(ps.z.detach().float().cpu())
+            zs.append(ps.latents.detach().float().cpu())
             if plan.start_domain in ps.extras:
                 starts.append(ps.extras[plan.start_domain])
             elif plan.start_domain == plan.target_spec.output_domain:
-                starts.append(target.decode(ps.z))
+                starts.append(target.decode(ps.latents))
             else:
                 raise ShapeError(f"{plan.target}'s sample_prior did not report '{plan.start_domain}' data "
                                  "although its spec lists it in prior_domains")

@@ -5,6 +5,10 @@ the target autoencoder's latent with a cINN and with the deterministic MLP basel
 decode. Where a layer has discarded information (invariances grow with depth), the cINN
 samples diverse, coherent completions while the MLP can only predict their mean image;
 the Fréchet distances and the per-condition diversity measure exactly that.
+
+The translators and their held-out data come in as values (a cINN and an MLP per layer,
+one :class:`~n2n_hub.evaluation.metrics.HeldOut` per layer); pairing and training them is
+the hub's job.
 """
 
 from __future__ import annotations
@@ -16,12 +20,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from ..errors import InputError, UnknownExpertError
-from .metrics import (Evaluation, evaluate_translator, format_value, plan_of, real_target_inputs,
-                         resolve_features)
-from ..spec.expert import ExpertAddress
+from .metrics import Evaluation, FeatureSpace, HeldOut, evaluate_translator, format_value, target_items
+from ..spec.expert import ExpertAddress, ExpertSpec
 
 if TYPE_CHECKING:
-    from ..hub import Hub
     from ..translators.translator import Translator
 
 DEFAULT_LAYERS = ("early", "middle", "last")
@@ -84,8 +86,9 @@ class Diagnosis:
         return text
 
 
-def layer_addresses(source: str, layers: Sequence[str], hub: Hub) -> list[str]:
-    """``id:layer@variant`` for every layer, after checking the source names no tap and has them all."""
+def layer_addresses(source: str, layers: Sequence[str], spec: ExpertSpec) -> list[str]:
+    """``id:layer@variant`` for every layer, after checking the source (whose spec is ``spec``)
+    names no tap and has them all."""
     addr = ExpertAddress.parse(source)
     if addr.tap is not None:
         raise InputError(f"give the source without a tap ({addr.id}{'@' + addr.variant if addr.variant else ''}) "
@@ -95,7 +98,6 @@ def layer_addresses(source: str, layers: Sequence[str], hub: Hub) -> list[str]:
         raise InputError("no layers to diagnose; pass --layers, e.g. --layers early,middle,last")
     if len(set(layers)) != len(layers):
         raise InputError(f"--layers names a layer twice: {','.join(layers)}")
-    spec = hub.expert_spec(source)
     missing = [l for l in layers if l not in spec.taps]
     if missing:
         raise UnknownExpertError(f"expert {spec.id!r} has no layer(s) {', '.join(missing)}; its taps are "
@@ -103,48 +105,42 @@ def layer_addresses(source: str, layers: Sequence[str], hub: Hub) -> list[str]:
     return [str(ExpertAddress(addr.id, layer, addr.variant)) for layer in layers]
 
 
-def diagnose(hub: Hub, source: str, target: str, layers: Sequence[str] = DEFAULT_LAYERS, *,
-             steps: int | None = None, samples: int | None = None, per_condition: int = 8,
-             features: str | None = None, seed: int = 0, figure: str | Path | None = None, inputs: int = 8,
-             cinn_rows: int = 3, train_if_missing: bool = True) -> Diagnosis:
-    """Train (or reuse) a cINN and an MLP per layer of ``source`` into ``target``; evaluate; draw Fig. S4."""
+def check_figure_path(figure: str | Path | None) -> None:
+    """The figure is a PNG; a wrong name fails before anything is trained."""
     if figure is not None and Path(figure).suffix.lower() != ".png":
         raise InputError(f"-o {figure}: the figure is written as PNG; name it '*.png'")
-    addresses = layer_addresses(source, layers, hub)
-    options: dict[str, Any] = {"steps": steps} if steps is not None else {}
-    translators: dict[tuple[str, str], Translator] = {}
-    for address in addresses:
-        for kind in KINDS:
-            translators[(address, kind)] = hub.pair(address, target, translator=kind,
-                                                    train_if_missing=train_if_missing, **options)
+
+
+def diagnosis(source: str, addresses: list[str], translators: dict[tuple[str, str], Translator],
+              held_out: dict[str, HeldOut], features: FeatureSpace | None = None, *, samples: int | None = None,
+              per_condition: int = 8, seed: int = 0) -> Diagnosis:
+    """Evaluate the cINN and the MLP of every layer address (``translators[(address, kind)]``) on
+    that layer's held-out data, in the order of ``addresses`` and :data:`KINDS`."""
     first = translators[(addresses[0], KINDS[0])]
-    feats = resolve_features(hub, features, first.target)
     result = Diagnosis(str(ExpertAddress.parse(source)), str(first.target_address),
-                       [str(ExpertAddress.parse(a).tap) for a in addresses], feats)
+                       [str(ExpertAddress.parse(a).tap) for a in addresses],
+                       features.name if features is not None else None)
     for address in addresses:
         for kind in KINDS:
-            result.evaluations.append(evaluate_translator(hub, translators[(address, kind)], samples=samples,
-                                                          per_condition=per_condition, features=feats, seed=seed))
-    if figure is not None:
-        draw_figure(hub, translators, addresses, target, Path(figure), inputs=inputs, cinn_rows=cinn_rows, seed=seed)
-        result.figure = str(figure)
+            result.evaluations.append(evaluate_translator(translators[(address, kind)], held_out[address],
+                                                          features=features, samples=samples,
+                                                          per_condition=per_condition, seed=seed))
     return result
 
 
 @torch.no_grad()
-def draw_figure(hub: Hub, translators: dict[tuple[str, str], Translator], addresses: list[str], target: str,
+def draw_figure(translators: dict[tuple[str, str], Translator], held_out: dict[str, HeldOut], addresses: list[str],
                 path: Path, inputs: int = 8, cinn_rows: int = 3, seed: int = 0) -> Path:
     """Fig. S4 as one PNG: a column per held-out input; rows: the input, its reconstruction, then
     per layer ``cinn_rows`` cINN samples and the MLP's output."""
     first = translators[(addresses[0], "cinn")]
-    plan = plan_of(first, None)
-    pairs = hub.training_pairs(plan, split="test")
+    pairs = held_out[addresses[0]].test
     n = pairs.source.shape[0]
     gen = torch.Generator().manual_seed(seed)
     rows = torch.randperm(n, generator=gen)[:min(inputs, n)]
     shape = first.latent_shape
     decode = first.target.decode
-    real = real_target_inputs(hub, plan, n)
+    real = target_items(first, held_out[addresses[0]].test_items)
     recon = decode(pairs.target[rows].reshape(-1, *shape)).float().cpu()
     grid: list[tuple[str, torch.Tensor]] = []
     if real is not None:
@@ -152,8 +148,7 @@ def draw_figure(hub: Hub, translators: dict[tuple[str, str], Translator], addres
     grid.append(("reconstruction", recon))
     for address in addresses:
         layer = ExpertAddress.parse(address).tap
-        layer_plan = plan_of(translators[(address, "cinn")], None)
-        c = hub.training_pairs(layer_plan, split="test").source[rows]
+        c = held_out[address].test.source[rows]
         for kind in KINDS:
             t = translators[(address, kind)]
             device = next(t.module.parameters()).device

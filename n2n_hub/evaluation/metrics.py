@@ -1,7 +1,8 @@
 """How good is a trained translator on held-out data? Likelihood, sample quality, diversity, consistency.
 
-Every number is computed on the pair's held-out split (``hub.training_pairs(plan, "test")``
-and, for dataset recipes, the dataset's raw test items):
+Every number is computed on the pair's held-out split (a :class:`HeldOut`: the test pairs
+and, for recipes whose rows are dataset items, the dataset's raw test items), for a translator
+given as a value: one the hub paired, or one built by hand, are evaluated the same way:
 
 * ``nll``: NLL of the real target latents under the cINN, nats/dim (cINN only; the MLP
   reports its squared error per dimension as ``mse`` instead);
@@ -20,7 +21,7 @@ and, for dataset recipes, the dataset's raw test items):
   another image expert). Spatial features are averaged over positions, as FID pools
   Inception's last feature map. ``fd_features_reconstruction`` is the value for decoded
   *real* latents (what the target's autoencoder itself loses) and ``fd_features_floor``
-  the value for independent real items (dataset recipes);
+  the value for independent real items (recipes whose rows are dataset items);
 * ``diversity_latent`` / ``diversity_pixels``: mean pairwise distance among ``n`` samples
   for the same condition, as a root mean square per dimension (0 for the deterministic MLP);
 * ``consistency_cosine`` / ``consistency_rel_l2``: re-encode each decoded sample with the
@@ -38,12 +39,11 @@ import numpy as np
 import torch
 
 from ..errors import IncompatiblePairError, InputError, ShapeError
-from ..spec.expert import Expert, ExpertAddress
+from ..spec.expert import Expert, ExpertAddress, ExpertSpec
 from ..spec.kinds import get_kind
-from ..data.recipes import encode_batched
+from ..data.recipes import PairData, encode_batched
 
 if TYPE_CHECKING:
-    from ..hub import Hub
     from ..catalog.planning import PairPlan
     from ..translators.translator import Translator
 
@@ -168,50 +168,60 @@ def format_value(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
 
 
-# -- evaluating ---------------------------------------------------------------------------
-def real_target_inputs(hub: Hub, plan: PairPlan, rows: int | None, split: str = "test") -> Any | None:
-    """The raw items of ``split`` the target encoded (None when only latents exist); pair row i is item i % len."""
-    if plan.recipe != "dataset" or plan.dataset is None:
-        return None
-    items = hub.load_dataset(plan.dataset, split)[plan.target_spec.input_domain]
-    n = len(items)
-    if rows is not None and rows % n:
-        raise ShapeError(f"{rows} held-out pairs do not repeat the {n} items of dataset {plan.dataset!r} evenly")
-    return items
+# -- what a translator is evaluated on ------------------------------------------------------
+@dataclass
+class HeldOut:
+    """A pair's held-out pairs, its training pairs, and the dataset items behind them.
+
+    ``test_items`` / ``train_items`` are the dataset's splits (``{domain: data}``) when the
+    recipe's rows are dataset items (``RecipeSpec.rows_are_items``): row ``i`` of ``test``
+    comes from item ``i % N`` of ``test_items``. Without them, decoded real latents stand in
+    for the real images and the floors that need independent real items are not measured.
+    """
+
+    test: PairData
+    train: PairData
+    test_items: dict[str, Any] | None = None
+    train_items: dict[str, Any] | None = None
 
 
-def resolve_features(hub: Hub, features: str | None, target: Expert) -> str | None:
-    """The feature expert to use: the given one, else the first of :data:`PREFERRED_FEATURES` that loads."""
+@dataclass(frozen=True)
+class FeatureSpace:
+    """An expert whose encodings of images are compared (as FID compares Inception's); ``name`` is
+    how reports cite it (``id[:tap][@variant]``)."""
+
+    name: str
+    expert: Expert
+    tap: str | None = None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return pooled(encode_batched(self.expert, images, self.tap, BATCH, f"features with {self.name}", False))
+
+
+def check_features(name: str, spec: ExpertSpec, target: Expert) -> None:
+    """Refuse a feature expert that does not read what the target outputs."""
     domain = target.spec.output_domain
-    if features is not None:
-        addr = ExpertAddress.parse(features)
-        spec = hub.expert_spec(features)
-        if spec.input_domain != domain:
-            raise IncompatiblePairError(f"--features {features}: it reads '{spec.input_domain}', but "
-                                        f"{target.spec.id} outputs '{domain}'")
-        return str(addr)
-    if domain != "image":
+    if spec.input_domain != domain:
+        raise IncompatiblePairError(f"--features {name}: it reads '{spec.input_domain}', but "
+                                    f"{target.spec.id} outputs '{domain}'")
+
+
+def fits_as_default_features(spec: ExpertSpec, target: Expert) -> bool:
+    """Whether a :data:`PREFERRED_FEATURES` candidate reads the target's images as they come out."""
+    return spec.input_domain == "image" and not (spec.input_shape and target.spec.output_shape
+                                                 and tuple(spec.input_shape) != tuple(target.spec.output_shape))
+
+
+def target_features(target: Expert) -> FeatureSpace | None:
+    """The last resort for image targets: the target's own encoder (None if it has none)."""
+    if not target.spec.can_encode:
         return None
-    for candidate in PREFERRED_FEATURES:
-        addr = ExpertAddress.parse(candidate)
-        if addr.id not in hub.catalog.experts:
-            continue
-        spec = hub.catalog.experts[addr.id]
-        if spec.input_domain != "image" or (spec.input_shape and target.spec.output_shape
-                                             and tuple(spec.input_shape) != tuple(target.spec.output_shape)):
-            continue
-        try:
-            hub.load_expert(addr)
-        except Exception:  # noqa: BLE001 - an unusable candidate just is not the default
-            continue
-        return candidate
-    return str(ExpertAddress(target.spec.id, None, target.variant)) if target.spec.can_encode else None
+    return FeatureSpace(str(ExpertAddress(target.spec.id, None, target.variant)), target)
 
 
-def _features(hub: Hub, address: str, images: torch.Tensor) -> torch.Tensor:
-    addr = ExpertAddress.parse(address)
-    expert = hub.load_expert(addr)
-    return pooled(encode_batched(expert, images, addr.tap, BATCH, f"features with {address}", False))
+def target_items(translator: Translator, items: dict[str, Any] | None) -> Any | None:
+    """What the target encoded from a split's items (None when the rows are not dataset items)."""
+    return None if items is None else items[translator.target.spec.input_domain]
 
 
 def _consistency(source: Expert, tap: str | None, images: torch.Tensor, c: torch.Tensor) -> tuple[float, float]:
@@ -222,29 +232,32 @@ def _consistency(source: Expert, tap: str | None, images: torch.Tensor, c: torch
     return float(cos), float(rel)
 
 
-def plan_of(translator: Translator, plan: PairPlan | None) -> PairPlan:
+def plan_of(translator: Translator, plan: PairPlan | None = None) -> PairPlan:
     """The plan the translator was paired with (a given one only for translators built by hand)."""
     plan = plan if plan is not None else translator.plan
     if plan is None:
-        raise InputError("this translator carries no pair plan; get it from Hub.pair, or pass the plan")
+        raise InputError("this translator carries no pair plan; pair it through the hub, or pass the plan")
     return plan
 
 
+# -- evaluating ---------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan | None = None, samples: int | None = None,
-                        per_condition: int = 8, diversity_conditions: int = 64, features: str | None = None,
+def evaluate_translator(translator: Translator, data: HeldOut, *, features: FeatureSpace | None = None,
+                        samples: int | None = None, per_condition: int = 8, diversity_conditions: int = 64,
                         seed: int = 0, temperature: float = 1.0) -> Evaluation:
-    """All metrics of :mod:`n2n_hub.evaluation.metrics` for one trained translator on held-out data."""
+    """All metrics of :mod:`n2n_hub.evaluation.metrics` for one trained translator on ``data``.
+
+    ``features`` is the feature space of ``fd_features`` (None: no feature distances).
+    """
     from ..training import evaluate as objective_per_dim
 
     if per_condition < 2:
         raise InputError(f"--per-condition must be at least 2 to measure diversity, got {per_condition}")
-    plan = plan_of(translator, plan)
-    pairs = hub.training_pairs(plan, split="test")
-    c_all, z_all = pairs.source, pairs.target
+    source_address, target_address = translator.source_address, translator.target_address
+    c_all, z_all = data.test.source, data.test.target
     n = c_all.shape[0]
     if n < 2:
-        raise InputError(f"only {n} held-out pairs for {plan.source} -> {plan.target}: need at least 2")
+        raise InputError(f"only {n} held-out pairs for {source_address} -> {target_address}: need at least 2")
     m = n if samples is None else min(samples, n)
     if m < 2:
         raise InputError(f"--samples must be at least 2, got {samples}")
@@ -266,7 +279,7 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan | None 
     g = torch.Generator(device=device).manual_seed(seed + 1)
     z_gen = sample(c, 1, g)[:, 0]
     metrics["fd_latent"] = frechet_distance(z_gen, z_real)
-    z_train = hub.training_pairs(plan, split="train").target
+    z_train = data.train.target
     floor_rows = torch.randperm(z_train.shape[0], generator=gen)[:m]
     metrics["fd_latent_floor"] = frechet_distance(z_train[floor_rows], z_real)
     metrics["fd_latent_unpaired"] = frechet_distance(z_gen, z_train[floor_rows])
@@ -285,29 +298,23 @@ def evaluate_translator(hub: Hub, translator: Translator, plan: PairPlan | None 
         x_gen, x_rec = decode(z_gen), decode(z_real)
         x_div = decode(z_div.reshape(-1, z_div.shape[-1])).reshape(k_cond, per_condition, *x_gen.shape[1:])
         metrics["diversity_pixels"] = mean_pairwise_rms(x_div)
-        real = real_target_inputs(hub, plan, n)
+        real = target_items(translator, data.test_items)
+        if real is not None and n % len(real):
+            raise ShapeError(f"{n} held-out pairs do not repeat the {len(real)} held-out items evenly")
         x_real = real[rows % real.shape[0]] if real is not None else x_rec
         if features is not None:
-            f_real = _features(hub, features, x_real)
-            metrics["fd_features"] = frechet_distance(_features(hub, features, x_gen), f_real)
-            if real is not None:
-                metrics["fd_features_reconstruction"] = frechet_distance(_features(hub, features, x_rec), f_real)
-                train_items = real_target_inputs(hub, plan, None, split="train")
+            f_real = features(x_real)
+            metrics["fd_features"] = frechet_distance(features(x_gen), f_real)
+            train_items = target_items(translator, data.train_items)
+            if real is not None and train_items is not None:
+                metrics["fd_features_reconstruction"] = frechet_distance(features(x_rec), f_real)
                 pick = torch.randperm(len(train_items), generator=gen)[:m]
-                metrics["fd_features_floor"] = frechet_distance(_features(hub, features, train_items[pick]), f_real)
+                metrics["fd_features_floor"] = frechet_distance(features(train_items[pick]), f_real)
         if source.spec.input_domain == "image" and tuple(x_gen.shape[1:]) == tuple(source.spec.input_shape or ()):
-            cos, rel = _consistency(source, plan.source.tap, x_gen, c)
+            cos, rel = _consistency(source, source_address.tap, x_gen, c)
             metrics["consistency_cosine"], metrics["consistency_rel_l2"] = cos, rel
-            metrics["consistency_cosine_reconstruction"] = _consistency(source, plan.source.tap, x_rec, c)[0]
-    return Evaluation(str(plan.source), str(plan.target), translator.kind,
-                      str(translator.path) if translator.path else None, m, per_condition, features, seed, metrics,
+            metrics["consistency_cosine_reconstruction"] = _consistency(source, source_address.tap, x_rec, c)[0]
+    return Evaluation(str(source_address), str(target_address), translator.kind,
+                      str(translator.path) if translator.path else None, m, per_condition,
+                      features.name if features is not None else None, seed, metrics,
                       compute=translator.metadata.get("compute"))
-
-
-def evaluate(hub: Hub, source: str, target: str, *, translator: str | None = None, samples: int | None = None,
-             per_condition: int = 8, features: str | None = None, seed: int = 0, train_if_missing: bool = True,
-             **pair_options: Any) -> Evaluation:
-    """Pair (from the cache, or train) ``source -> target`` and evaluate it on held-out data."""
-    t = hub.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
-    feats = resolve_features(hub, features, t.target)
-    return evaluate_translator(hub, t, samples=samples, per_condition=per_condition, features=feats, seed=seed)

@@ -16,7 +16,7 @@ reported per class and kind next to two reference lines:
   :mod:`n2n_hub.cinn.projection`), the share of prompts whose largest projected logit is
   the prompted class: what the flow is told, before it samples.
 
-For dataset recipes the held-out likelihood is split in two parts: test images with
+For recipes whose rows are labelled dataset items the held-out likelihood is split in two parts: test images with
 the bridge's training phrasings against training images with the same phrasings (the
 *image* part), and test images with the file's prompts against test images with
 training phrasings (the *phrasing* part), in nats/dim.
@@ -24,6 +24,9 @@ training phrasings (the *phrasing* part), in nats/dim.
 Classifiers come from the target: ``Expert.class_scores(z) -> (B, classes)`` over
 ``target.class_names`` when it has one (BigGAN names the class of ĥ), else the dataset's
 ``DatasetSpec.classifier`` applied to decoded images.
+
+The translator, its held-out data (a :class:`~n2n_hub.evaluation.metrics.HeldOut`) and the
+pair's dataset come in as values; the translator's plan says which bridges wrote its captions.
 """
 
 from __future__ import annotations
@@ -36,15 +39,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from ..spec.components import BridgeContext
+from ..spec.components import BridgeContext, DatasetSpec
 from ..errors import IncompatiblePairError, InputError
-from .metrics import plan_of
-from ..spec.expert import import_object
+from .metrics import HeldOut, plan_of
+from ..spec.expert import ExpertSpec, import_object
 from ..spec.kinds import get_kind
 from ..data.recipes import apply_bridges, encode_batched
 
 if TYPE_CHECKING:
-    from ..hub import Hub
     from ..catalog.planning import PairPlan
     from ..translators.translator import Translator
 
@@ -145,15 +147,14 @@ def _fmt(v: float | None) -> str:
 
 
 # -- classifiers --------------------------------------------------------------------------
-def latent_classifier(hub: Hub, plan: PairPlan, translator: Translator
+def latent_classifier(translator: Translator, dataset: DatasetSpec | None
                       ) -> tuple[str, tuple[str, ...], Callable[[torch.Tensor], torch.Tensor]]:
     """(name, class names, latents (B, *latent_shape) -> scores (B, classes)) for the pair's target."""
     target = translator.target
     if hasattr(target, "class_scores") and target.class_names:
-        return f"{plan.target.id}.class_scores", tuple(target.class_names), target.class_scores
-    ds = hub.catalog.datasets.get(plan.dataset) if plan.dataset else None
-    loader = getattr(ds, "classifier", None) if ds is not None else None
-    if loader and ds.class_names:
+        return f"{translator.target_address.id}.class_scores", tuple(target.class_names), target.class_scores
+    loader = getattr(dataset, "classifier", None) if dataset is not None else None
+    if loader and dataset is not None and dataset.class_names:
         classify = import_object(loader)
 
         def scores(z: torch.Tensor) -> torch.Tensor:
@@ -161,9 +162,9 @@ def latent_classifier(hub: Hub, plan: PairPlan, translator: Translator
                    for i in range(0, z.shape[0], BATCH)]
             return torch.cat(out)
 
-        return loader, tuple(ds.class_names), scores
-    raise IncompatiblePairError(f"no classifier for what {plan.target} makes: --prompts needs a target with "
-                                "class_scores() or a dataset that registers a classifier")
+        return loader, tuple(dataset.class_names), scores
+    raise IncompatiblePairError(f"no classifier for what {translator.target_address} makes: --prompts needs a "
+                                "target with class_scores() or a dataset that registers a classifier")
 
 
 def _topk_hits(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -172,26 +173,30 @@ def _topk_hits(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tens
 
 
 # -- reference lines ----------------------------------------------------------------------
-def bridge_captions(hub: Hub, plan: PairPlan, labels: torch.Tensor, split: str, seed: int) -> list[str] | None:
+def bridge_captions(plan: PairPlan, class_names: tuple[str, ...] | None, labels: torch.Tensor, split: str,
+                    seed: int) -> list[str] | None:
     """Captions the pair's bridge chain writes for ``labels`` (None when the source is not reached from labels)."""
     if plan.start_domain != "label" or not plan.bridges:
         return None
-    if plan.dataset is not None:
-        names = hub.catalog.datasets[plan.dataset].class_names
-    else:
-        names = hub.load_expert(plan.target).class_names
-    ctx = BridgeContext(class_names=names, split=split, generator=torch.Generator().manual_seed(seed))
+    ctx = BridgeContext(class_names=class_names, split=split, generator=torch.Generator().manual_seed(seed))
     return apply_bridges(plan.bridges, labels, ctx)
 
 
-def centroid_hits(hub: Hub, plan: PairPlan, translator: Translator, c_prompts: torch.Tensor,
+def caption_class_names(translator: Translator, dataset: DatasetSpec | None) -> tuple[str, ...] | None:
+    """The names the bridges turn labels into: the dataset's classes, else the target's."""
+    return dataset.class_names if dataset is not None else translator.target.class_names
+
+
+def centroid_hits(translator: Translator, dataset: DatasetSpec | None, c_prompts: torch.Tensor,
                   labels: torch.Tensor, num_classes: int, per_class: int = 16, seed: int = 0) -> torch.Tensor | None:
     """Per prompt, 1 if the nearest class centroid of training-caption embeddings is the prompted class."""
     caption_labels = torch.arange(num_classes).repeat_interleave(per_class)
-    captions = bridge_captions(hub, plan, caption_labels, "train", seed)
+    plan = plan_of(translator)
+    captions = bridge_captions(plan, caption_class_names(translator, dataset), caption_labels, "train", seed)
     if captions is None:
         return None
-    emb = encode_batched(translator.source, captions, plan.source.tap, BATCH, "encoding captions", False)
+    emb = encode_batched(translator.source, captions, translator.source_address.tap, BATCH, "encoding captions",
+                         False)
     emb = emb.reshape(num_classes, per_class, -1).mean(1)
     sims = torch.nn.functional.normalize(c_prompts.reshape(c_prompts.shape[0], -1).float().cpu(), dim=1) @ \
         torch.nn.functional.normalize(emb, dim=1).T
@@ -207,54 +212,55 @@ def probe_hits(module: Any, c_prompts: torch.Tensor, labels: torch.Tensor, num_c
     return (logits.argmax(1).cpu() == labels).float()
 
 
-def ceiling(hub: Hub, plan: PairPlan, translator: Translator, scores: Callable[[torch.Tensor], torch.Tensor],
+def ceiling(translator: Translator, data: HeldOut, scores: Callable[[torch.Tensor], torch.Tensor],
             n: int = 1000, seed: int = 0) -> float | None:
-    """The classifier's accuracy on what the target makes of real latents of known class."""
+    """The classifier's accuracy on what the target makes of real latents of known class: the
+    labelled dataset items behind the rows, else samples of the target's prior."""
     target, shape = translator.target, translator.latent_shape
-    if plan.recipe == "dataset" and plan.dataset is not None:
-        data = hub.load_dataset(plan.dataset, "test")
-        if "label" not in data:
+    if data.test_items is not None:
+        if "label" not in data.test_items:
             return None
-        labels = torch.as_tensor(data["label"]).long()
-        z = hub.training_pairs(plan, "test").target[: labels.shape[0]]
+        labels = torch.as_tensor(data.test_items["label"]).long()
+        z = data.test.target[: labels.shape[0]]
     elif target.spec.can_sample:
         prior = target.sample_prior(n, generator=torch.Generator().manual_seed(seed))
         if "label" not in prior.extras:
             return None
         labels = torch.as_tensor(prior.extras["label"]).long().cpu()
-        z = prior.z.reshape(n, -1).float().cpu()
+        z = prior.latents.reshape(n, -1).float().cpu()
     else:
         return None
     hits = _topk_hits(scores(z.reshape(-1, *shape)), labels, 1)
     return float(hits.mean())
 
 
-def nll_parts(hub: Hub, plan: PairPlan, translator: Translator, prompts: list[Prompt], labels: torch.Tensor,
-              c_prompts: torch.Tensor, seed: int = 0, train_items: int = 1000) -> dict[str, float]:
-    """Held-out NLL split into the image part and the phrasing part (dataset recipes with labels)."""
+def nll_parts(translator: Translator, data: HeldOut, dataset: DatasetSpec | None, prompts: list[Prompt],
+              labels: torch.Tensor, c_prompts: torch.Tensor, seed: int = 0, train_items: int = 1000
+              ) -> dict[str, float]:
+    """Held-out NLL split into the image part and the phrasing part (rows that are labelled dataset items)."""
     from ..training import evaluate as nll_per_dim
 
-    if plan.recipe != "dataset" or plan.dataset is None or get_kind(translator.kind).objective != "nll":
+    if data.test_items is None or data.train_items is None or get_kind(translator.kind).objective != "nll":
         return {}
-    test, train = hub.load_dataset(plan.dataset, "test"), hub.load_dataset(plan.dataset, "train")
+    test, train = data.test_items, data.train_items
     if "label" not in test:
         return {}
     y_test = torch.as_tensor(test["label"]).long()
-    z_test = hub.training_pairs(plan, "test").target[: y_test.shape[0]]
-    pairs_train = hub.training_pairs(plan, "train")
+    z_test = data.test.target[: y_test.shape[0]]
     y_train = torch.as_tensor(train["label"]).long()
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(y_train.shape[0], generator=gen)[:train_items]
-    z_train = pairs_train.target[: y_train.shape[0]][pick]
-    src = translator.source
+    z_train = data.train.target[: y_train.shape[0]][pick]
+    src, tap = translator.source, translator.source_address.tap
 
     def encode(texts: list[str]) -> torch.Tensor:
-        return encode_batched(src, texts, plan.source.tap, BATCH, "encoding", False)
+        return encode_batched(src, texts, tap, BATCH, "encoding", False)
 
     module = translator.module
     out: dict[str, float] = {}
-    cap_test = bridge_captions(hub, plan, y_test, "train", seed + 1)
-    cap_train = bridge_captions(hub, plan, y_train[pick], "train", seed + 2)
+    plan, names = plan_of(translator), caption_class_names(translator, dataset)
+    cap_test = bridge_captions(plan, names, y_test, "train", seed + 1)
+    cap_train = bridge_captions(plan, names, y_train[pick], "train", seed + 2)
     if cap_test is None or cap_train is None:
         return {}
     nll_train_images = nll_per_dim(module, encode(cap_train), z_train)
@@ -283,17 +289,29 @@ def nll_parts(hub: Hub, plan: PairPlan, translator: Translator, prompts: list[Pr
 
 
 # -- the evaluation -----------------------------------------------------------------------
+def check_prompt_source(source: str, spec: ExpertSpec) -> None:
+    """Prompts are text: refuse a source that reads anything else (before pairing, which may train)."""
+    if spec.input_domain != "text":
+        raise IncompatiblePairError(f"--prompts needs a source that reads text; {source} reads "
+                                    f"'{spec.input_domain}'")
+
+
 @torch.no_grad()
-def evaluate_prompts(hub: Hub, translator: Translator, plan: PairPlan, prompts: list[Prompt], n: int = 16,
-                     temperature: float | None = None, seed: int = 0) -> PromptEvaluation:
-    """Score ``prompts`` (see the module docstring) for one trained translator."""
+def evaluate_prompts(translator: Translator, prompts: list[Prompt], data: HeldOut, *,
+                     dataset: DatasetSpec | None = None, n: int = 16, temperature: float | None = None,
+                     seed: int = 0) -> PromptEvaluation:
+    """Score ``prompts`` (see the module docstring) for one trained translator.
+
+    ``data`` is the pair's held-out data; ``dataset`` the spec of the dataset its registry entry
+    names (its classifier and class names), if any.
+    """
     if n < 1:
         raise InputError(f"samples per prompt must be at least 1, got {n}")
-    name, class_names, scores = latent_classifier(hub, plan, translator)
+    name, class_names, scores = latent_classifier(translator, dataset)
     labels = torch.tensor(class_index(prompts, class_names))
     temperature = translator.temperature if temperature is None else temperature
     texts = [p.text for p in prompts]
-    c = encode_batched(translator.source, texts, plan.source.tap, BATCH, "encoding prompts", False)
+    c = encode_batched(translator.source, texts, translator.source_address.tap, BATCH, "encoding prompts", False)
     module = translator.module
     device = next(module.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -303,11 +321,11 @@ def evaluate_prompts(hub: Hub, translator: Translator, plan: PairPlan, prompts: 
     y = labels.repeat_interleave(n)
     hit1 = _topk_hits(s, y, 1).reshape(-1, n).mean(1)
     hit5 = _topk_hits(s, y, 5).reshape(-1, n).mean(1) if len(class_names) >= 20 else None
-    cent = centroid_hits(hub, plan, translator, c, labels, len(class_names), seed=seed)
+    cent = centroid_hits(translator, dataset, c, labels, len(class_names), seed=seed)
     probe = probe_hits(module, c.to(device), labels, len(class_names))
 
-    report = PromptEvaluation(str(plan.source), str(plan.target), float(temperature), n, len(prompts), name,
-                              ceiling(hub, plan, translator, scores, seed=seed))
+    report = PromptEvaluation(str(translator.source_address), str(translator.target_address), float(temperature), n,
+                              len(prompts), name, ceiling(translator, data, scores, seed=seed))
     by_kind: dict[str, list[int]] = defaultdict(list)
     by_class_kind: dict[tuple[int, str], list[int]] = defaultdict(list)
     for i, p in enumerate(prompts):
@@ -324,18 +342,5 @@ def evaluate_prompts(hub: Hub, translator: Translator, plan: PairPlan, prompts: 
             report.probe[kind] = float(probe[idx].mean())
     for (cls, kind), rows in sorted(by_class_kind.items()):
         report.per_class.setdefault(class_names[cls], {})[kind] = float(hit1[torch.tensor(rows)].mean())
-    report.nll = nll_parts(hub, plan, translator, prompts, labels, c, seed=seed)
+    report.nll = nll_parts(translator, data, dataset, prompts, labels, c, seed=seed)
     return report
-
-
-def evaluate_prompt_file(hub: Hub, source: str, target: str, path: str | Path, *, n: int = 16,
-                         temperature: float | None = None, seed: int = 0, train_if_missing: bool = True,
-                         translator: str | None = None, **pair_options: Any) -> PromptEvaluation:
-    """Read ``path``, pair ``source -> target`` (cache or train) and score the prompts."""
-    prompts = read_prompts(path)
-    spec = hub.expert_spec(source)  # checked before pairing, which may train
-    if spec.input_domain != "text":
-        raise IncompatiblePairError(f"--prompts needs a source that reads text; {source} reads "
-                                    f"'{spec.input_domain}'")
-    t = hub.pair(source, target, translator=translator, train_if_missing=train_if_missing, **pair_options)
-    return evaluate_prompts(hub, t, plan_of(t, None), prompts, n=n, temperature=temperature, seed=seed)

@@ -132,7 +132,7 @@ def guard(expert: Expert) -> Expert:
         where = f"{who(expert)} sample_prior"
         if not isinstance(out, PriorSample):
             raise ShapeError(f"{where} returned {_describe(out)}, expected an n2n_hub.PriorSample(z, extras)")
-        check_tensor(out.z, expert.latent_representation(), n, where)
+        check_tensor(out.latents, expert.latent_representation(), n, where)
         return out
 
     expert.encode = checked_encode  # type: ignore[method-assign]

@@ -155,6 +155,22 @@ class RecipeSpec:
     ``options``: the ``[pairs.NAME.options]`` settings the recipe reads; entries naming any
     other, or a bad value, are refused when their pair is planned. ``None`` (a recipe that
     declares nothing) passes every option through unchecked.
+
+    What planning and evaluation need to know about the pairs, declared rather than inferred
+    from the id (the defaults describe a recipe that makes its conditions its own way from
+    the entry's dataset):
+
+    ``samples_prior``: the pairs come from samples of the target's prior, not from data
+    items: the target needs a prior (and need not encode what it decodes), no dataset is
+    read, and the flow's size follows the entry's ``samples``.
+    ``bridged_source``: the source encodes data that the item (or the prior sample) carries,
+    converted by a chain of bridges: planning chooses where the chain starts and which
+    bridges it takes (from the dataset's domains, or from what the prior reports). Without
+    it the plan only names the dataset and the recipe makes the condition itself.
+    ``rows_are_items``: row ``i`` of a split's pairs comes from item ``i % N`` of the
+    dataset's split, in order: evaluation then compares samples with the raw items (image
+    Fréchet distances against real data and their floor) and takes the prompt ceiling and
+    the NLL parts from the items' labels.
     """
 
     id: str
@@ -164,6 +180,9 @@ class RecipeSpec:
     needs_dataset: bool = False
     plugin: str | None = None
     options: tuple[RecipeOption, ...] | None = None
+    samples_prior: bool = False
+    bridged_source: bool = False
+    rows_are_items: bool = False
 
     def check_options(self, values: Mapping[str, Any], where: str = "") -> None:
         """Refuse options this recipe does not read, and values it cannot take (IncompatiblePairError)."""
@@ -191,6 +210,12 @@ class RecipeSpec:
             raise PluginError(f"{where}: loader must be 'module:callable'")
         if self.transfer not in TRANSFER_CONDITIONS:
             raise PluginError(f"{where}: transfer {self.transfer!r} is not one of {TRANSFER_CONDITIONS}")
+        for name in ("needs_dataset", "samples_prior", "bridged_source", "rows_are_items"):
+            if not isinstance(getattr(self, name), bool):
+                raise PluginError(f"{where}: {name} must be True or False, got {getattr(self, name)!r}")
+        if self.samples_prior and (self.needs_dataset or self.rows_are_items):
+            raise PluginError(f"{where}: a recipe that samples the target's prior reads no dataset; drop "
+                              "needs_dataset / rows_are_items or samples_prior")
         for option in self.options or ():
             if not isinstance(option, RecipeOption) or option.kind not in OPTION_KINDS:
                 raise PluginError(f"{where}: options must be RecipeOption(name, description, kind) with kind "

@@ -13,6 +13,8 @@ Domains name the kind of data at an expert's edges, with fixed in-memory forms:
 
 from __future__ import annotations
 
+import warnings
+
 import importlib
 import re
 from dataclasses import dataclass, field
@@ -195,11 +197,29 @@ class ExpertAddress:
 class PriorSample:
     """Latents drawn from an expert's prior, with what is known about them without decoding.
 
+    ``latents`` is ``(n, *latent_shape)``, named as in a :class:`~n2n_hub.translators.translator.Translation`;
     ``extras`` maps a domain (e.g. ``label``) to that domain's data for the same samples.
+    ``PriorSample(z, extras)`` and ``.z`` are the names of plugin API 1.0, kept as aliases.
     """
 
-    z: torch.Tensor
+    latents: torch.Tensor
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, latents: torch.Tensor | None = None, extras: dict[str, Any] | None = None, *,
+                 z: torch.Tensor | None = None) -> None:
+        if z is not None:
+            warnings.warn("PriorSample(z=...) is deprecated: pass latents=...", DeprecationWarning, stacklevel=2)
+            latents = z if latents is None else latents
+        if latents is None:
+            raise TypeError("PriorSample needs its latents")
+        self.latents = latents
+        self.extras = {} if extras is None else extras
+
+    @property
+    def z(self) -> torch.Tensor:
+        """Deprecated name of :attr:`latents` (plugin API 1.0)."""
+        warnings.warn("PriorSample.z is deprecated: use .latents", DeprecationWarning, stacklevel=2)
+        return self.latents
 
 
 class Expert:

@@ -3,10 +3,15 @@
 A :class:`Checkpointer` writes the run's state every ``checkpoint_every`` steps and, when
 the file exists at the start, restores it, so an interrupted run resumes and ends with
 exactly the weights of an uninterrupted one (the global RNG state travels with it).
+
+A checkpoint carries a sha256 over its header and every tensor, and the fingerprint of
+its run (the translator's key among it): a damaged file, a foreign one, or another run's
+is a :class:`CheckpointError`, on which the hub starts the run afresh and says why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..base.atomic import atomic_path
-from ..errors import TrainingError
+from ..errors import CheckpointError
 from .config import TRAJECTORY_FIELDS, Log, TrainConfig
 from .events import emit
 from .state import RunState
@@ -37,23 +42,38 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
             if isinstance(v, Tensor):
                 tensors[f"optim.{i}.{k}"] = v.detach().to("cpu").contiguous().reshape(v.shape)
     tensors["rng.cpu"] = torch.get_rng_state()
-    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    header = json.dumps({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, sort_keys=True)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"n2n_hub": json.dumps(meta, sort_keys=True)})
+        save_file(tensors, str(tmp), metadata={"n2n_hub": header, "sha256": digest(header, tensors)})
+
+
+def digest(header: str, tensors: dict[str, Tensor]) -> str:
+    """sha256 over the header and every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256(header.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The tensors and the header scalars of a checkpoint; TrainingError if it is not one of ours."""
+    """The tensors and the header scalars of a checkpoint; CheckpointError unless it is ours and whole."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("n2n_hub")
+            raw = f.metadata() or {}
         tensors = load_file(str(path))
-        meta = json.loads(raw) if raw is not None else None
+        header = raw.get("n2n_hub")
+        meta = json.loads(header) if header is not None else None
     except (SafetensorError, OSError, ValueError) as e:
-        raise TrainingError(f"checkpoint {path} is unreadable ({e}); delete it to start training afresh") from None
-    if not meta or meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-        raise TrainingError(f"{path} is not an n2n-hub training checkpoint of version {CHECKPOINT_VERSION}; "
-                            "delete it or choose another checkpoint_path")
+        raise CheckpointError(f"checkpoint {path} is unreadable ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or \
+            meta.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} is not an n2n-hub training checkpoint of version "
+                              f"{CHECKPOINT_VERSION}")
+    if raw.get("sha256") != digest(header, tensors):
+        raise CheckpointError(f"checkpoint {path} is damaged: its contents do not match the sha256 it was "
+                              "written with")
     return tensors, meta
 
 
@@ -63,10 +83,11 @@ def prefixed(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 
 
 def fingerprint(model: nn.Module, objective: str, n_train: int | None, config: TrainConfig) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed: the module's config, the data size, the trajectory fields."""
+    """What a checkpoint must agree on to be resumed: the run's key, the module's config, the data size
+    and the trajectory fields."""
     trajectory = {k: getattr(config, k) for k in TRAJECTORY_FIELDS}
     return {"model": getattr(model, "config", lambda: {})(), "objective": objective, "n_train": n_train,
-            "config": trajectory}
+            "config": trajectory, "run_key": config.run_key}
 
 
 class Checkpointer:
@@ -84,17 +105,24 @@ class Checkpointer:
             return False
         tensors, meta = load_checkpoint(self.path)
         if meta.get("fingerprint") != self.expected:
-            raise TrainingError(f"checkpoint {self.path} belongs to a different run (model, data size or "
-                                "training config differ); delete it or choose another checkpoint_path")
+            mine, theirs = self.expected, meta.get("fingerprint") or {}
+            what = [k for k in ("run_key", "model", "n_train", "config", "objective")
+                    if not isinstance(theirs, dict) or theirs.get(k) != mine.get(k)]
+            raise CheckpointError(f"checkpoint {self.path} belongs to another run (its "
+                                  f"{', '.join(what) or 'fingerprint'} differ)")
+        steps = self.expected["config"]["steps"]
+        step = meta.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= steps:
+            raise CheckpointError(f"checkpoint {self.path} says step {step!r}, outside this run's 0..{steps}")
         try:
             self.model.load_state_dict(prefixed(tensors, "model."), strict=True)
-        except RuntimeError as e:
-            raise TrainingError(f"checkpoint {self.path} does not fit the model ({str(e).splitlines()[0]}); "
-                                "delete it to start afresh") from None
-        self._load_optimizer(tensors)
-        best = {k: v.to(device) for k, v in prefixed(tensors, "best.").items()} or None
-        torch.set_rng_state(tensors["rng.cpu"])
-        state.restore(meta, best)
+            self._load_optimizer(tensors)
+            best = {k: v.to(device) for k, v in prefixed(tensors, "best.").items()} or None
+            torch.set_rng_state(tensors["rng.cpu"])
+            state.restore(meta, best)
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
+            raise CheckpointError(f"checkpoint {self.path} does not fit this run "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
         emit(self.log, "resume", f"resuming from checkpoint {self.path} at step {state.step}", step=state.step)
         return True
 

@@ -51,6 +51,8 @@ class TrainConfig:
         checkpoint_path: if set, a checkpoint is written there every ``checkpoint_every``
             steps, and training resumes from it when it exists.
         checkpoint_every: steps between checkpoints.
+        run_key: what the run is for (the hub passes the translator's key); a checkpoint of
+            another key is never resumed.
         progress: show a tqdm progress bar.
         condition_noise: Gaussian noise added to each training condition, with a standard
             deviation of this times the condition's root-mean-square entry (0: none). It
@@ -80,6 +82,7 @@ class TrainConfig:
     max_bad_steps: int = 10
     checkpoint_path: Path | None = None
     checkpoint_every: int = 500
+    run_key: str | None = None
     progress: bool = True
     condition_noise: float = 0.0
     target_noise: float = 0.0

@@ -5,7 +5,8 @@
 sha256. Anyone who adds the snippet to a registry (a user file, ``$N2N_HUB_REGISTRY``, a
 plugin's ``register_pairs``) gets the translator fetched and verified instead of training
 it. A snippet without a url points at the file beside it (a relative path, resolved
-against the registry file), which is how the package ships its default pair.
+against the registry file), which is how the package ships its default pair
+(``bench/release_default.py`` trains and ships it).
 Uploading to the Hugging Face hub goes through ``huggingface_hub`` and only when asked.
 """
 
@@ -148,50 +149,3 @@ def upload_file(file: Path, repo: str, path_in_repo: str, endpoint: str | None =
         raise InputError(f"upload of {file.name} to {repo} failed: {type(e).__name__}: {str(e)[:300]}") from e
     return str(getattr(info, "commit_url", info))
 
-
-# -- the translator shipped with the package ------------------------------------------------
-DEFAULT_PAIR = ("bert", "vaegan")  # the README's first command; registry entry bert-vaegan-animals
-SHIPPED_DIR = Path(__file__).parent.parent / "published"
-
-
-def regenerate_default(home: str | Path | None = None, log: Any = print) -> Publication:
-    """Train (or take from ``home``'s cache) the default pair and ship it: ``n2n_hub/published/`` + registry.toml.
-
-    Run as ``python -m n2n_hub.translators.publish`` whenever the default pair's training, its experts or
-    the translator format change (its cache key then changes, and the shipped file no longer
-    answers the request).
-    """
-    import dataclasses
-
-    from ..hub import Hub
-    from ..catalog.registry import Registry, shipped_registry_path
-
-    registry = Registry.load()
-    hub = Hub(home=home, log=log)
-    plan = hub.plan(*DEFAULT_PAIR)
-    if plan.entry is None:
-        raise InputError(f"no registry entry for {DEFAULT_PAIR[0]} -> {DEFAULT_PAIR[1]}")
-    # never fetch the file being replaced: train, or take this home's own cached translator
-    registry.entries[plan.entry.name] = dataclasses.replace(plan.entry, published=None)
-    hub = Hub(home=home, log=log, registry=registry)
-    translator = hub.pair(*DEFAULT_PAIR)
-    for old in SHIPPED_DIR.glob("*.safetensors"):
-        old.unlink()
-    pub = publish(hub.cache, translator.metadata["key"], SHIPPED_DIR, name=plan.entry.name)
-    pub.snippet.unlink()  # the table goes into the shipped registry instead
-    table = (f"[pairs.{plan.entry.name}.published]\n"
-             f"# written by `python -m n2n_hub.translators.publish`: the translator shipped in n2n_hub/published/\n"
-             f'url = "published/{pub.file.name}"\nsha256 = "{pub.sha256}"\n')
-    path = shipped_registry_path().resolve()  # in a checkout it is a link to the repository's registry.toml
-    text = path.read_text(encoding="utf-8")
-    block = re.compile(rf"\[pairs\.{re.escape(plan.entry.name)}\.published\]\n(?:[^\[\n].*\n|\n(?!\[))*")
-    text = block.sub(table + "\n", text, count=1) if block.search(text) else text.rstrip("\n") + "\n\n" + table
-    atomic_write_bytes(path, text.encode())
-    log(f"shipped {pub.file} (sha256 {pub.sha256}) and its entry in {path}")
-    return pub
-
-
-if __name__ == "__main__":  # python -m n2n_hub.translators.publish [HOME]
-    import sys
-
-    regenerate_default(sys.argv[1] if len(sys.argv) > 1 else None)

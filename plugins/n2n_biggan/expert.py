@@ -180,7 +180,7 @@ class BigGANExpert(Expert):
             raise ShapeError(f"got {labels.numel()} labels for {n} samples")
         noise = truncated_normal(int(n), self.layout.noise_dim, self.truncation, generator)
         z = self.layout.join(noise, self.dequantize(labels, generator))
-        return PriorSample(z=z.to(self.device), extras={"label": labels})
+        return PriorSample(latents=z.to(self.device), extras={"label": labels})
 
     def decode(self, z: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """``(B, noise_dim + embed_dim)`` → images ``(B, 3, H, W)`` in [-1, 1]."""

@@ -78,7 +78,7 @@ class VAEGANExpert(Expert):
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> PriorSample:
         """``n`` latents z ~ N(0, I) (drawn on the CPU so a seeded generator gives the same z everywhere)."""
         z = torch.randn(n, self.config.latent_dim, generator=generator)
-        return PriorSample(z=z.to(self.device))
+        return PriorSample(latents=z.to(self.device))
 
     def fingerprint(self) -> str:
         """sha256 of the weights file."""

@@ -1,0 +1,41 @@
+"""A plugin's refused pair entry is loud: planning names it instead of falling back to another recipe."""
+
+from __future__ import annotations
+
+import pytest
+
+from n2n_hub import hookimpl
+from n2n_hub.errors import IncompatiblePairError
+from n2n_hub.hub import Hub
+
+
+class _Plugin:
+    def __init__(self, **hooks):
+        for name, fn in hooks.items():
+            setattr(self, name, hookimpl(fn))
+
+
+@pytest.mark.parametrize("entry, reason", [
+    ({"source": "toytext", "target": "toygen", "recipe": "dataset", "dataset": "toyshapes", "stpes": 3},
+     "unknown key"),
+    ({"source": "toytext", "target": "toygen", "recipe": "telepathy"}, "recipe 'telepathy' is not registered"),
+])
+def test_a_refused_plugin_entry_is_named_when_its_pair_is_planned(toy_host, tmp_path, monkeypatch, entry, reason):
+    def register_pairs(register):
+        register("mine", entry)
+
+    toy_host.register(_Plugin(register_pairs=register_pairs), "typoplugin")
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(tmp_path / "empty.toml"))
+    (tmp_path / "empty.toml").write_text("")
+    hub = Hub(home=tmp_path / "home", host=toy_host, progress=False, log=lambda m: None)
+    refused = [r for r in hub.catalog.refused_pairs if r.name == "mine"]
+    assert [(r.plugin, r.source, r.target) for r in refused] == [("typoplugin", "toytext", "toygen")]
+    assert reason in refused[0].reason
+    with pytest.raises(IncompatiblePairError, match=r"plugin 'typoplugin' registers \[pairs.mine\].*refused") as err:
+        hub.plan("toytext", "toygen")
+    assert reason in str(err.value) and len(str(err.value).splitlines()) == 1
+    # --data is an explicit choice of another recipe: it still plans
+    data = tmp_path / "items.txt"
+    data.write_text("a circle\na square\n")
+    with pytest.raises(IncompatiblePairError, match="--data holds 'text'"):
+        hub.plan("toytext", "toygen", data=data)  # refused for its own reason, not the entry's
