@@ -49,9 +49,9 @@ def env_for(code: Path, home: Path) -> dict[str, str]:
             "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+def timed(args: list[str], env: dict[str, str], program: tuple[str, ...] = ("-m", "n2n_hub")) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "n2n_hub", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *program, *args], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"`n2n-hub {' '.join(args)}` failed ({done.returncode}): {done.stderr[-500:]}")
@@ -90,8 +90,10 @@ def main() -> None:
                 timed(command, env)
         times: dict[tuple[str, str], list[float]] = {}
         names = list(versions)
+        python_alone: list[float] = []  # the floor no command can go below
         for run in range(args.runs):
             order = names if run % 2 == 0 else names[::-1]
+            python_alone.append(timed([], versions[names[0]], program=("-c", "pass")))
             for command in COMMANDS:
                 for name in order:
                     times.setdefault((name, " ".join(command)), []).append(timed(command, versions[name]))
@@ -108,6 +110,8 @@ def main() -> None:
             med = statistics.median(t)
             lines.append(f"| `n2n-hub {cmd}` | {name} | {med:.2f} s | {min(t):.2f} s | {max(t):.2f} s | "
                          f"{'yes' if torch_loaded[(name, cmd)] else 'no'} | {base / med:.1f}× |")
+    lines += ["", f"Python start-up alone (`python -c pass`, same runs): median {statistics.median(python_alone):.2f} s, "
+                  f"min {min(python_alone):.2f} s, max {max(python_alone):.2f} s."]
     what, limit = TARGET
     got = statistics.median(times[(names[0], what)])
     lines += ["", f"Target `n2n-hub {what}` ≤ {limit} s (median): {got:.2f} s, "
