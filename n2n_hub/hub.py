@@ -171,11 +171,16 @@ class Hub:
         """``{"plugins": [...], "failed": [...]}``: each loaded plugin's package, version, hooks and problems."""
         return self.host.report(self.catalog)
 
-    def commands(self) -> list[CommandSpec]:
+    # Plugin commands belong to the command line, not to one hub: they need no home or device
+    # (`n2n-hub --help` lists them even when $N2N_HUB_HOME is unusable) and come from the
+    # installed plugins unless a host is given.
+    @staticmethod
+    def commands(host: PluginHost | None = None) -> list[CommandSpec]:
         """Commands plugins add to the ``n2n-hub`` CLI through ``register_lazy_commands``, by id."""
-        return sorted(self.catalog.commands.values(), key=lambda c: c.id)
+        return sorted((host or get_host()).collect().commands.values(), key=lambda c: c.id)
 
-    def load_command(self, spec: CommandSpec) -> Any:
+    @staticmethod
+    def load_command(spec: CommandSpec) -> Any:
         """Import a plugin command's ``loader``; :class:`PluginError` names the plugin when that fails."""
         try:
             return import_object(spec.loader)
@@ -183,10 +188,10 @@ class Hub:
             raise PluginError(f"plugin {spec.plugin!r}: the command `n2n-hub {spec.id}` cannot be loaded ({e}); "
                               "reinstall or upgrade that plugin") from None
 
-    def extend_cli(self, cli: object) -> None:
+    @staticmethod
+    def extend_cli(cli: object, host: PluginHost | None = None) -> None:
         """Let plugins' ``register_commands(cli)`` hooks add commands; a hook that fails is a plugin problem."""
-        self.host.extend_cli(cli)
-        self._catalog = None  # its problems now include what the hooks just recorded
+        (host or get_host()).extend_cli(cli)
 
     @staticmethod
     def kinds() -> dict[str, TranslatorKind]:

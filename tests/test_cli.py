@@ -169,3 +169,15 @@ def test_help_and_listings_import_no_torch_as_a_user_runs_them(toy_hub, monkeypa
         assert p.returncode == 0, p.stderr
         assert shows in p.stdout, (args, p.stdout[-500:])
         assert p.stdout.rstrip().endswith("HEAVY []"), (args, p.stdout.rstrip()[-200:])
+
+
+def test_a_cache_root_that_is_a_file_still_lets_help_answer_and_listings_fail_in_one_line(tmp_path, monkeypatch):
+    home = tmp_path / "afile"
+    home.write_text("not a folder")
+    monkeypatch.setenv("N2N_HUB_HOME", str(home))
+    helped = subprocess.run([sys.executable, "-m", "n2n_hub", "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "train-expert" in helped.stdout
+    listed = subprocess.run([sys.executable, "-m", "n2n_hub", "experts"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert listed.stderr.strip().splitlines() == [f"Error: the cache folder {home} is a file, not a folder; point "
+                                                  "N2N_HUB_HOME at a folder (or move that file away)"]

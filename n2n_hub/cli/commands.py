@@ -17,7 +17,8 @@ from ..base.version import VERSION as __version__
 from ..errors import N2NError
 from . import cache, evaluate, listing, packages, serving, translate
 from .errors import DEBUG_ENV, run_main
-from .hubs import listing_hub, load_plugin_command, plugin_commands
+from ..hub import Hub
+from .hubs import load_plugin_command, plugin_commands
 from .lazy import LazyGroup
 
 
@@ -70,7 +71,7 @@ def _register_plugin_commands() -> None:
 
     Commands registered through ``register_lazy_commands`` need no call: the groups read them when listed or run.
     """
-    listing_hub().extend_cli(cli)
+    Hub.extend_cli(cli)
 
 
 def main() -> None:

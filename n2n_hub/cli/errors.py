@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from ..errors import N2NError
+
 DEBUG_ENV = "N2N_HUB_DEBUG"
 
 
@@ -45,6 +47,9 @@ def _run_main(parent_main: Any, args: Any, prog_name: Any, complete_var: Any, st
         rv = parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
     except click.ClickException as e:  # usage errors included: status 1, as documented
         e.show()
+        sys.exit(1)
+    except N2NError as e:  # raised outside a command (while listing, say): the same one line
+        click.echo(f"Error: {e}", err=True)
         sys.exit(1)
     except click.Abort:
         click.echo("aborted", err=True)

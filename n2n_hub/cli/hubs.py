@@ -34,11 +34,11 @@ def working_hub(device: str = "cpu", quiet: bool = False) -> Hub:
 
 def plugin_commands(group: str) -> dict[str, CommandSpec]:
     """The commands plugins registered for ``group`` (``train-expert``, or ``""`` for the top level), by name."""
-    return {c.name: c for c in listing_hub().commands() if c.group == group}
+    return {c.name: c for c in Hub.commands() if c.group == group}
 
 
 def load_plugin_command(spec: CommandSpec) -> Any:
-    return listing_hub().load_command(spec)
+    return Hub.load_command(spec)
 
 
 def set_threads(threads: int | None) -> None:

@@ -52,4 +52,4 @@ def register_experts(register):
 def register_lazy_commands(register):
     # `n2n-hub train-expert segmenter`: its module (and torch) is imported only when it runs
     register(CommandSpec(name="segmenter", loader="n2n_segmenter.commands:train_segmenter_command",
-                         help="Train the DeepLabV3 segmenter (background or the image's class, per pixel) and write its weights."))
+                         help="Train the DeepLabV3 segmenter on a labelled dataset."))

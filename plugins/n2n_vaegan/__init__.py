@@ -43,4 +43,4 @@ def register_experts(register):
 def register_lazy_commands(register):
     # `n2n-hub train-expert vaegan`: its module (and torch) is imported only when it runs
     register(CommandSpec(name="vaegan", loader="n2n_vaegan.commands:train_vaegan_command",
-                         help="Train the vaegan autoencoder (Sec. F of the Net2Net supplement) and write its weights."))
+                         help="Train the VAE-GAN autoencoder on a dataset or image folder."))
