@@ -29,11 +29,19 @@ LONGER = [
 ]
 
 
+class Uncached(BertExpert):
+    """The expert with its embedding cache emptied before every call: each encode runs the model."""
+
+    def encode(self, inputs, tap=None):
+        self._cache.clear()
+        return super().encode(inputs, tap)
+
+
 @pytest.fixture(scope="module")
 def minilm() -> BertExpert:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        return BertExpert(bert_spec(), None)
+        return Uncached(bert_spec(), None)
 
 
 def test_a_sentence_embeds_bit_identically_alone_and_among_longer_prompts(minilm):
@@ -52,3 +60,30 @@ def test_every_row_of_a_merged_batch_equals_its_own_encode(minilm):
     for i, text in enumerate(batch):
         assert torch.equal(together[i], minilm.encode([text])[0]), text
     assert minilm.encode([]).shape == (0, 384)
+
+
+def test_a_repeated_sentence_comes_from_the_cache_as_the_same_bytes(minilm, monkeypatch):
+    cached = BertExpert.__new__(BertExpert)
+    cached.__dict__.update(minilm.__dict__)
+    cached._cache = type(minilm._cache)()
+    first = cached.encode(SHORT + LONGER[:2])
+    calls = []
+    real = BertExpert._encode_block
+    monkeypatch.setattr(BertExpert, "_encode_block", lambda self, texts: calls.append(texts) or real(self, texts))
+    again = cached.encode([LONGER[1], SHORT[0], "a new sentence"])
+    assert torch.equal(again[0], first[4]) and torch.equal(again[1], first[0])
+    assert [t for block in calls for t in block if t] == ["a new sentence"]  # only the new one ran the model
+    assert torch.equal(again[2], minilm.encode(["a new sentence"])[0])  # same bytes as the model's
+    again[0].fill_(7.0)  # callers may write into what they get
+    assert torch.equal(cached.encode([LONGER[1]])[0], first[4])
+
+
+def test_the_embedding_cache_is_bounded(minilm, monkeypatch):
+    import n2n_bert.expert as bert_expert
+
+    cached = BertExpert.__new__(BertExpert)
+    cached.__dict__.update(minilm.__dict__)
+    cached._cache = type(minilm._cache)()
+    monkeypatch.setattr(bert_expert, "CACHE_SIZE", 2)
+    cached.encode(SHORT)
+    assert len(cached._cache) == 2  # the oldest of three was dropped

@@ -24,17 +24,16 @@ from ..errors import RegistryError
 from ..spec.expert import ExpertAddress
 from ..base.paths import REGISTRY_ENV, user_registry_path
 from .builtin_recipes import BUILTIN_RECIPES
+from .schema import keys_of
 
 # Recipes are registered by plugins (register_recipes); an entry's recipe name is checked when
 # its pair is planned. The built-in ones are known here already, so a file is checked on load.
 BUILTIN = {spec.id: spec for spec in BUILTIN_RECIPES}
-_PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
-              "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
-_FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
-              "condition_projection", "condition_projection_kind"}
-_TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
-               "val_fraction", "val_every", "patience", "seed", "max_bad_steps", "condition_noise", "target_noise"}
-_PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256", "size"}
+# The keys an entry takes: one schema, which the README's table prints (catalog/schema.py).
+_PAIR_KEYS = keys_of("")
+_FLOW_KEYS = keys_of("flow")
+_TRAIN_KEYS = keys_of("training")
+_PUBLISHED_KEYS = keys_of("published")
 
 
 _RECIPE_ID = re.compile(r"^[a-z][a-z0-9_\-]*$")

@@ -8,6 +8,8 @@ Weights are read by :mod:`n2n_bert.weights` into a model built from the checkpoi
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +27,7 @@ from .weights import file_sha256, fingerprint, load_weights, weight_files
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 BLOCK = 8    # sentences per model call, always (see BertExpert.encode)
 PAD_TO = 16  # tokens per sentence in a block: a multiple of this
+CACHE_SIZE = 4096  # embeddings kept for repeated sentences (384-d: 6 MB)
 
 
 class BertExpert(Expert):
@@ -54,6 +57,10 @@ class BertExpert(Expert):
                     int(min(self.tokenizer.model_max_length, 1 << 20)))
         self.max_length = int(max_length or self.sentence.max_seq_length or limit)
         self.hidden_size = int(self.model.config.hidden_size)
+        # Repeated sentences (a served prompt asked again) skip the model. An embedding does not
+        # depend on its batch-mates (fixed blocks, below), so a cached one is the same bytes.
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- shapes and identity -------------------------------------------------------------
     def representation_for(self, tap: str | None = None) -> Representation:
@@ -84,12 +91,27 @@ class BertExpert(Expert):
         if self.sentence.lowercase:
             texts = [t.lower() for t in texts]
         out = torch.empty(len(texts), self.hidden_size, device=self.device)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths share a block
+        with self._cache_lock:
+            cached = {i: self._cache[t] for i, t in enumerate(texts) if t in self._cache}
+            for i in cached:
+                self._cache.move_to_end(texts[i])
+        for i, row in cached.items():
+            out[i] = row
+        todo = sorted({t for i, t in enumerate(texts) if i not in cached}, key=lambda t: (-len(t), t))
+        fresh: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for start in range(0, len(order), BLOCK):
-                idx = order[start:start + BLOCK]
-                block = [texts[i] for i in idx]
-                out[idx] = self._encode_block(block + [""] * (BLOCK - len(block)))[:len(idx)]
+            for start in range(0, len(todo), BLOCK):  # similar lengths share a block
+                block = todo[start:start + BLOCK]
+                rows = self._encode_block(block + [""] * (BLOCK - len(block)))[:len(block)]
+                fresh.update(zip(block, rows))
+        for i, t in enumerate(texts):
+            if i not in cached:
+                out[i] = fresh[t]
+        with self._cache_lock:
+            for t, row in fresh.items():
+                self._cache[t] = row.clone()
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return out
 
     def _encode_block(self, texts: list[str]) -> torch.Tensor:
