@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from filelock import FileLock
 from safetensors import SafetensorError
 
+from ..base.tensor_files import load_file, save_file
 from ..errors import CacheError
 
 if TYPE_CHECKING:  # torch loads when features are read or written, not to list or clean the cache
@@ -73,7 +74,6 @@ class FeatureStore:
 
     def load(self, key: str) -> torch.Tensor:
         import torch
-        from safetensors.torch import load_file
 
         folder = self.path(key)
         try:
@@ -93,8 +93,6 @@ class FeatureStore:
             self._save_locked(key, folder, tensor, description)
 
     def _save_locked(self, key: str, folder: Path, tensor: torch.Tensor, description: dict[str, Any]) -> None:
-        from safetensors.torch import save_file
-
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
         try:
             tensor = tensor.detach().cpu().contiguous()

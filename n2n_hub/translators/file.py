@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from safetensors import SafetensorError
 
 from ..base.atomic import atomic_path
+from ..base.tensor_files import load_file, save_file
 from ..errors import TranslatorFileError
 
 if TYPE_CHECKING:  # torch loads when a file is written or read, not to list the cache
@@ -74,8 +75,6 @@ def save(path: str | os.PathLike[str], module: nn.Module, metadata: dict[str, An
         "package_version": package_version(),
     })
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
@@ -130,8 +129,6 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
         module = builders[kind](meta["config"])
     except Exception as e:  # a config we cannot build is a corrupt file, not a bug to trace
         raise TranslatorFileError(f"{path} has an invalid {kind} config ({e})") from None
-    from safetensors.torch import load_file
-
     try:
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
@@ -159,7 +156,6 @@ def verify_written(path: str | os.PathLike[str], module: nn.Module) -> dict[str,
             json.dumps(module.config())):  # type: ignore[operator]
         raise TranslatorFileError(f"{path} does not describe the module just written to it; delete it and pair again")
     import torch
-    from safetensors.torch import load_file
 
     try:
         written = load_file(str(path), device="cpu")
