@@ -1,11 +1,13 @@
 """n2n-hub: network-to-network translation between frozen pretrained experts.
 
 The public API: :class:`Hub` for users; :class:`ExpertSpec`, :class:`Expert`,
-:class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec` and ``hookimpl`` for plugin authors.
+:class:`BridgeSpec`, :class:`DatasetSpec`, :class:`RecipeSpec`, :class:`CommandSpec` and ``hookimpl`` for
+plugin authors.
 """
 
 from .spec.components import BridgeContext, BridgeSpec, DatasetSpec, RecipeOption, RecipeSpec
 from .errors import N2NError
+from .spec.commands import CommandSpec
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, PriorSample, Representation, Variant
 from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .base.version import VERSION
@@ -13,8 +15,9 @@ from .base.version import VERSION
 __version__ = VERSION
 
 __all__ = [
-    "BridgeContext", "BridgeSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError", "PairPlan", "Translation", "Translator",
-    "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Variant", "hookimpl", "__version__",
+    "BridgeContext", "BridgeSpec", "CommandSpec", "DatasetSpec", "Expert", "ExpertAddress", "ExpertSpec", "N2NError",
+    "PairPlan", "PLUGIN_API_VERSION", "PriorSample", "RecipeOption", "RecipeSpec", "Representation", "Translation",
+    "Translator", "Variant", "hookimpl", "__version__",
 ]
 
 

@@ -23,7 +23,8 @@ PROJECT = "n2n_hub"
 # export. The minor number grows when something is added, the major when something a plugin
 # may use changes or goes. A plugin states what it needs with a module attribute,
 # ``N2N_HUB_PLUGIN_API = ">=1.1,<2"``, on the module its entry point names.
-PLUGIN_API_VERSION = "1.1"
+# 1.2 added register_lazy_commands, n2n_hub.CommandSpec and kit.hf_cache_dir.
+PLUGIN_API_VERSION = "1.2"
 PLUGIN_API_ATTRIBUTE = "N2N_HUB_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -80,8 +81,23 @@ def register_pairs(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_lazy_commands(register: Callable[..., None]) -> None:
+    """Add commands to the ``n2n-hub`` CLI that are imported only when they run (the preferred way).
+
+    :param register: takes one :class:`n2n_hub.CommandSpec`: ``name``, ``loader``
+        (``"module:attr"`` of a :class:`click.Command`), ``help`` (the one line listings show)
+        and ``group`` (``"train-expert"``, the default, for ``n2n-hub train-expert NAME``;
+        ``""`` for ``n2n-hub NAME``). Listing commands and ``--help`` import nothing of the
+        plugin's; the loader is imported when the command runs or its own ``--help`` is asked.
+    """
+
+
+@hookspec
 def register_commands(cli: object) -> None:
-    """Add commands to the ``n2n-hub`` CLI.
+    """Add commands to the ``n2n-hub`` CLI by hand (prefer :func:`register_lazy_commands`).
+
+    Called at every start of ``n2n-hub``, whatever the command: keep it cheap, and import
+    the command's heavy modules inside the command.
 
     :param cli: the root :class:`click.Group`; add commands with ``@cli.command()``.
     """

@@ -14,14 +14,15 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .spec.commands import CommandSpec
 from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, CheckpointError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, import_object
-from .spec.kinds import get_kind, kind_names, kind_of
-from .catalog.planning import PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
+from .spec.kinds import TranslatorKind, get_kind, kind_names, kind_of
+from .catalog.planning import SIZES, PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .base.paths import hub_home, using_home
-from .catalog.host import Catalog, PluginHost, get_host
+from .catalog.host import Catalog, PluginHost, get_host, using_host
 from .catalog.registry import PairEntry, Registry
 
 # Listing experts, pairs and datasets needs none of what follows; torch and everything that
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .data.recipes import PairData, RecipeContext
     from .translators.store import TranslatorStore
     from .training import TrainConfig, TrainResult
+    from .training.compute import ComputeRecord
     from .translators.transfer import TransferResult
     from .translators.translator import Translation, Translator
 
@@ -110,6 +112,8 @@ class Hub:
         log: receives one line per step of long work (default: the ``n2n_hub`` logger).
     """
 
+    SIZES: tuple[str, ...] = SIZES  # the flow size presets plan() and pair() take
+
     def __init__(self, home: str | Path | None = None, device: str = "cpu", progress: bool = True,
                  host: PluginHost | None = None, registry: Registry | None = None,
                  log: Callable[[str], None] | None = None) -> None:
@@ -158,6 +162,42 @@ class Hub:
             self._registry = Registry.load(plugin_pairs=self.catalog.pairs)
         return self._registry
 
+    @staticmethod
+    def default_home() -> Path:
+        """The cache root a ``Hub()`` given no ``home`` uses (``$N2N_HUB_HOME``, ...)."""
+        return hub_home()
+
+    def plugin_report(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"plugins": [...], "failed": [...]}``: each loaded plugin's package, version, hooks and problems."""
+        return self.host.report(self.catalog)
+
+    # Plugin commands belong to the command line, not to one hub: they need no home or device
+    # (`n2n-hub --help` lists them even when $N2N_HUB_HOME is unusable) and come from the
+    # installed plugins unless a host is given.
+    @staticmethod
+    def commands(host: PluginHost | None = None) -> list[CommandSpec]:
+        """Commands plugins add to the ``n2n-hub`` CLI through ``register_lazy_commands``, by id."""
+        return sorted((host or get_host()).collect().commands.values(), key=lambda c: c.id)
+
+    @staticmethod
+    def load_command(spec: CommandSpec) -> Any:
+        """Import a plugin command's ``loader``; :class:`PluginError` names the plugin when that fails."""
+        try:
+            return import_object(spec.loader)
+        except PluginError as e:
+            raise PluginError(f"plugin {spec.plugin!r}: the command `n2n-hub {spec.id}` cannot be loaded ({e}); "
+                              "reinstall or upgrade that plugin") from None
+
+    @staticmethod
+    def extend_cli(cli: object, host: PluginHost | None = None) -> None:
+        """Let plugins' ``register_commands(cli)`` hooks add commands; a hook that fails is a plugin problem."""
+        (host or get_host()).extend_cli(cli)
+
+    @staticmethod
+    def kinds() -> dict[str, TranslatorKind]:
+        """The registered translator kinds by name (``cinn``, ``mlp``, ...)."""
+        return {name: get_kind(name) for name in kind_names()}
+
     def refresh(self) -> None:
         """Forget what plugins registered (after registering or removing one)."""
         self._catalog = None
@@ -201,7 +241,7 @@ class Hub:
                 except (FileNotFoundError, OSError) as e:
                     raise MissingWeightsError(f"cannot load weights for {addr}: {e}") from None
 
-            with using_home(self.home):
+            with using_home(self.home), using_host(self.host):
                 expert = call_plugin(spec, "loading", construct)
             self._experts[key] = guard(expert)  # outputs are checked against the spec at the boundary
         return self._experts[key]
@@ -216,7 +256,7 @@ class Hub:
         from .spec.boundary import call_plugin
 
         loader = call_plugin(spec, "import", import_object, spec.loader)
-        with using_home(self.home):
+        with using_home(self.home), using_host(self.host):
             items = call_plugin(spec, "loading", loader, split)
         if not isinstance(items, dict):
             raise PluginError(f"dataset {dataset!r} (plugin {getattr(spec, 'plugin', None)!r}) returned a "
@@ -260,7 +300,8 @@ class Hub:
 
         recipe = self.recipe(plan.recipe)
         make = call_plugin(recipe, "import", import_object, recipe.loader)
-        data = call_plugin(recipe, "making training pairs", make, self._recipe_context(plan, src, tgt), split)
+        with using_home(self.home), using_host(self.host):
+            data = call_plugin(recipe, "making training pairs", make, self._recipe_context(plan, src, tgt), split)
         if not isinstance(data, PairData):
             raise PluginError(f"recipe {recipe.id!r} (plugin {getattr(recipe, 'plugin', None)!r}) returned a "
                               f"{type(data).__name__}, expected an n2n_hub PairData of (source, target) rows")
@@ -633,6 +674,21 @@ class Hub:
         batch = read_inputs(plan.source_spec, inputs, who=str(plan.source))
         return self.pair(plan, **pair_options).translate(batch, n=n, temperature=temperature, seed=seed)
 
+
+    @staticmethod
+    def is_main_process() -> bool:
+        """False in every process but rank 0 of a ``torchrun`` job: rank 0 speaks for all."""
+        from .base.distributed import world
+
+        return world().is_main
+
+    @staticmethod
+    def training_cost(translator: Translator) -> ComputeRecord | None:
+        """What training ``translator`` took (time, FLOPs, device), from its file's record; None if unrecorded."""
+        from .training.compute import ComputeRecord
+
+        record = translator.metadata.get("compute")
+        return ComputeRecord(**record) if record else None
 
     # The faces (CLI, server, notebooks) reach evaluation, diagnosis and publishing through
     # these doors: the hub pairs and gathers the values (translators, held-out data, feature

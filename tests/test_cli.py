@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -143,3 +145,39 @@ def test_install_and_uninstall_call_pip(run, monkeypatch):
     failed = run("install", "n2n-missing")
     assert failed.exit_code == 1 and "pip exited with status 1" in failed.output
     assert run("uninstall", "n2n-hub").exit_code == 1
+
+
+# What a user runs to see what is there; none of it may wait for torch (or the experts' libraries).
+LISTINGS = {("--help",): "train-expert", ("experts",): "vaegan", ("pairs",): "bert-vaegan-animals",
+            ("plugins",): "register_lazy_commands", ("cache", "list"): "toytext", ("train-expert", "--help"): "segmenter"}
+HEAVY = ("torch", "transformers", "timm", "torchvision", "segmentation_models_pytorch", "safetensors.torch")
+RUN_CLI = """import sys
+from n2n_hub.cli import main
+sys.argv = ["n2n-hub", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("HEAVY", sorted(m for m in %r if m in sys.modules))
+""" % (HEAVY,)
+
+
+def test_help_and_listings_import_no_torch_as_a_user_runs_them(toy_hub, monkeypatch):
+    toy_hub.pair("toytext", "toygen", steps=20)  # `cache list` has a translator to show
+    monkeypatch.delenv("N2N_HUB_REGISTRY")  # the installed plugins and registry, as a user has them
+    for args, shows in LISTINGS.items():
+        p = subprocess.run([sys.executable, "-c", RUN_CLI, *args], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert shows in p.stdout, (args, p.stdout[-500:])
+        assert p.stdout.rstrip().endswith("HEAVY []"), (args, p.stdout.rstrip()[-200:])
+
+
+def test_a_cache_root_that_is_a_file_still_lets_help_answer_and_listings_fail_in_one_line(tmp_path, monkeypatch):
+    home = tmp_path / "afile"
+    home.write_text("not a folder")
+    monkeypatch.setenv("N2N_HUB_HOME", str(home))
+    helped = subprocess.run([sys.executable, "-m", "n2n_hub", "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "train-expert" in helped.stdout
+    listed = subprocess.run([sys.executable, "-m", "n2n_hub", "experts"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert listed.stderr.strip().splitlines() == [f"Error: the cache folder {home} is a file, not a folder; point "
+                                                  "N2N_HUB_HOME at a folder (or move that file away)"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 
 import click
@@ -64,6 +65,68 @@ def test_hook_register_commands_adds_a_working_cli_command(monkeypatch):
         assert result.exit_code == 0 and result.output == "hello you\n"
     finally:
         n2n_hub.cli.commands.cli.commands.pop("hello-mine", None)
+
+
+LAZY_COMMANDS = """
+import click
+
+
+@click.command()
+@click.option("--n", type=click.IntRange(1, 9), default=1)
+def train(n):
+    \"\"\"Train mine's weights, at length (this line is not what listings show).\"\"\"
+    click.echo(f"trained mine {n}")
+
+
+@click.command()
+def hello():
+    click.echo("hello from mine")
+
+not_a_command = 3
+"""
+
+
+def test_hook_register_lazy_commands_lists_commands_and_imports_them_only_to_run(tmp_path, monkeypatch):
+    import sys
+
+    import n2n_hub.catalog.host
+    from n2n_hub import CommandSpec
+    from n2n_hub.cli.commands import cli
+
+    (tmp_path / "mine_commands.py").write_text(LAZY_COMMANDS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def register_lazy_commands(register):
+        register(CommandSpec(name="mine", loader="mine_commands:train", help="Train mine's weights."))
+        register(CommandSpec(name="hello-mine", loader="mine_commands:hello", help="Say hello.", group=""))
+        register(CommandSpec(name="odd", loader="mine_commands:not_a_command", help="Not a command."))
+        register(CommandSpec(name="gone", loader="mine_commands_uninstalled:train", help="Gone."))
+        register(CommandSpec(name="Bad Name", loader="mine_commands:train"))
+
+    host = _host(register_lazy_commands=register_lazy_commands)
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
+    runner = CliRunner()
+    try:
+        listing = runner.invoke(cli, ["train-expert", "--help"]).output
+        assert re.search(r"^  mine\s+Train mine's weights\.$", listing, re.M), listing
+        assert re.search(r"^  hello-mine\s+Say hello\.$", runner.invoke(cli, ["--help"]).output, re.M)
+        assert "mine_commands" not in sys.modules  # listed from its registration, not imported
+
+        usage = runner.invoke(cli, ["train-expert", "mine", "--help"]).output
+        assert "train-expert mine [OPTIONS]" in usage and "at length" in usage  # runs under its registered name
+        ran = runner.invoke(cli, ["train-expert", "mine", "--n", "3"])
+        assert ran.exit_code == 0 and ran.output == "trained mine 3\n"
+        assert runner.invoke(cli, ["hello-mine"]).output == "hello from mine\n"
+
+        odd = runner.invoke(cli, ["train-expert", "odd"])
+        assert odd.exit_code == 1 and "plugin 'mine'" in odd.output and "not a click command" in odd.output
+        gone = runner.invoke(cli, ["train-expert", "gone"])
+        assert gone.exit_code == 1 and "`n2n-hub train-expert gone` cannot be loaded" in gone.output
+        assert "Traceback" not in gone.output + odd.output
+        problems = [p.reason for p in host.collect().problems]
+        assert any("refused: command spec 'Bad Name'" in r for r in problems)
+    finally:
+        sys.modules.pop("mine_commands", None)
 
 
 TOY_PAIR = {"source": "toytext", "target": "toygen", "recipe": "dataset", "dataset": "toyshapes",

@@ -111,6 +111,7 @@ def test_an_unexpected_error_is_one_line_with_a_debug_hint_and_debug_shows_it(ru
     assert "unexpected ZeroDivisionError: division by zero deep inside" in line and "--debug" in line
     with pytest.raises(ZeroDivisionError):
         run("--debug", "pairs")
+    assert "unexpected ZeroDivisionError" in one_line_error(run("pairs"))  # --debug held for its own run only
 
 
 def test_many_samples_decode_in_chunks_and_make_a_grid_a_viewer_opens(run, tmp_path, toy_modules, monkeypatch):
@@ -152,7 +153,9 @@ def test_the_python_api_refuses_the_same_values(toy_hub):
 
 
 def _commands(group, path=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # plugin commands too, which load when asked for
+        cmd = group.get_command(ctx, name)
         yield path + (name,), cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, path + (name,))

@@ -168,3 +168,67 @@ def test_dataset_access_names_what_is_missing(toy_cli_host):
         kit.dataset_spec("toyshapes", needs=("text",))
     with pytest.raises(kit.InputError, match="split must be"):
         kit.load_dataset("toyshapes", "val")
+
+
+DATASETS_MODULE = '''
+from n2n_hub import kit
+
+
+def inner(split):
+    """A dataset that fetches its files once, into the hub's home."""
+    path = kit.hub_home() / "datasets" / "inner" / f"{split}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("fetched")
+    return {"text": ["a circle", "a square"]}
+
+
+def outer(split):
+    """A dataset made from another one, as plugin code reads it."""
+    return {"text": [t.upper() for t in kit.load_dataset("inner", split, needs=("text",))["text"]]}
+'''
+
+
+def test_load_dataset_reads_the_running_hub_s_dataset_under_its_home(tmp_path, monkeypatch):
+    import types
+
+    import n2n_hub.catalog.host
+    from n2n_hub import DatasetSpec, hookimpl
+    from n2n_hub.catalog.host import PluginHost
+    from n2n_hub.hub import Hub
+
+    (tmp_path / "my_datasets.py").write_text(DATASETS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nothing_installed = PluginHost()
+    nothing_installed._loaded = True
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", nothing_installed)
+
+    def register_datasets(register):
+        for name in ("inner", "outer"):
+            register(DatasetSpec(id=name, version="1", loader=f"my_datasets:{name}", domains=("text",)))
+
+    mine = PluginHost()
+    mine._loaded = True
+    assert mine.register(types.SimpleNamespace(register_datasets=hookimpl(register_datasets)), "mine")
+    hub = Hub(home=tmp_path / "elsewhere", host=mine, progress=False, log=lambda m: None)
+    assert hub.load_dataset("outer", "test") == {"text": ["A CIRCLE", "A SQUARE"]}
+    assert (tmp_path / "elsewhere" / "datasets" / "inner" / "test.txt").read_text() == "fetched"
+    assert not (kit.hub_home() / "datasets").exists()  # not under $N2N_HUB_HOME
+    with pytest.raises(kit.InputError, match="no dataset 'inner'"):  # outside the hub's work: what is installed
+        kit.load_dataset("inner", "test")
+
+
+def test_hf_cache_dir_reads_the_environment_when_called(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HOME", raising=False)
+    assert kit.hf_cache_dir() is None  # huggingface_hub's own default
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert kit.hf_cache_dir() == str(tmp_path / "hf" / "hub")
+    monkeypatch.setenv("HF_HUB_CACHE", "~/hub-cache")
+    assert kit.hf_cache_dir() == str(Path("~/hub-cache").expanduser())  # it wins over HF_HOME
+
+
+def test_bert_and_biggan_find_hugging_face_files_where_the_kit_says():
+    from n2n_bert import checkpoints
+    from n2n_biggan import weights
+
+    assert checkpoints.hf_cache_dir is kit.hf_cache_dir and weights.hf_cache_dir is kit.hf_cache_dir

@@ -8,16 +8,19 @@ which entry points load (comma-separated names; empty loads none).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fnmatch
 import importlib.metadata as md
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
 from .. import hookspecs
+from ..spec.commands import CommandSpec
 from ..spec.components import BridgeSpec, DatasetSpec, RecipeSpec
 from ..errors import N2NError, PluginError
 from ..spec.expert import ExpertSpec
@@ -30,14 +33,24 @@ BUILTIN_PLUGIN = "n2n_hub.builtin"
 BUILTIN_PACKAGE = "n2n-hub"
 
 
-def _package(ep: md.EntryPoint) -> str:
+def _distribution(ep: md.EntryPoint, seen: dict[int, tuple[str, str]]) -> tuple[str, str] | None:
+    """(package, version) of the distribution shipping ``ep``, its metadata parsed once per distribution.
+
+    Parsing a distribution's metadata reads its whole long description; doing it once per
+    entry point made every command start slower.
+    """
     dist = getattr(ep, "dist", None)
-    return str(dist.metadata["Name"]) if dist is not None else "?"
+    if dist is None:
+        return None
+    if id(dist) not in seen:
+        meta = dist.metadata
+        seen[id(dist)] = (str(meta["Name"]), meta["Version"])
+    return seen[id(dist)]
 
 
-def _builtins_first(ep: md.EntryPoint) -> tuple[int, str]:
-    """Built-in plugins load first, so a third-party entry point can never take their names."""
-    return (0 if _package(ep).replace("_", "-").lower() == BUILTIN_PACKAGE else 1, ep.name)
+def _package(ep: md.EntryPoint, seen: dict[int, tuple[str, str]]) -> str:
+    about = _distribution(ep, seen)
+    return about[0] if about is not None else "?"
 
 
 @dataclass
@@ -152,6 +165,7 @@ class Catalog:
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # "expert:id" -> plugin names
     pairs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # name -> (plugin, [pairs.NAME] table)
     refused_pairs: list[RefusedPair] = field(default_factory=list)  # entries planning must not fall back past
+    commands: dict[str, CommandSpec] = field(default_factory=dict)  # "train-expert NAME" -> spec
 
     def search(self, query: str | None = None) -> list[ExpertSpec]:
         """Experts sorted by id, filtered by a substring or wildcard over id and description."""
@@ -184,10 +198,17 @@ class PluginHost:
         allowed = os.environ.get(LOAD_ENV)
         allow = None if allowed is None else {s.strip() for s in allowed.split(",") if s.strip()}
         owner: dict[str, tuple[str, str]] = {}  # entry-point name -> (package, value) that took it
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=_builtins_first):
+        seen: dict[int, tuple[str, str]] = {}
+        entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+
+        def builtins_first(ep: md.EntryPoint) -> tuple[int, str]:
+            """Built-in plugins load first, so a third-party entry point can never take their names."""
+            return (0 if _package(ep, seen).replace("_", "-").lower() == BUILTIN_PACKAGE else 1, ep.name)
+
+        for ep in sorted(entry_points, key=builtins_first):
             if allow is not None and ep.name not in allow:
                 continue
-            package = _package(ep)
+            package = _package(ep, seen)
             if ep.name in owner:
                 if owner[ep.name] != (package, ep.value):  # the same one seen twice is no conflict
                     first = owner[ep.name][0]
@@ -199,9 +220,9 @@ class PluginHost:
             owner[ep.name] = (package, ep.value)
             if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
                 continue
-            dist = getattr(ep, "dist", None)
-            if dist is not None:
-                self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
+            about = _distribution(ep, seen)
+            if about is not None:
+                self.distributions[ep.name] = about
             try:
                 module = ep.load()
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the host
@@ -254,7 +275,7 @@ class PluginHost:
     def collect(self) -> Catalog:
         """Call every registration hook and gather what it registers, validated."""
         catalog = Catalog(problems=list(self.load_problems))
-        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}, "recipe": {}}
+        owners: dict[str, dict[str, str]] = {"expert": {}, "bridge": {}, "dataset": {}, "recipe": {}, "command": {}}
 
         def make(kind: str, cls: type, table: dict[str, Any]) -> Callable[[str], Callable[..., None]]:
             def register_for(plugin: str) -> Callable[..., None]:
@@ -283,7 +304,28 @@ class PluginHost:
         self._call_each("register_datasets", make("dataset", DatasetSpec, catalog.datasets), catalog)
         self._call_each("register_recipes", make("recipe", RecipeSpec, catalog.recipes), catalog)
         self._call_each("register_pairs", lambda plugin: _pair_register(plugin, catalog), catalog)
+        self._call_each("register_lazy_commands", make("command", CommandSpec, catalog.commands), catalog)
         return catalog
+
+    def report(self, catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+        """Loaded plugins (name, package, version, hooks, problems) and the ones that failed, as `n2n-hub plugins` shows them."""
+        names = self.plugin_names()
+        rows = []
+        for name in names:
+            dist, version = self.distributions.get(name, (None, None))
+            rows.append({"name": name, "package": dist, "version": version, "hooks": self.hooks_of(name),
+                         "problems": [p.reason for p in catalog.problems if p.plugin == name]})
+        failed = [p.to_dict() for p in catalog.problems if p.plugin not in names]
+        return {"plugins": rows, "failed": failed}
+
+    def extend_cli(self, cli: object) -> None:
+        """Call every ``register_commands(cli)`` hook; one that fails is recorded as a load problem, not raised."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break the CLI
+                self.load_problems.append(PluginProblem(impl.plugin_name,
+                                                        f"register_commands raised {type(e).__name__}: {e}"))
 
 
 def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
@@ -322,6 +364,7 @@ def _with_plugin(spec: Any, plugin: str) -> Any:
 
 
 _host: PluginHost | None = None
+_active: contextvars.ContextVar[PluginHost | None] = contextvars.ContextVar("n2n_hub_host", default=None)
 
 
 def get_host() -> PluginHost:
@@ -331,3 +374,18 @@ def get_host() -> PluginHost:
         _host = PluginHost()
         _host.load_entry_points()
     return _host
+
+
+@contextlib.contextmanager
+def using_host(host: PluginHost) -> Iterator[None]:
+    """Within this block :func:`active_host` is ``host``: how ``Hub(host=...)`` reaches plugin code it runs."""
+    token = _active.set(host)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def active_host() -> PluginHost:
+    """The host of the hub whose work is running now, else the process-wide one."""
+    return _active.get() or get_host()

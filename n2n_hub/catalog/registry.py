@@ -95,6 +95,10 @@ class PairEntry:
     published: Published | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the recipe's own settings
 
+    def describe_origin(self) -> str:
+        """Where this entry came from, for people: ``built-in``, ``plugin NAME`` or ``user file PATH``."""
+        return describe_origin(self.origin)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "source": str(self.source), "target": str(self.target), "recipe": self.recipe,

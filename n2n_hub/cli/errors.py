@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from ..errors import N2NError
+
 DEBUG_ENV = "N2N_HUB_DEBUG"
 
 
@@ -22,13 +24,32 @@ def debugging() -> bool:
 
 def run_main(group: click.Group, parent_main: Any, args: Any, prog_name: Any, complete_var: Any,
              standalone_mode: bool, extra: dict[str, Any]) -> Any:
-    """Run click's ``main`` and turn every way of failing into one line and an exit status."""
+    """Run click's ``main`` and turn every way of failing into one line and an exit status.
+
+    ``--debug`` holds for this invocation only: a program (or test) that runs several
+    commands in one process gets back the environment it had.
+    """
+    before = os.environ.get(DEBUG_ENV)
+    try:
+        return _run_main(parent_main, args, prog_name, complete_var, standalone_mode, extra)
+    finally:
+        if before is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = before
+
+
+def _run_main(parent_main: Any, args: Any, prog_name: Any, complete_var: Any, standalone_mode: bool,
+              extra: dict[str, Any]) -> Any:
     if not standalone_mode:
         return parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
     try:
         rv = parent_main(args, prog_name, complete_var, standalone_mode=False, **extra)
     except click.ClickException as e:  # usage errors included: status 1, as documented
         e.show()
+        sys.exit(1)
+    except N2NError as e:  # raised outside a command (while listing, say): the same one line
+        click.echo(f"Error: {e}", err=True)
         sys.exit(1)
     except click.Abort:
         click.echo("aborted", err=True)

@@ -17,14 +17,16 @@ import tempfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import torch
 from filelock import FileLock
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
+from ..base.tensor_files import load_file, save_file
 from ..errors import CacheError
+
+if TYPE_CHECKING:  # torch loads when features are read or written, not to list or clean the cache
+    import torch
 
 SHARD_ROWS = 50_000
 TEMP_RE = re.compile(r"^\.(?P<key>[0-9a-f]{64})-")  # a folder being built (or left by a crash)
@@ -71,6 +73,8 @@ class FeatureStore:
         return (self.path(key) / "meta.json").is_file()
 
     def load(self, key: str) -> torch.Tensor:
+        import torch
+
         folder = self.path(key)
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))

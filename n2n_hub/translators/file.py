@@ -12,15 +12,17 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from ..base.atomic import atomic_path
+from ..base.tensor_files import load_file, save_file
 from ..errors import TranslatorFileError
+
+if TYPE_CHECKING:  # torch loads when a file is written or read, not to list the cache
+    import torch
+    from torch import nn
 
 FORMAT = "n2n-hub-translator"
 FORMAT_VERSION = 1
@@ -153,6 +155,8 @@ def verify_written(path: str | os.PathLike[str], module: nn.Module) -> dict[str,
     if meta.get("kind") != getattr(module, "kind", None) or meta.get("config") != json.loads(
             json.dumps(module.config())):  # type: ignore[operator]
         raise TranslatorFileError(f"{path} does not describe the module just written to it; delete it and pair again")
+    import torch
+
     try:
         written = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:

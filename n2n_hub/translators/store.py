@@ -34,16 +34,18 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from filelock import FileLock, Timeout
-from torch import nn
 
 from . import file as translator_file
 from ..base.atomic import atomic_path, atomic_write_bytes, sha256_file
 from ..errors import CacheError, IntegrityError, OfflineError
 from ..base.paths import is_offline
 from ..catalog.registry import Published
+
+if TYPE_CHECKING:  # listing the cache imports no torch
+    from torch import nn
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
 KEY_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -48,6 +48,10 @@ class TransferResult:
     resampled: Any = None
     info: list[dict[str, Any]] = field(default_factory=list)
 
+    def grid_rows(self) -> tuple[torch.Tensor, int]:
+        """``(images, columns)`` of the grid that shows it: see :func:`grid_rows`."""
+        return grid_rows(self)
+
 
 def _broadcast(x: Any, b: int, what: str) -> Any:
     n = len(x)

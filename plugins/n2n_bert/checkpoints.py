@@ -8,12 +8,11 @@ a local directory, or a Hugging Face repo id fetched into the Hugging Face cache
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from n2n_hub.kit import (InputError, IntegrityError, MissingWeightsError, OfflineError, is_offline,
+from n2n_hub.kit import (InputError, IntegrityError, MissingWeightsError, OfflineError, hf_cache_dir, is_offline,
                          sha256_file)
 
 from . import DEFAULT_VARIANT
@@ -112,15 +111,6 @@ def resolve(variant: str | None) -> Checkpoint:
             "repo id like 'bert-base-uncased' or 'sentence-transformers/bert-base-nli-stsb-mean-tokens'"
         )
     return Checkpoint(hub_snapshot(variant), "hub", variant)
-
-
-def hf_cache_dir() -> str | None:
-    """``HF_HUB_CACHE``, else ``HF_HOME/hub``, read now (huggingface_hub reads them at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
-    return None
 
 
 def _how_to_provide(repo_id: str) -> str:

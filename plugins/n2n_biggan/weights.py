@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 from n2n_hub.kit import (CacheError, InputError, MissingWeightsError, OfflineError, atomic_path, experts_dir,
-                         is_offline, sha256_file)
+                         hf_cache_dir, is_offline, sha256_file)
 
 from . import VARIANTS
 
@@ -110,14 +109,6 @@ def _how_to(variant: str, settings: dict | None, repo: str | None) -> str:
     return "; ".join(lines) + "."
 
 
-def _hf_cache_dir() -> str | None:
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
-    return None
-
-
 def _from_hub(repo: str, how: str) -> WeightsLocation:
     """The Hugging Face cache copy of a repo (downloaded first unless offline)."""
     from huggingface_hub import snapshot_download
@@ -127,10 +118,10 @@ def _from_hub(repo: str, how: str) -> WeightsLocation:
     patterns = [CONFIG, SAFETENSORS, BIN]
     try:
         try:
-            folder = Path(snapshot_download(repo, allow_patterns=[CONFIG, SAFETENSORS], cache_dir=_hf_cache_dir(),
+            folder = Path(snapshot_download(repo, allow_patterns=[CONFIG, SAFETENSORS], cache_dir=hf_cache_dir(),
                                             local_files_only=offline))
             if find_in_folder(folder) is None and not offline:  # no safetensors published: take the .bin
-                folder = Path(snapshot_download(repo, allow_patterns=patterns, cache_dir=_hf_cache_dir()))
+                folder = Path(snapshot_download(repo, allow_patterns=patterns, cache_dir=hf_cache_dir()))
         except LocalEntryNotFoundError as e:
             partial = getattr(e, "snapshot_path", None)
             if not partial or find_in_folder(Path(partial)) is None:

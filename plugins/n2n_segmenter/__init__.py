@@ -4,7 +4,7 @@ Registration is cheap: torch and segmentation-models-pytorch are imported only w
 expert is loaded or the train command runs.
 """
 
-from n2n_hub import ExpertSpec, Representation, Variant, hookimpl
+from n2n_hub import CommandSpec, ExpertSpec, Representation, Variant, hookimpl
 
 ANIMALS = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 CLASS_NAMES: tuple[str, ...] = ("background", *ANIMALS)
@@ -49,7 +49,7 @@ def register_experts(register):
 
 
 @hookimpl
-def register_commands(cli):
-    from .commands import register
-
-    register(cli)
+def register_lazy_commands(register):
+    # `n2n-hub train-expert segmenter`: its module (and torch) is imported only when it runs
+    register(CommandSpec(name="segmenter", loader="n2n_segmenter.commands:train_segmenter_command",
+                         help="Train the DeepLabV3 segmenter on a labelled dataset."))

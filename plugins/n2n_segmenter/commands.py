@@ -7,22 +7,15 @@ from typing import Any
 
 import click
 
-from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError, PluginError
+from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError
 
 
 def _dataset(name: str) -> tuple[Any, tuple[str, ...]]:
-    """The dataset's loader and class names; it must have images and one label per image."""
-    from n2n_hub.kit import dataset_spec, import_object
+    """A loader of the dataset's splits, and its class names; it must have images and one label per image."""
+    from n2n_hub.kit import dataset_spec, load_dataset
 
     spec = dataset_spec(name, needs=("image", "label"), labelled=True)
-    return import_object(spec.loader), tuple(spec.class_names or ())
-
-
-def register(cli: click.Group) -> None:
-    group = cli.commands.get("train-expert")
-    if not isinstance(group, click.Group):
-        raise PluginError("this n2n-hub has no 'train-expert' command group; upgrade n2n-hub")
-    group.add_command(train_segmenter_command)
+    return (lambda split: load_dataset(name, split, needs=("image", "label"))), tuple(spec.class_names or ())
 
 
 @click.command(name="segmenter")

@@ -4,7 +4,7 @@ Registration is cheap: the model code (timm, the networks) is imported only when
 expert is loaded or the train command runs.
 """
 
-from n2n_hub import ExpertSpec, Representation, Variant, hookimpl
+from n2n_hub import CommandSpec, ExpertSpec, Representation, Variant, hookimpl
 
 LATENT = Representation((128,))
 
@@ -40,7 +40,7 @@ def register_experts(register):
 
 
 @hookimpl
-def register_commands(cli):
-    from .commands import register
-
-    register(cli)
+def register_lazy_commands(register):
+    # `n2n-hub train-expert vaegan`: its module (and torch) is imported only when it runs
+    register(CommandSpec(name="vaegan", loader="n2n_vaegan.commands:train_vaegan_command",
+                         help="Train the VAE-GAN autoencoder on a dataset or image folder."))

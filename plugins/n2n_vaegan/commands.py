@@ -9,7 +9,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError, PluginError, load_dataset
+from n2n_hub.kit import MAX_SEED, FiniteFloat, N2NError, load_dataset
 
 
 def _dataset_images(name: str) -> torch.Tensor:
@@ -24,13 +24,6 @@ def _fit(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     if tuple(images.shape[-2:]) != (size, size):
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return images.clamp(-1, 1).contiguous()
-
-
-def register(cli: click.Group) -> None:
-    group = cli.commands.get("train-expert")
-    if not isinstance(group, click.Group):
-        raise PluginError("this n2n-hub has no 'train-expert' command group; upgrade n2n-hub")
-    group.add_command(train_vaegan_command)
 
 
 @click.command(name="vaegan")

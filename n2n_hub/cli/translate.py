@@ -1,0 +1,211 @@
+"""Pairing and translating: ``pair``, ``translate``, ``transfer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..base.options import FiniteFloat
+from ..errors import InputError
+from .hubs import echo_json, working_hub
+from .options import (MAX_SAMPLES, FlowSize, Training, device_option, json_option, no_train_option, seed_option,
+                      size_options, training_options, translator_option)
+
+
+@click.command(name="pair")
+@click.argument("source")
+@click.argument("target")
+@training_options
+@size_options
+@click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
+@json_option("Print the translator's metadata as JSON.")
+def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_only: bool, as_json: bool) -> None:
+    """Train (or fetch from the cache) the translator SOURCE -> TARGET.
+
+    Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
+    `bert@/path/to/model`, `segmenter:last`.
+    """
+    hub = working_hub(device=training.device, quiet=as_json)
+    if plan_only:
+        plan = hub.plan(source, target, data=training.data, translator=training.translator, size=flow.size,
+                        n_blocks=flow.n_blocks, hidden=flow.hidden)
+        echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
+        return
+    # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
+    t = hub.pair(source, target, data=training.data, translator=training.translator, size=flow.size,
+                 make_current=True, use_current=False, **training.pair_options(), **flow.flow_options())
+    if not hub.is_main_process():  # under torchrun, rank 0 speaks for all
+        return
+    if as_json:
+        echo_json({"path": str(t.path), **t.metadata})
+        return
+    m = t.metrics
+    nll = m.get("best_val_nll")
+    click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
+    recipe = t.metadata.get("recipe", {})
+    flow_used, sizing, kind = recipe.get("flow", {}), recipe.get("sizing"), hub.kinds().get(t.kind)
+    if sizing and kind is not None and kind.sized:
+        click.echo(f"flow: {flow_used.get('n_blocks', 20)} blocks, hidden {flow_used.get('hidden', 'default')}, "
+                   f"depth {flow_used.get('depth', 3)} ({sizing})")
+    if nll is not None:
+        click.echo(f"held-out NLL {nll:.3f} nats/dim (N(0, I) reference {m.get('reference_nll_per_dim', 0):.3f}); "
+                   f"{m.get('steps')} steps")
+    elif m.get("best_val_mse") is not None:
+        click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+    cost = hub.training_cost(t)
+    if cost is not None:
+        click.echo(f"training cost: {cost.summary()}")
+
+
+@click.command(name="translate")
+@click.argument("source")
+@click.argument("target")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=1, max=MAX_SAMPLES), default=8, show_default=True,
+              help="Samples per input.")
+@click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None,
+              help="Scale of the residual noise v (lower: more typical, less diverse). "
+                   "Default: the pair's registry setting (see `n2n-hub pairs`), else 1.")
+@seed_option(default=None, help="Makes the samples reproducible.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="PNG grid (image targets), .txt (text targets) or .safetensors (raw latents).")
+@json_option("Print per-sample information as JSON.")
+@training_options
+def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, temperature: float | None,
+                  seed: int | None, output: Path | None, as_json: bool, training: Training) -> None:
+    """Translate INPUTS (texts, or image files/folders) from SOURCE into TARGET.
+
+    Pairs first if needed (training on first use, then cached). Writes a grid with
+    one row per input and one column per sample.
+
+    \b
+    Example:
+      n2n-hub translate bert vaegan "a zebra" "a photo of an elephant" -n 8 -o animals.png
+    """
+    hub = working_hub(device=training.device, quiet=as_json)
+    if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
+        raise InputError(f"-o {output}: use a .png, .txt or .safetensors file name")
+    if output is not None:
+        from ..base.validation import check_output_path
+
+        check_output_path(output)
+    from ..spec.inputs import read_inputs
+
+    plan = hub.plan(source, target, data=training.data, translator=training.translator)
+    src_spec = plan.source_spec
+    if output is None and not as_json and plan.target_spec.output_domain == "image":
+        raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
+    if len(inputs) * n > MAX_SAMPLES * 64:
+        raise InputError(f"{len(inputs)} inputs x {n} samples is more than n2n-hub makes in one call "
+                         f"({MAX_SAMPLES * 64}); split the inputs over several calls")
+    if src_spec.input_domain not in ("text", "image"):
+        raise InputError(f"cannot read '{src_spec.input_domain}' inputs from the command line")
+    batch = read_inputs(src_spec, list(inputs), who=str(plan.source))  # bad inputs fail before any training
+    t = hub.pair(plan, None, data=None, translator=None, size=None, **training.pair_options())
+    decode = output is None or output.suffix.lower() != ".safetensors"
+    result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
+    labels = list(inputs) if src_spec.input_domain == "text" else [str(i) for i in range(len(result.latents))]
+    if output is not None:
+        _write_output(output, result, t, n)
+        if not as_json:
+            click.echo(f"wrote {output} ({len(result.latents)} input(s) x {n} samples)")
+    if as_json:
+        rows = []
+        for i, label in enumerate(labels):
+            rows.append({"input": label, "samples": result.info[i * n:(i + 1) * n]})
+        echo_json({"source": str(t.source_address), "target": str(t.target_address), "translator": str(t.path),
+                   "temperature": t.temperature if temperature is None else temperature,
+                   "output": str(output) if output else None, "results": rows})
+    elif output is None:
+        if isinstance(result.outputs, list):
+            for i, label in enumerate(labels):
+                click.echo(f"{label}:")
+                for o in result.outputs[i * n:(i + 1) * n]:
+                    click.echo(f"  {o}")
+
+
+def _write_output(output: Path, result: Any, translator: Any, n: int) -> None:
+    """``-o``: raw latents (.safetensors), a PNG grid, or one text per line (.txt)."""
+    suffix = output.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        from ..base.atomic import atomic_path
+
+        with atomic_path(output) as tmp:
+            save_file({"latents": result.latents.contiguous()}, str(tmp),
+                      metadata={"source": str(translator.source_address), "target": str(translator.target_address)})
+        return
+    if suffix == ".png":
+        import torch
+
+        if not isinstance(result.outputs, torch.Tensor):
+            raise InputError(f"{translator.target_address} does not produce images; use -o FILE.txt")
+        from ..base.images import save_grid
+
+        save_grid(result.outputs, output, ncol=n)
+        return
+    if not isinstance(result.outputs, list):
+        raise InputError(f"{translator.target_address} produces images; use -o FILE.png")
+    from ..base.atomic import atomic_write_bytes
+
+    atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
+
+
+@click.command(name="transfer", short_help="Keep exemplars' residual, give them a new condition.")
+@click.argument("source")
+@click.argument("target")
+@click.argument("exemplars", nargs=-1, required=True)
+@click.option("--to", help="New domain(s) (recipe 'domains'): one name, or one per exemplar separated by commas.")
+@click.option("--from", "from_", help="The exemplars' domain(s) (default: inferred), or their source inputs.")
+@click.option("--appearance", multiple=True, help="Image(s) whose appearance to take (recipe 'deformation').")
+@click.option("--condition", multiple=True,
+              help="Source input(s) giving the new condition (exemplar-guided), e.g. an image the segmenter reads.")
+@click.option("-n", "--num-samples", "n", type=click.IntRange(min=0, max=MAX_SAMPLES), default=0, show_default=True,
+              help="Also draw N samples with a fresh residual under the new condition, for comparison.")
+@click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None, help="Temperature of those samples.")
+@seed_option(default=None, help="Makes those samples reproducible.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="PNG grid: exemplar, condition, output, samples.")
+@json_option("Print per-exemplar facts as JSON.")
+@translator_option("cinn (default), the deterministic mlp baseline (which has no residual), or another registered kind.")
+@device_option()
+@no_train_option()
+def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to: str | None, from_: str | None,
+                 appearance: tuple[str, ...], condition: tuple[str, ...], n: int, temperature: float | None,
+                 seed: int | None, output: Path | None, as_json: bool, translator: str | None, device: str,
+                 no_train: bool) -> None:
+    """Translate EXEMPLARS (image files) keeping what SOURCE does not determine about them.
+
+    \b
+    z* = τ(τ⁻¹(Θ(y) | c_y) | c_new): the new condition depends on the pair's recipe.
+      n2n-hub transfer domain vaegan horse.png --to zebra -o zebra.png       (unpaired, Sec. D)
+      n2n-hub transfer vaegan vaegan shape.png --appearance look.png -o x.png (shape/appearance)
+      n2n-hub transfer segmenter:labels vaegan pose.png --condition layout.png -o x.png
+    """
+    if output is not None and output.suffix.lower() != ".png":
+        raise InputError(f"-o {output}: transfer writes a PNG grid; name the file '*.png'")
+    if output is None and not as_json:
+        raise InputError("pass -o FILE.png to save the grid (or --json for the facts)")
+    hub = working_hub(device=device, quiet=as_json)
+    plan = hub.plan(source, target, translator=translator)
+    names = [s.strip() for s in to.split(",")] if to else None
+    old = [s.strip() for s in from_.split(",")] if from_ else None  # domain names, or the exemplars' source inputs
+    result = hub.transfer(plan, exemplars=list(exemplars), to=names, appearance=list(appearance) or None,
+                          condition=list(condition) or None, from_=old, n=n, temperature=temperature, seed=seed,
+                          train_if_missing=not no_train)
+    if output is not None:
+        from ..base.images import save_grid
+
+        images, ncol = result.grid_rows()
+        save_grid(images, output, ncol=ncol)
+        if not as_json:
+            click.echo(f"wrote {output} ({len(exemplars)} exemplar(s); columns: exemplar, "
+                       f"{'condition, ' if ncol - n > 2 else ''}transfer{f', {n} fresh samples' if n else ''})")
+    if as_json:
+        echo_json({"source": source, "target": target, "output": str(output) if output else None,
+                   "results": [{"exemplar": e, **info} for e, info in zip(exemplars, result.info)]})
+
+
+COMMANDS = [pair_cmd, translate_cmd, transfer_cmd]
