@@ -50,7 +50,7 @@ def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_
     folder, base = served
     trained = _hub(toy_host, tmp_path / "a", [toy_registry_file]).pair("toytext", "toygen")  # the entry's settings
     pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"][:10], folder, url=base)
-    assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256}
+    assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256, "size": pub.file.stat().st_size}
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     fetched = _hub(toy_host, tmp_path / "b", [toy_registry_file, pub.snippet]).pair(
@@ -85,7 +85,8 @@ def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_hos
     pub = publish(_hub(toy_host, tmp_path / "a", []).cache, trained.metadata["key"], tmp_path / "out")
     assert pub.name == "toy-shapes" and pub.published["url"] == pub.file.name
     assert pub.snippet.read_text().splitlines()[2:] == [
-        "[pairs.toy-shapes.published]", f'url = "{pub.file.name}"', f'sha256 = "{pub.sha256}"']
+        "[pairs.toy-shapes.published]", f'url = "{pub.file.name}"', f'sha256 = "{pub.sha256}"',
+        f"size = {pub.file.stat().st_size}"]
     fetched = _hub(toy_host, tmp_path / "b", [toy_registry_file, pub.snippet]).pair(
         "toytext", "toygen", train_if_missing=False)
     assert torch.equal(_samples(fetched), _samples(trained))
@@ -176,9 +177,11 @@ def test_the_release_script_ships_a_registry_pair_and_rewrites_its_published_tab
 
 
 class _StandInHub(http.server.BaseHTTPRequestHandler):
-    """The two Hugging Face endpoints an upload of a small file uses: preupload and commit."""
+    """The Hugging Face endpoints an upload of small files uses: the card's metadata check, preupload
+    and commit. The metadata check answers as the hub does, with our offline rendering of its rules."""
 
     received: dict[str, bytes] = {}
+    validated: list[str] = []
 
     def log_message(self, *args):  # type: ignore[no-untyped-def]
         pass
@@ -199,7 +202,18 @@ class _StandInHub(http.server.BaseHTTPRequestHandler):
 
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         repo = self.path.split("/")[3:5]
-        if "/preupload/" in self.path:
+        if self.path == "/api/validate-yaml":
+            from n2n_hub.translators.card import check_card
+
+            content = json.loads(data)["content"]
+            _StandInHub.validated.append(content)
+            try:
+                check_card(content)
+            except InputError as e:
+                self._json({"errors": [{"message": str(e)}]}, 400)
+            else:
+                self._json({"errors": [], "warnings": []})
+        elif "/preupload/" in self.path:
             files = json.loads(data)["files"]
             self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
         elif "/commit/" in self.path:
@@ -222,16 +236,33 @@ def test_publish_uploads_through_huggingface_hub_to_a_local_endpoint(toy_host, t
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    _StandInHub.validated.clear()
     try:
         hub = _hub(toy_host, tmp_path / "a", [])
         key = hub.pair("toytext", "toygen", steps=10, n_blocks=1, hidden=8).metadata["key"]
         pub = publish(hub.cache, key, tmp_path / "out", hf_repo="me/translators", upload=True,
-                      endpoint=f"http://127.0.0.1:{server.server_address[1]}", token="hf_test")
+                      endpoint=endpoint, token="hf_test")
+        # a card the hub rejects stops the upload with the hub's reason, on one line
+        import n2n_hub.translators.publish as publishing
+
+        monkeypatch.setattr(publishing, "check_card", lambda text: None)
+        monkeypatch.setattr(publishing, "model_card", lambda *a, **k: "---\nlicense: MIT License\ntags: [n2n-hub]\n"
+                                                                     "n2n_hub: {}\n---\n# x\n")
+        with pytest.raises(InputError, match=r"upload of .* failed: .*'MIT License' is not a Hugging Face licence id")\
+                as rejected:
+            publish(hub.cache, key, tmp_path / "out3", hf_repo="me/translators", upload=True, endpoint=endpoint,
+                    token="hf_test")
+        assert "\n" not in str(rejected.value)
     finally:
         server.shutdown()
         server.server_close()
-    assert pub.published == {"hf_repo": "me/translators", "hf_file": pub.file.name, "sha256": pub.sha256}
+    assert pub.published == {"hf_repo": "me/translators", "hf_file": pub.file.name, "sha256": pub.sha256,
+                             "size": pub.file.stat().st_size}
     assert _StandInHub.received[f"me/translators:{pub.file.name}"] == pub.file.read_bytes()
+    card = _StandInHub.received["me/translators:README.md"]  # the card arrives with the file, as the repo's card
+    assert card == pub.card.read_bytes() and card.startswith(b"---\n") and b"- n2n-hub" in card
+    assert _StandInHub.validated[0] == card.decode()  # huggingface_hub had the hub check its metadata first
     assert 'hf_repo = "me/translators"' in pub.snippet.read_text()
     with pytest.raises(InputError, match="--upload needs --hf-repo"):
         publish(hub.cache, key, tmp_path / "out2", upload=True)

@@ -621,6 +621,13 @@ def cache_list(as_json: bool) -> None:
                    + (f"  PROBLEM: {d['problem']}" if d.get("problem") else ""))
 
 
+@cache.command(name="show")
+@click.argument("key")
+def cache_show(key: str) -> None:
+    """Print the model card of the cached translator KEY (a key prefix, see `cache list`)."""
+    click.echo(_hub(quiet=True).card(key), nl=False)
+
+
 @cache.command(name="verify")
 def cache_verify() -> None:
     """Check every cached translator against the sha256 recorded when it was written."""
