@@ -243,8 +243,8 @@ def _record(meta: Mapping[str, Any]) -> dict[str, Any]:
     recipe, training = meta.get("recipe") or {}, meta.get("training") or {}
     experts = {role: {k: (meta.get(role) or {}).get(k) for k in ("address", "version", "fingerprint")}
                for role in ("source", "target")}
-    compute = {k: round(v, 3) if isinstance(v, float) else v for k, v in (meta.get("compute") or {}).items()
-               if v is not None}
+    compute = {k: round(v, 3) if k == "wall_time_s" and isinstance(v, float) else v
+               for k, v in (meta.get("compute") or {}).items() if v is not None}
     return {"key": meta.get("key"), "kind": meta.get("kind"), **experts, "recipe": recipe.get("recipe"),
             "dataset": recipe.get("dataset"), "pairs": meta.get("pairs"),
             "steps": training.get("steps"), "batch_size": training.get("batch_size"),
@@ -397,27 +397,24 @@ def check_card(text: str) -> dict[str, Any]:
     hub knows (``other`` with a ``license_name`` id), and ``base_model``/``datasets`` must be
     repository ids. Raises :class:`InputError` naming the first problem.
     """
+    import yaml
     from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
     from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     def bad(problem: str) -> InputError:
         return InputError(f"the model card would be rejected by the Hugging Face hub: {problem}")
 
-    import yaml
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
-
     block = REGEX_YAML_BLOCK.search(text)
     if not text.startswith("---") or block is None:
         raise bad("it does not start with YAML front matter between '---' lines")
     try:
         meta = yaml.safe_load(block.group(2))
-        if not isinstance(meta, dict):
-            raise ValueError("the front matter is not a mapping")
-        ModelCard(text)  # the hub parses it into ModelCardData, model-index and all
-        ModelCardData(**dict(meta))
-    except Exception as e:  # noqa: BLE001 - yaml and huggingface_hub raise several kinds
-        raise bad(f"its metadata does not parse ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    except yaml.YAMLError as e:
+        raise bad(f"its metadata does not parse ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    if not isinstance(meta, dict):
+        raise bad("its metadata does not parse into a mapping of fields")
     index = meta.get("model-index")
     if index is not None:
         try:
@@ -433,6 +430,11 @@ def check_card(text: str) -> dict[str, Any]:
                 raise bad(f"metric {r.metric_type!r} has value {r.metric_value!r}, not a finite number")
             if not all(isinstance(x, str) and x for x in (r.task_type, r.dataset_type, r.dataset_name, r.metric_type)):
                 raise bad("a model-index result lacks its task type, dataset type and name, or metric type")
+    try:
+        ModelCard(text)  # as huggingface_hub reads it: into ModelCardData, model-index and all
+        ModelCardData(**dict(meta))
+    except Exception as e:  # noqa: BLE001 - huggingface_hub raises several kinds
+        raise bad(f"huggingface_hub cannot read it ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     lic = meta.get("license")
     if lic is not None and lic not in HF_LICENSES:
         raise bad(f"licence {lic!r} is not a Hugging Face licence id (see "
