@@ -681,7 +681,7 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 # -- plugins management ----------------------------------------------------------------
 @cli.command(name="publish")
 @click.argument("key")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder for the translator file and its registry snippet.")
 @click.option("--url", help="Where the file will be served: its URL, or its folder's URL ending in '/'.")
 @click.option("--hf-repo", help="Hugging Face repository that will hold the file (instead of --url).")

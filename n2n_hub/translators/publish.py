@@ -226,8 +226,9 @@ def _without_none(v: Any) -> Any:
     return v
 
 
-def check_snippet(path: Path, name: str, meta: dict[str, Any], entry: dict[str, Any]) -> None:
-    """Read the snippet at ``path`` back as the registry does; raise if it would not load as written."""
+def check_snippet(path: Path, name: str, meta: dict[str, Any], entry: dict[str, Any], shown: Path) -> None:
+    """Read the snippet at ``path`` (to become ``shown``) back as the registry does; raise if it would
+    not load as written."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         pairs = data.get("pairs")
@@ -237,7 +238,8 @@ def check_snippet(path: Path, name: str, meta: dict[str, Any], entry: dict[str, 
         # a published table alone merges over the registry entry it came from: check it on that entry
         parse_entry(path, name, {**whole_entry(meta), **pairs[name]} if set(entry) == {"published"} else pairs[name])
     except (tomllib.TOMLDecodeError, RegistryError, ValueError) as e:
-        raise InputError(f"the registry snippet for {name!r} would not load ({e}); nothing was published") from None
+        why = str(e).replace(str(path), str(shown))
+        raise InputError(f"the registry snippet for {name!r} would not load ({why}); nothing was published") from None
 
 
 # -- publishing -------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def publish(store: TranslatorStore, key: str, out_dir: str | Path, *, url: str |
     check_card(card)
     with atomic_path(snippet) as tmp_snippet:  # in place only once the file and its card are
         tmp_snippet.write_text(text, encoding="utf-8")
-        check_snippet(tmp_snippet, name, meta, entry)
+        check_snippet(tmp_snippet, name, meta, entry, snippet)
         with atomic_path(file) as tmp:
             shutil.copyfile(cached.path, tmp)
             if sha256_file(tmp) != digest:
