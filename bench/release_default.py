@@ -33,11 +33,11 @@ CARD_START = f"<!-- the shipped translator's model card, written by `{COMMAND}` 
 CARD_END = "<!-- end of the shipped translator's model card -->"
 
 
-def published_table(name: str, url: str, sha256: str) -> str:
+def published_table(name: str, url: str, sha256: str, size: int | None = None) -> str:
     """The ``[pairs.NAME.published]`` table pointing at a shipped file (``url`` relative to the registry)."""
     return (f"[pairs.{name}.published]\n"
             f"# written by `{COMMAND}`: the translator shipped in n2n_hub/published/\n"
-            f'url = "{url}"\nsha256 = "{sha256}"\n')
+            f'url = "{url}"\nsha256 = "{sha256}"\n' + (f"size = {size}\n" if size is not None else ""))
 
 
 def write_published_table(registry_file: Path, name: str, table: str) -> None:
@@ -95,7 +95,8 @@ def release(pair: tuple[str, str] = DEFAULT_PAIR, home: str | Path | None = None
         pub.card.unlink()  # and the card into the README
     url = Path(os.path.relpath(pub.file, registry_path.parent)).as_posix()  # resolved against the registry file
     target = registry_path.resolve()  # in a checkout the package's registry.toml links to the repository's
-    write_published_table(target, plan.entry.name, published_table(plan.entry.name, url, pub.sha256))
+    write_published_table(target, plan.entry.name, published_table(plan.entry.name, url, pub.sha256,
+                                                                   pub.published.get("size")))
     log(f"shipped {pub.file} (sha256 {pub.sha256}) and its entry in {target}")
     if readme_path is not None:
         write_readme_card(readme_path, hub.card(pub.file))

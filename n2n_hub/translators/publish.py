@@ -77,10 +77,10 @@ def find_cached(store: TranslatorStore, key: str) -> CacheEntry:
 
 
 # -- checking what comes in -------------------------------------------------------------
-def check_name(name: str, what: str = "--name") -> str:
+def check_name(name: str, what: str = "--name", fix: str = "use letters, digits, '-' and '_' only") -> str:
     """A registry entry name: letters, digits, '-' and '_' (so ``[pairs.NAME]`` is one plain table)."""
     if not isinstance(name, str) or not NAME.match(name):
-        raise InputError(f"{what} {name!r} is not a registry entry name: use letters, digits, '-' and '_' only")
+        raise InputError(f"{what} {name!r} is not a registry entry name: {fix}")
     return name
 
 
@@ -267,10 +267,10 @@ def publish(store: TranslatorStore, key: str, out_dir: str | Path, *, url: str |
     if hf_repo is not None:
         check_hf(hf_repo, hf_file)
     cached = find_cached(store, key)
+    meta = translator_file.read_metadata(cached.path)
+    existing, entry = registry_entry(meta)  # refuses a translator of local data
     out = check_out_dir(out_dir)
     store.check(cached.path)  # never publish a file that changed after it was cached
-    meta = translator_file.read_metadata(cached.path)
-    existing, entry = registry_entry(meta)
     file = out / f"{safe_label(cached.pair)}-{cached.key[:16]}.safetensors"
     digest, size = sha256_file(cached.path), cached.path.stat().st_size
     published: dict[str, Any]
@@ -283,7 +283,7 @@ def publish(store: TranslatorStore, key: str, out_dir: str | Path, *, url: str |
     published.update(sha256=digest, size=size)
     if name is None:
         name = check_name(existing or re.sub(r"[^a-z0-9]+", "-", cached.pair.lower()).strip("-") or "pair",
-                          "the entry name (give another with --name)")
+                          "the entry name", "give one of letters, digits, '-' and '_' with --name")
     entry = {**entry, "published": published}
     snippet = out / f"{name}.toml"
     text = ("# Published translator " + cached.key + ": add this to a registry file\n"
