@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .spec.commands import CommandSpec
 from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
@@ -784,10 +784,33 @@ class Hub:
         return result
 
     def publish(self, key: str, out_dir: str | Path, **options: Any) -> Publication:
-        """Write the cached translator ``key`` and its registry snippet (see :func:`n2n_hub.translators.publish.publish`)."""
+        """Write the cached translator ``key``, its model card and its registry snippet
+        (see :func:`n2n_hub.translators.publish.publish`)."""
         from .translators.publish import publish
 
-        return publish(self.cache, key, out_dir, **options)
+        return publish(self.cache, key, out_dir, specs=self._card_specs, **options)
+
+    def card(self, key: str | Path) -> str:
+        """The model card (``README.md`` text, see :mod:`n2n_hub.translators.card`) of the cached
+        translator whose key starts with ``key``, or of the translator file at a :class:`Path`."""
+        from .translators import file as translator_file
+        from .translators.card import model_card
+        from .translators.publish import find_cached
+
+        path = key if isinstance(key, Path) else find_cached(self.cache, key).path
+        meta = translator_file.read_metadata(path)
+        return model_card(meta, *self._card_specs(meta))
+
+    def _card_specs(self, meta: Mapping[str, Any]) -> tuple[ExpertSpec | None, ExpertSpec | None, DatasetSpec | None]:
+        """The specs a translator's card is written from; None for what no installed plugin registers."""
+        def spec(role: str) -> ExpertSpec | None:
+            try:
+                return self.expert_spec(str((meta.get(role) or {})["address"]))
+            except (N2NError, KeyError):
+                return None
+
+        dataset = (meta.get("recipe") or {}).get("dataset")
+        return spec("source"), spec("target"), self.catalog.datasets.get(dataset) if dataset else None
 
 
 __all__ = ["Hub", "CacheError", "IntegrityError", "ShapeError", "UnknownExpertError"]

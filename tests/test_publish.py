@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import threading
 
@@ -51,7 +52,7 @@ def test_a_published_translator_is_fetched_over_http_and_verified(toy_host, toy_
     folder, base = served
     trained = _hub(toy_host, trained_home, [toy_registry_file]).pair("toytext", "toygen")  # the entry's settings
     pub = publish(_hub(toy_host, trained_home, []).cache, trained.metadata["key"][:10], folder, url=base)
-    assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256}
+    assert pub.published == {"url": base + pub.file.name, "sha256": pub.sha256, "size": pub.file.stat().st_size}
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     fetched = _hub(toy_host, tmp_path / "b", [toy_registry_file, pub.snippet]).pair(
@@ -87,7 +88,8 @@ def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_hos
     pub = publish(_hub(toy_host, trained_home, []).cache, trained.metadata["key"], tmp_path / "out")
     assert pub.name == "toy-shapes" and pub.published["url"] == pub.file.name
     assert pub.snippet.read_text().splitlines()[2:] == [
-        "[pairs.toy-shapes.published]", f'url = "{pub.file.name}"', f'sha256 = "{pub.sha256}"']
+        "[pairs.toy-shapes.published]", f'url = "{pub.file.name}"', f'sha256 = "{pub.sha256}"',
+        f"size = {pub.file.stat().st_size}"]
     fetched = _hub(toy_host, tmp_path / "b", [toy_registry_file, pub.snippet]).pair(
         "toytext", "toygen", train_if_missing=False)
     assert torch.equal(_samples(fetched), _samples(trained))
@@ -178,9 +180,11 @@ def test_the_release_script_ships_a_registry_pair_and_rewrites_its_published_tab
 
 
 class _StandInHub(http.server.BaseHTTPRequestHandler):
-    """The two Hugging Face endpoints an upload of a small file uses: preupload and commit."""
+    """The Hugging Face endpoints an upload of small files uses: the card's metadata check, preupload
+    and commit. The metadata check answers as the hub does, with our offline rendering of its rules."""
 
     received: dict[str, bytes] = {}
+    validated: list[str] = []
 
     def log_message(self, *args):  # type: ignore[no-untyped-def]
         pass
@@ -201,7 +205,18 @@ class _StandInHub(http.server.BaseHTTPRequestHandler):
 
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         repo = self.path.split("/")[3:5]
-        if "/preupload/" in self.path:
+        if self.path == "/api/validate-yaml":
+            from n2n_hub.translators.card import check_card
+
+            content = json.loads(data)["content"]
+            _StandInHub.validated.append(content)
+            try:
+                check_card(content)
+            except InputError as e:
+                self._json({"errors": [{"message": str(e)}]}, 400)
+            else:
+                self._json({"errors": [], "warnings": []})
+        elif "/preupload/" in self.path:
             files = json.loads(data)["files"]
             self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
         elif "/commit/" in self.path:
@@ -225,16 +240,134 @@ def test_publish_uploads_through_huggingface_hub_to_a_local_endpoint(toy_host, t
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    _StandInHub.validated.clear()
     try:
         hub = _hub(toy_host, tmp_path / "a", [])
         key = hub.pair("toytext", "toygen", steps=10, n_blocks=1, hidden=8).metadata["key"]
         pub = publish(hub.cache, key, tmp_path / "out", hf_repo="me/translators", upload=True,
-                      endpoint=f"http://127.0.0.1:{server.server_address[1]}", token="hf_test")
+                      endpoint=endpoint, token="hf_test")
+        # a card the hub rejects stops the upload with the hub's reason, on one line
+        import n2n_hub.translators.publish as publishing
+
+        monkeypatch.setattr(publishing, "check_card", lambda text: None)
+        monkeypatch.setattr(publishing, "model_card", lambda *a, **k: "---\nlicense: MIT License\ntags: [n2n-hub]\n"
+                                                                     "n2n_hub: {}\n---\n# x\n")
+        with pytest.raises(InputError, match=r"upload of .* failed: .*'MIT License' is not a Hugging Face licence id")\
+                as rejected:
+            publish(hub.cache, key, tmp_path / "out3", hf_repo="me/translators", upload=True, endpoint=endpoint,
+                    token="hf_test")
+        assert "\n" not in str(rejected.value)
     finally:
         server.shutdown()
         server.server_close()
-    assert pub.published == {"hf_repo": "me/translators", "hf_file": pub.file.name, "sha256": pub.sha256}
+    assert pub.published == {"hf_repo": "me/translators", "hf_file": pub.file.name, "sha256": pub.sha256,
+                             "size": pub.file.stat().st_size}
     assert _StandInHub.received[f"me/translators:{pub.file.name}"] == pub.file.read_bytes()
+    card = _StandInHub.received["me/translators:README.md"]  # the card arrives with the file, as the repo's card
+    assert card == pub.card.read_bytes() and card.startswith(b"---\n") and b"- n2n-hub" in card
+    assert _StandInHub.validated[0] == card.decode()  # huggingface_hub had the hub check its metadata first
     assert 'hf_repo = "me/translators"' in pub.snippet.read_text()
     with pytest.raises(InputError, match="--upload needs --hf-repo"):
         publish(hub.cache, key, tmp_path / "out2", upload=True)
+
+
+# -- every input checked before any work; every snippet loads ------------------------------
+BAD_INPUTS = [
+    (["--url", "https://example.org/t/\nx = 1"], r"--url .* must not contain spaces or control characters"),
+    (["--url", "https://example.org/my folder/"], r"must not contain spaces"),
+    (["--url", "ftp://example.org/t/"], r"must be an http\(s\):// or file: URL"),
+    (["--url", "example.org/t/"], r"must be an http\(s\):// or file: URL"),
+    (["--url", "https:///t/"], r"names no host"),
+    (["--url", "http://[::1/x"], r"is malformed"),
+    (["--name", "a.b"], r"--name 'a.b' is not a registry entry name"),
+    (["--name", "../../x"], r"--name '../../x' is not a registry entry name"),
+    (["--name", ""], r"--name '' is not a registry entry name"),
+    (["--name", 'x"]\n[pairs.y'], r"is not a registry entry name"),
+    (["--hf-repo", "not a repo"], r"--hf-repo 'not a repo' is not a Hugging Face repository id"),
+    (["--hf-repo", "me/t", "--hf-file", "../x.safetensors"], r"--hf-file '../x.safetensors' is not a file path"),
+    (["--hf-repo", "me/t", "--hf-file", "README.md"], r"is not a file path inside the repository"),
+    (["--hf-repo", "me/t", "--url", "https://example.org/"], r"give --url or --hf-repo, not both"),
+]
+
+
+def test_publish_refuses_each_bad_input_in_one_line_before_any_work(toy_cli_host, tmp_path):
+    from n2n_hub.cli.commands import cli
+
+    key = Hub(host=toy_cli_host, progress=False, log=lambda m: None).pair(
+        "toytext", "toygen", steps=20, n_blocks=1, hidden=8).metadata["key"]
+    out = tmp_path / "pub"
+    for args, message in BAD_INPUTS:
+        result = CliRunner().invoke(cli, ["publish", key[:8], "-o", str(out), *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: "), result.output
+        assert re.search(message, result.output), (message, result.output)
+        assert not out.exists(), args  # nothing made, not even the folder
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    under_a_file = a_file / "sub"
+    readme = tmp_path / "project"
+    readme.mkdir()
+    (readme / "README.md").write_text("# my project\n")
+    for where, message in ((a_file, r"-o .*a-file is a file, not a folder"),
+                           (under_a_file, r"-o .*sub is not a folder we can write to"),
+                           (readme, r"README.md exists and is not an n2n-hub model card")):
+        result = CliRunner().invoke(cli, ["publish", key[:8], "-o", str(where)])
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        assert re.search(message, result.output), (message, result.output)
+    assert a_file.read_text() == "not a folder" and (readme / "README.md").read_text() == "# my project\n"
+    assert sorted(p.name for p in readme.iterdir()) == ["README.md"]  # the probe file is gone too
+
+
+def test_a_folder_url_gets_the_file_name_and_the_snippet_loads_with_size(toy_host, tmp_path):
+    hub = _hub(toy_host, tmp_path / "a", [])
+    key = hub.pair("toytext", "toygen", steps=10, n_blocks=1, hidden=8).metadata["key"]
+    pub = publish(hub.cache, key, tmp_path / "out", url="https://example.org/t%20x/?v=1#", name="my_pair-2")
+    entry = Registry.load([pub.snippet]).entries["my_pair-2"]  # a whole entry: loads on its own
+    assert entry.published.url == "https://example.org/t%20x/?v=1#" and entry.published.size == pub.file.stat().st_size
+    again = publish(hub.cache, key, tmp_path / "out", url="https://example.org/t/")
+    assert Registry.load([again.snippet]).entries[again.name].published.url == "https://example.org/t/" + pub.file.name
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["README.md", pub.file.name, "my_pair-2.toml", again.snippet.name])
+
+
+def test_toml_strings_are_escaped_so_every_character_reads_back():
+    import sys
+
+    from n2n_hub.translators.publish import snippet_text, toml_string
+
+    tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+    every = "".join(chr(c) for c in range(0x80)) + 'é→😀"\\\'"""\\u0000[pairs.x]\n'
+    assert tomllib.loads(f"a = {toml_string(every)}")["a"] == every
+    for c in range(0x80):
+        assert tomllib.loads(f"a = {toml_string(chr(c))}")["a"] == chr(c), c
+    entry = {"source": "a\"b", "target": "c\nd", "recipe": "dataset", "bridges": ["x\\y"],
+             "options": {"augment": ["hflip"], "weights": {"a b": 1.5, "c": [1, 2]}},
+             "flow": {"n_blocks": 2}, "training": {"lr": 1e-05}}
+    assert tomllib.loads(snippet_text("p", entry)) == {"pairs": {"p": entry}}
+    with pytest.raises(InputError, match="not a registry entry name"):
+        snippet_text("a.b", entry)
+
+
+def test_a_snippet_that_would_not_load_is_never_left_behind(toy_host, tmp_path, monkeypatch):
+    import n2n_hub.translators.publish as publishing
+    from n2n_hub.errors import RegistryError
+
+    hub = _hub(toy_host, tmp_path / "a", [])
+    key = hub.pair("toytext", "toygen", steps=10, n_blocks=1, hidden=8).metadata["key"]
+    first = publish(hub.cache, key, tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+
+    def refuse(path, key, raw):  # type: ignore[no-untyped-def]
+        raise RegistryError(f"{path}: [pairs.{key}] refused")
+
+    monkeypatch.setattr(publishing, "parse_entry", refuse)
+    with pytest.raises(InputError, match=r"the registry snippet for 'toytext-base-toygen-base' would not load \(\S*out/toytext-base-toygen-base"
+                                         r"\.toml: \[pairs.toytext-base-toygen-base\] refused\)"):
+        publish(hub.cache, key, tmp_path / "out", url="https://example.org/t/")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # the last good one stays
+    with pytest.raises(InputError, match="would not load"):
+        publish(hub.cache, key, tmp_path / "fresh")
+    assert not any((tmp_path / "fresh").glob("*.toml")) and not any((tmp_path / "fresh").glob("*.safetensors"))
+    assert first.snippet.is_file()

