@@ -28,7 +28,7 @@ def isolate(mp: pytest.MonkeyPatch, root: Path) -> None:
     mp.setenv("N2N_HUB_HOME", str(root / "home"))
     mp.setenv("XDG_CONFIG_HOME", str(root / "config"))
     mp.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("N2N_HUB_REGISTRY", "N2N_HUB_OFFLINE", "N2N_HUB_LOAD_PLUGINS", "XDG_CACHE_HOME"):
+    for var in ("N2N_HUB_REGISTRY", "N2N_HUB_OFFLINE", "N2N_HUB_LOAD_PLUGINS", "XDG_CACHE_HOME", "N2N_HUB_DEBUG"):
         mp.delenv(var, raising=False)
 
 

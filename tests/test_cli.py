@@ -161,6 +161,7 @@ finally:
 """ % (HEAVY,)
 
 
+@pytest.mark.slow  # runs the command as a process, as a user does
 def test_help_and_listings_import_no_torch_as_a_user_runs_them(toy_hub, monkeypatch):
     toy_hub.pair("toytext", "toygen", steps=20)  # `cache list` has a translator to show
     monkeypatch.delenv("N2N_HUB_REGISTRY")  # the installed plugins and registry, as a user has them
@@ -171,6 +172,7 @@ def test_help_and_listings_import_no_torch_as_a_user_runs_them(toy_hub, monkeypa
         assert p.stdout.rstrip().endswith("HEAVY []"), (args, p.stdout.rstrip()[-200:])
 
 
+@pytest.mark.slow  # runs the command as a process, as a user does
 def test_a_cache_root_that_is_a_file_still_lets_help_answer_and_listings_fail_in_one_line(tmp_path, monkeypatch):
     home = tmp_path / "afile"
     home.write_text("not a folder")

@@ -22,6 +22,7 @@ from n2n_hub.errors import OfflineError, RegistryError
 from n2n_hub.translators.store import TranslatorStore
 
 KEY = "0123456789abcdef0123456789abcdef"
+pytestmark = pytest.mark.slow  # loopback HTTP servers
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,8 @@ KEY = "fault-key"
 TEXT = {"pair": "toy-shapes", "texts": ["a circle", "a square"], "n": 2, "seed": 3}
 PAIR = "toytext@base->toygen@base"
 
+pytestmark = pytest.mark.slow  # every test here starts a real server on a loopback port
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
