@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .data.recipes import PairData, RecipeContext
     from .translators.store import TranslatorStore
     from .training import TrainConfig, TrainResult
+    from .training.estimate import TrainingEstimate
     from .training.compute import ComputeRecord
     from .translators.transfer import TransferResult
     from .translators.translator import Translation, Translator
@@ -279,6 +280,23 @@ class Hub:
         plan = apply_size(plan, self.device, size, n_blocks, hidden)
         return replace(plan, asked_translator=translator, asked_size=size)
 
+    def estimate(self, plan: PairPlan, **options: Any) -> TrainingEstimate:
+        """What training ``plan``'s translator will cost here: parameters, steps, batch, and the time of
+        one timed step of the trainer on random rows of the planned shapes (no expert is loaded)."""
+        from .cinn import ConditionSpec
+        from .training.estimate import estimate
+
+        rep = plan.source_spec.tap_representation(plan.source.tap)
+        if plan.target_spec.latent is None:
+            raise IncompatiblePairError(f"{plan.target} has no latent to translate into")
+        cond = ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
+        config = self._train_config(plan, options)
+        module = self._build(plan, cond, plan.target_spec.latent.numel, options)
+        import torch
+
+        dtype = torch.float32 if rep.dtype.startswith(("float", "bfloat")) else torch.int64
+        return estimate(module, tuple(rep.shape), dtype, plan.target_spec.latent.numel, config)
+
     def _plan_of(self, source: str | PairPlan, target: str | None, **planning: Any) -> PairPlan:
         """``source`` itself when it is a plan (nothing is planned again), else a new plan of the pair."""
         if isinstance(source, PairPlan):
@@ -335,8 +353,7 @@ class Hub:
         rep = source.representation_for(plan.source.tap)
         return ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
 
-    def _build(self, plan: PairPlan, cond: ConditionSpec, target: Expert, overrides: dict[str, Any]) -> nn.Module:
-        dim = target.latent_representation().numel
+    def _build(self, plan: PairPlan, cond: ConditionSpec, dim: int, overrides: dict[str, Any]) -> nn.Module:
         from .base.validation import FLOW_RULES, number_problem
 
         for k, v in overrides.items():
@@ -419,7 +436,7 @@ class Hub:
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         condition = self._condition_spec(plan, src)
         config = self._train_config(plan, options)
-        module = self._build(plan, condition, tgt, options)
+        module = self._build(plan, condition, tgt.latent_representation().numel, options)
         request = self._request(plan, src, tgt, module, config)
         key = stable_hash(request)[:32]
         explicit = (bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None

@@ -94,11 +94,14 @@ class Training:
     force: bool
     no_train: bool
 
+    def settings(self) -> dict[str, Any]:
+        """The training settings given (steps, batch size, lr, seed): they enter the translator's key."""
+        given = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.train_seed}
+        return {k: v for k, v in given.items() if v is not None}
+
     def pair_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Hub.pair` (the pair itself, data and kind aside)."""
-        settings = {"steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.train_seed}
-        return {"force": self.force, "train_if_missing": not self.no_train,
-                **{k: v for k, v in settings.items() if v is not None}}
+        return {"force": self.force, "train_if_missing": not self.no_train, **self.settings()}
 
 
 training_options = option_group("training", Training, [

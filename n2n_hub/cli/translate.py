@@ -31,7 +31,12 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
     if plan_only:
         plan = hub.plan(source, target, data=training.data, translator=training.translator, size=flow.size,
                         n_blocks=flow.n_blocks, hidden=flow.hidden)
-        echo_json(plan.to_dict()) if as_json else click.echo(plan.explain())
+        cost = hub.estimate(plan, **training.settings(), **flow.flow_options())
+        if as_json:
+            echo_json({**plan.to_dict(), "estimate": cost.to_dict()})
+        else:
+            click.echo(plan.explain())
+            click.echo(f"training: {cost.describe()}")
         return
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
     t = hub.pair(source, target, data=training.data, translator=training.translator, size=flow.size,

@@ -1,0 +1,31 @@
+"""`pair --plan` states what training will cost: steps, batch, flow size and parameters, and a timed step."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from n2n_hub.cli.commands import cli
+
+
+def test_the_plan_states_steps_batch_parameters_and_an_estimate(toy_hub):
+    plan = toy_hub.plan("toytext", "toygen")
+    cost = toy_hub.estimate(plan)
+    trained = toy_hub.pair(plan)
+    assert cost.parameters == sum(p.numel() for p in trained.module.parameters())
+    assert cost.steps == trained.metadata["training"]["steps"] == 150
+    assert cost.batch_size == trained.metadata["training"]["batch_size"] == 64
+    assert 0 < cost.step_seconds < 5 and cost.seconds == cost.steps * cost.step_seconds
+    bigger = toy_hub.estimate(plan, steps=300, n_blocks=6)
+    assert bigger.steps == 300 and bigger.parameters > cost.parameters
+
+
+def test_pair_plan_prints_and_serialises_the_estimate(toy_cli_host, toy_registry_file):
+    text = CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--plan", "--steps", "40"])
+    assert text.exit_code == 0, text.output
+    line = text.output.splitlines()[-1]
+    assert line.startswith("training: 40 steps of batch 64,") and "parameters; one step takes" in line
+    data = json.loads(CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--plan", "--json"]).output)
+    assert data["estimate"]["steps"] == 150 and data["estimate"]["parameters"] > 0
+    assert data["recipe"] == "dataset"  # the plan's own record is still there
