@@ -96,6 +96,16 @@ def _check_fits_in_memory(kind: Any, dim: int, cond: Any, flow: dict[str, Any], 
                          f"machine's {memory / 2**30:.0f} GiB: choose fewer blocks or a smaller hidden width")
 
 
+def _steps_kept(meta: dict[str, Any]) -> str:
+    """``the weights of step 1800 of 5000`` (after early stopping) or ``5000 steps``, from a file's metadata."""
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    ran = metrics.get("steps") or (meta.get("training") or {}).get("steps")
+    kept = metrics.get("best_step")
+    if isinstance(kept, int) and isinstance(ran, int) and kept < ran:
+        return f"the weights of step {kept} of {ran}"
+    return f"{ran} steps"
+
+
 def _temperature(plan: PairPlan) -> float:
     """A pair's default sampling temperature: its registry entry's, else 1."""
     return plan.entry.temperature if plan.entry is not None else 1.0
@@ -492,8 +502,8 @@ class Hub:
                       f"{', '.join(stale)}; not using it")
             return None
         self._check_loaded(module, meta, plan, built, path, None)
-        steps = (meta.get("training") or {}).get("steps")
-        self._log(f"using translator {key} ({meta.get('kind')}, {steps} steps), the current one for "
+        steps = _steps_kept(meta)
+        self._log(f"using translator {key} ({meta.get('kind')}, {steps}), the current one for "
                   f"{plan.source} -> {plan.target} (set by `n2n-hub pair`; pass settings to choose another)")
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
                           plan=plan)
@@ -521,7 +531,7 @@ class Hub:
             return None
         module, meta = self.cache.load(path, map_location=self.device)
         self._check_loaded(module, meta, plan, built, path, request)
-        self._log(f"using translator {key} ({meta.get('kind')}, {(meta.get('training') or {}).get('steps')} steps)")
+        self._log(f"using translator {key} ({meta.get('kind')}, {_steps_kept(meta)})")
         return Translator(module, meta, src, tgt, plan.source, plan.target, path, temperature=_temperature(plan),
                           plan=plan)
 

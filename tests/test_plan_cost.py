@@ -29,3 +29,11 @@ def test_pair_plan_prints_and_serialises_the_estimate(toy_cli_host, toy_registry
     data = json.loads(CliRunner().invoke(cli, ["pair", "toytext", "toygen", "--plan", "--json"]).output)
     assert data["estimate"]["steps"] == 150 and data["estimate"]["parameters"] > 0
     assert data["recipe"] == "dataset"  # the plan's own record is still there
+
+
+def test_after_early_stopping_the_step_that_was_kept_is_reported():
+    from n2n_hub.hub import _steps_kept
+
+    assert _steps_kept({"metrics": {"steps": 5000, "best_step": 1800}}) == "the weights of step 1800 of 5000"
+    assert _steps_kept({"metrics": {"steps": 5000, "best_step": 5000}}) == "5000 steps"
+    assert _steps_kept({"training": {"steps": 300}, "metrics": {}}) == "300 steps"

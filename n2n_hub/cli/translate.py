@@ -54,11 +54,15 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
     if sizing and kind is not None and kind.sized:
         click.echo(f"flow: {flow_used.get('n_blocks', 20)} blocks, hidden {flow_used.get('hidden', 'default')}, "
                    f"depth {flow_used.get('depth', 3)} ({sizing})")
+    ran, kept = m.get("steps"), m.get("best_step")
+    steps = f"the weights of step {kept} of {ran}" if isinstance(kept, int) and kept != ran else f"{ran} steps"
     if nll is not None:
-        click.echo(f"held-out NLL {nll:.3f} nats/dim (N(0, I) reference {m.get('reference_nll_per_dim', 0):.3f}); "
-                   f"{m.get('steps')} steps")
+        ref = m.get("reference_nll_per_dim", 0)
+        click.echo(f"held-out NLL {nll:.3f} nats/dim; lower is better, and targets the source told nothing about "
+                   f"would score {ref:.3f} (the N(0, I) reference), so the gap below it is what the source "
+                   f"explains; {steps}")
     elif m.get("best_val_mse") is not None:
-        click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {m.get('steps')} steps")
+        click.echo(f"held-out MSE {m['best_val_mse']:.4f} per dim; {steps}")
     cost = hub.training_cost(t)
     if cost is not None:
         click.echo(f"training cost: {cost.summary()}")
