@@ -171,7 +171,16 @@ class Hub:
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry.load(plugin_pairs=self.catalog.pairs)
+            for problem in self._registry.problems:
+                self._log(problem)
         return self._registry
+
+    def refused_pairs(self) -> list[dict[str, Any]]:
+        """Pair entries that plugins offered and the hub refused: name, plugin and why (``pairs`` lists them)."""
+        refused = [r.to_dict() for r in self.catalog.refused_pairs]
+        refused += [{"name": name, "plugin": plugin, "reason": why, "source": None, "target": None}
+                    for name, plugin, why in self.registry.conflicts]
+        return refused
 
     @staticmethod
     def default_home() -> Path:

@@ -39,3 +39,24 @@ def test_a_refused_plugin_entry_is_named_when_its_pair_is_planned(toy_host, tmp_
     data.write_text("a circle\na square\n")
     with pytest.raises(IncompatiblePairError, match="--data holds 'text'"):
         hub.plan("toytext", "toygen", data=data)  # refused for its own reason, not the entry's
+
+
+def test_pairs_lists_refused_entries_and_missing_registry_files(toy_cli_host, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from n2n_hub.cli.commands import cli
+
+    def register_pairs(register):
+        register("mine", {"source": "toytext", "target": "toygen", "recipe": "telepathy"})
+
+    toy_cli_host.register(_Plugin(register_pairs=register_pairs), "typoplugin")
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(tmp_path / "deleted.toml"))
+    result = CliRunner().invoke(cli, ["pairs"])
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("mine") and "REFUSED (plugin typoplugin)" in line and "telepathy" in line
+               for line in result.output.splitlines())
+    assert "deleted.toml" in result.output and "does not exist" in result.output
+    rows = json.loads(CliRunner().invoke(cli, ["pairs", "--json"]).output)
+    assert [r["plugin"] for r in rows if r.get("refused")] == ["typoplugin"]

@@ -248,6 +248,7 @@ class Registry:
         self.files = files or []
         # (entry name, plugin, why): plugin entries refused because they would replace an entry of ours
         self.conflicts = conflicts or []
+        self.problems: list[str] = []  # files that were named but skipped, one line each
 
     @classmethod
     def load(cls, paths: list[Path] | None = None,
@@ -261,6 +262,7 @@ class Registry:
         merged: dict[str, tuple[Path | str, dict[str, Any]]] = {}
         used: list[Path] = []
         conflicts: list[tuple[str, str, str]] = []
+        problems: list[str] = []
 
         def merge_plugin_pairs() -> None:
             for key, (plugin, raw) in sorted(plugin_pairs.items()):
@@ -287,8 +289,9 @@ class Registry:
                 merge_plugin_pairs()
             path = Path(path)
             if not path.is_file():
-                if i > 1:  # explicitly requested via N2N_HUB_REGISTRY
-                    raise RegistryError(f"registry file {path} (from ${REGISTRY_ENV}) does not exist")
+                if i > 1:  # named in N2N_HUB_REGISTRY: say so, and let every other command work
+                    problems.append(f"registry file {path} (from ${REGISTRY_ENV}) does not exist: skipped; "
+                                    f"restore it or remove it from ${REGISTRY_ENV}")
                 continue
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -306,7 +309,9 @@ class Registry:
         if len(paths) < 2 and plugin_pairs:
             merge_plugin_pairs()
         entries = {key: parse_entry(path, key, raw) for key, (path, raw) in merged.items()}
-        return cls(entries, used, conflicts)
+        registry = cls(entries, used, conflicts)
+        registry.problems = problems
+        return registry
 
     def find(self, source: ExpertAddress, target: ExpertAddress) -> PairEntry | None:
         """The entry for this pair; ``source``/``target`` have their variants resolved already.

@@ -92,8 +92,9 @@ def pairs_cmd(as_json: bool) -> None:
     """
     hub = listing_hub()
     entries = hub.pairs()
+    refused = hub.refused_pairs()
     if as_json:
-        echo_json([e.to_dict() for e in entries])
+        echo_json([e.to_dict() for e in entries] + [{**r, "refused": True} for r in refused])
         return
     width = max((len(e.name) for e in entries), default=0) + 2
     for e in entries:
@@ -103,6 +104,10 @@ def pairs_cmd(as_json: bool) -> None:
                    + (" (published)" if e.published else "") + f"  from: {e.describe_origin()}")
         if e.description:
             click.echo(f"{'':<{width}}{e.description}")
+    for r in refused:
+        click.echo(f"{r['name']:<{width}}REFUSED (plugin {r['plugin']}): {r['reason']}")
+    for problem in hub.registry.problems:
+        click.echo(f"problem: {problem}")
     click.echo(f"registry files: {', '.join(str(f) for f in hub.registry.files)}")
 
 
