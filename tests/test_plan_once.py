@@ -130,3 +130,23 @@ def test_cli_transfer_plans_once(image_hub, toy_cli_host, plan_count, tmp_path):
     assert out.is_file()
     assert len(plan_count) == 1
 
+
+
+def test_translate_names_image_inputs_by_file_says_what_it_converted_and_shows_the_inputs(image_hub, toy_cli_host,
+                                                                                           tmp_path):
+    import json
+
+    from n2n_hub.cli.commands import cli
+
+    folder = _image_folder(tmp_path, n=2)
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8), mode="RGB").save(tmp_path / "big.png")
+    out = tmp_path / "grid.png"
+    args = ["translate", "toygen", "toygen", str(folder), str(tmp_path / "big.png"), "-n", "3", "--seed", "0"]
+    result = CliRunner().invoke(cli, args + ["-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    stdout = result.stdout
+    rows = json.loads(stdout[stdout.index("{"):])["results"]
+    assert [r["input"] for r in rows] == [str(folder / "0.png"), str(folder / "1.png"), str(tmp_path / "big.png")]
+    assert "big.png is 8×8 RGB; toygen@base reads 4×4 grey images, so it was converted and resized" in result.stderr
+    with Image.open(out) as im:  # three rows of four tiles: each input, then its three samples
+        assert round(3 * im.width / im.height) == 4

@@ -18,6 +18,19 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 MAX_COLUMNS = 32  # wider rows wrap: a grid stays something a viewer can open
 
 
+def with_input_column(inputs: torch.Tensor, outputs: torch.Tensor, n: int) -> torch.Tensor:
+    """Each input image before its ``n`` outputs, brought to the outputs' size and channels for display."""
+    b = inputs.shape[0]
+    c, h, w = outputs.shape[1:]
+    shown = inputs.detach().float().cpu()
+    if shown.shape[1] != c:
+        shown = shown.mean(dim=1, keepdim=True).expand(-1, c, -1, -1) if c in (1, 3) else shown[:, :c]
+    if tuple(shown.shape[2:]) != (h, w):
+        shown = torch.nn.functional.interpolate(shown, size=(h, w), mode="bilinear", align_corners=False)
+    rows = outputs.detach().float().cpu().reshape(b, n, c, h, w)
+    return torch.cat([shown[:, None], rows], dim=1).reshape(b * (n + 1), c, h, w)
+
+
 def grid_shape(n: int, ncol: int, tile: int, pad: int = 2) -> tuple[int, int, int]:
     """``(rows, columns, rows per group)`` of a grid of ``n`` images in groups of ``ncol``."""
     cols = min(ncol, MAX_COLUMNS)

@@ -76,21 +76,28 @@ def image_tensor(im: Any, channels: int) -> torch.Tensor:
 
 
 def read_image(source: Path | bytes, shape: Sequence[int], name: str | None = None,
-               max_pixels: int | None = None) -> torch.Tensor:
+               max_pixels: int | None = None, notes: list[str] | None = None) -> torch.Tensor:
     """One image file (a path, or its bytes as uploaded) as a float ``(C, H, W)`` tensor in [-1, 1],
-    resized to ``shape``; ``max_pixels`` refuses larger images before their pixels are decoded."""
+    resized to ``shape``; ``max_pixels`` refuses larger images before their pixels are decoded.
+    When the image had another size or channel count, one line saying so goes to ``notes``."""
     from PIL import Image
 
     c, h, w = shape
     if c not in (1, 3):
         raise InputError(f"cannot read images with {c} channels; expected 1 or 3")
     im = open_image(source, name, max_pixels)
+    if notes is not None and (im.size != (w, h) or channels_of(im) != c):
+        notes.append(f"{name or source} is {im.size[0]}×{im.size[1]} {_colour(channels_of(im))}")
     return image_tensor(im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR), c)
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
-    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1]."""
-    return torch.stack([read_image(Path(p), shape) for p in paths])
+def _colour(channels: int) -> str:
+    return {1: "grey", 2: "grey with alpha", 3: "RGB", 4: "RGBA"}.get(channels, f"{channels}-channel")
+
+
+def read_images(paths: Sequence[Path], shape: Sequence[int], notes: list[str] | None = None) -> torch.Tensor:
+    """Images resized to ``shape`` = (C, H, W), as a float tensor in [-1, 1] (conversions told to ``notes``)."""
+    return torch.stack([read_image(Path(p), shape, notes=notes) for p in paths])
 
 
 def read_exact_images(paths: Sequence[str | Path], shape: Sequence[int], who: str) -> torch.Tensor:

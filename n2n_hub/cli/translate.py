@@ -100,7 +100,7 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
         from ..base.validation import check_output_path
 
         check_output_path(output)
-    from ..spec.inputs import read_inputs
+    from ..spec.inputs import input_labels, read_inputs
 
     plan = hub.plan(source, target, data=training.data, translator=training.translator)
     src_spec = plan.source_spec
@@ -111,13 +111,14 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
                          f"({MAX_SAMPLES * 64}); split the inputs over several calls")
     if src_spec.input_domain not in ("text", "image"):
         raise InputError(f"cannot read '{src_spec.input_domain}' inputs from the command line")
-    batch = read_inputs(src_spec, list(inputs), who=str(plan.source))  # bad inputs fail before any training
+    batch = read_inputs(src_spec, list(inputs), who=str(plan.source),  # bad inputs fail before any training
+                        notify=lambda note: click.echo(f"note: {note}", err=True))
     t = hub.pair(plan, None, data=None, translator=None, size=None, **training.pair_options())
     decode = output is None or output.suffix.lower() != ".safetensors"
     result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
-    labels = list(inputs) if src_spec.input_domain == "text" else [str(i) for i in range(len(result.latents))]
+    labels = input_labels(src_spec, list(inputs))
     if output is not None:
-        _write_output(output, result, t, n)
+        _write_output(output, result, t, n, inputs=batch if src_spec.input_domain == "image" else None)
         if not as_json:
             click.echo(f"wrote {output} ({len(result.latents)} input(s) x {n} samples)")
     if as_json:
@@ -135,8 +136,8 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
                     click.echo(f"  {o}")
 
 
-def _write_output(output: Path, result: Any, translator: Any, n: int) -> None:
-    """``-o``: raw latents (.safetensors), a PNG grid, or one text per line (.txt)."""
+def _write_output(output: Path, result: Any, translator: Any, n: int, inputs: Any = None) -> None:
+    """``-o``: raw latents (.safetensors), a PNG grid (image inputs in the first column), or one text per line."""
     suffix = output.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -152,9 +153,12 @@ def _write_output(output: Path, result: Any, translator: Any, n: int) -> None:
 
         if not isinstance(result.outputs, torch.Tensor):
             raise InputError(f"{translator.target_address} does not produce images; use -o FILE.txt")
-        from ..base.images import save_grid
+        from ..base.images import save_grid, with_input_column
 
-        save_grid(result.outputs, output, ncol=n)
+        if isinstance(inputs, torch.Tensor):
+            save_grid(with_input_column(inputs, result.outputs, n), output, ncol=n + 1)
+        else:
+            save_grid(result.outputs, output, ncol=n)
         return
     if not isinstance(result.outputs, list):
         raise InputError(f"{translator.target_address} produces images; use -o FILE.png")

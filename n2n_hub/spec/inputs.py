@@ -8,7 +8,7 @@ folders, image tensors) to :func:`read_inputs`, so a path means the same thing e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import InputError
 from .expert import ExpertSpec
@@ -24,14 +24,15 @@ def _as_list(items: Any) -> list[Any]:
     return [items]
 
 
-def read_inputs(spec: ExpertSpec, items: Any, *, exact: bool = False, who: str | None = None) -> Any:
+def read_inputs(spec: ExpertSpec, items: Any, *, exact: bool = False, who: str | None = None,
+                notify: Callable[[str], None] | None = None) -> Any:
     """``items`` as the batch ``spec``'s expert encodes.
 
     - ``text``: one string or a list of strings, each valid UTF-8 and not blank.
     - ``image``: a tensor passes unchanged; image files and folders (``str`` or ``Path``)
       are read as ``(B, C, H, W)`` in [-1, 1] at the expert's ``input_shape``. With
       ``exact`` (transfer keeps pose and outline) a file of another size is refused
-      instead of resized.
+      instead of resized; otherwise each conversion is told to ``notify`` in one line.
     - any other domain: passed on for the expert to check.
     """
     who = who or spec.id
@@ -46,8 +47,18 @@ def read_inputs(spec: ExpertSpec, items: Any, *, exact: bool = False, who: str |
             raise InputError(f"input {bad + 1} for {who} is a {type(texts[bad]).__name__}, not a text")
         return check_texts(texts)
     if spec.input_domain == "image" and _holds_paths(items):
-        return _read_image_paths(spec, _as_list(items), exact, who)
+        return _read_image_paths(spec, _as_list(items), exact, who, notify)
     return items
+
+
+def input_labels(spec: ExpertSpec, items: Any) -> list[str]:
+    """One label per row that :func:`read_inputs` makes of ``items``: the text, or the image file it came from."""
+    listed = _as_list(items)
+    if spec.input_domain == "image" and _holds_paths(listed):
+        from ..base.inputs import image_files
+
+        return [str(f) for item in listed for f in (image_files(Path(item)) if Path(item).is_dir() else [item])]
+    return [str(i) if isinstance(i, str) else str(n) for n, i in enumerate(listed)]
 
 
 def _holds_paths(items: Any) -> bool:
@@ -55,7 +66,8 @@ def _holds_paths(items: Any) -> bool:
     return bool(listed) and all(isinstance(i, PathLike) for i in listed)
 
 
-def _read_image_paths(spec: ExpertSpec, items: list[Any], exact: bool, who: str) -> Any:
+def _read_image_paths(spec: ExpertSpec, items: list[Any], exact: bool, who: str,
+                      notify: Callable[[str], None] | None = None) -> Any:
     from ..base.inputs import image_files, read_exact_images, read_images
 
     if spec.input_shape is None:
@@ -73,4 +85,11 @@ def _read_image_paths(spec: ExpertSpec, items: list[Any], exact: bool, who: str)
             raise InputError(f"input image {item} does not exist")
     if exact:
         return read_exact_images(paths, spec.input_shape, who)
-    return read_images(paths, spec.input_shape)
+    notes: list[str] = []
+    images = read_images(paths, spec.input_shape, notes)
+    if notes and notify is not None:
+        c, h, w = spec.input_shape
+        more = f" and {len(notes) - 1} more" if len(notes) > 1 else ""
+        notify(f"{notes[0]}{more}; {who} reads {w}×{h} {'grey' if c == 1 else 'RGB'} images, so "
+               f"{'they were' if len(notes) > 1 else 'it was'} converted and resized")
+    return images
