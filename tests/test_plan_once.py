@@ -150,3 +150,20 @@ def test_translate_names_image_inputs_by_file_says_what_it_converted_and_shows_t
     assert "big.png is 8×8 RGB; toygen@base reads 4×4 grey images, so it was converted and resized" in result.stderr
     with Image.open(out) as im:  # three rows of four tiles: each input, then its three samples
         assert round(3 * im.width / im.height) == 4
+
+
+@pytest.mark.parametrize("style", ["repeated", "commas"])
+def test_transfer_takes_one_appearance_per_exemplar_repeated_or_comma_separated(image_hub, toy_cli_host, tmp_path,
+                                                                                 style):
+    import json
+
+    from n2n_hub.cli.commands import cli
+
+    folder = _image_folder(tmp_path, n=3)
+    looks = [str(folder / "1.png"), str(folder / "2.png")]
+    given = ["--appearance", looks[0], "--appearance", looks[1]] if style == "repeated" else \
+        ["--appearance", ",".join(looks)]
+    result = CliRunner().invoke(cli, ["transfer", "toygen", "toygen", str(folder / "0.png"), str(folder / "1.png"),
+                                      *given, "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout[result.stdout.index("{"):])["results"]) == 2

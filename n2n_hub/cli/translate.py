@@ -167,15 +167,26 @@ def _write_output(output: Path, result: Any, translator: Any, n: int, inputs: An
     atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
 
 
+def _split(*values: str | None) -> list[str] | None:
+    """Repeated and comma-separated option values as one list (None when none was given)."""
+    items = [s.strip() for v in values if v for s in v.split(",") if s.strip()]
+    return items or None
+
+
 @click.command(name="transfer", short_help="Keep exemplars' residual, give them a new condition.")
 @click.argument("source")
 @click.argument("target")
 @click.argument("exemplars", nargs=-1, required=True)
-@click.option("--to", help="New domain(s) (recipe 'domains'): one name, or one per exemplar separated by commas.")
-@click.option("--from", "from_", help="The exemplars' domain(s) (default: inferred), or their source inputs.")
-@click.option("--appearance", multiple=True, help="Image(s) whose appearance to take (recipe 'deformation').")
+@click.option("--to", help="New domain(s) (recipe 'domains'): one name for all exemplars, or one per exemplar "
+                            "separated by commas.")
+@click.option("--from", "from_", help="The exemplars' domain(s) (default: inferred), or their source inputs; "
+                                      "one, or one per exemplar separated by commas.")
+@click.option("--appearance", multiple=True,
+              help="Image(s) whose appearance to take (recipe 'deformation'): one for all exemplars, or one per "
+                   "exemplar, repeated (--appearance a.png --appearance b.png) or separated by commas.")
 @click.option("--condition", multiple=True,
-              help="Source input(s) giving the new condition (exemplar-guided), e.g. an image the segmenter reads.")
+              help="Source input(s) giving the new condition (exemplar-guided), e.g. an image the segmenter reads: "
+                   "one for all exemplars, or one per exemplar, repeated or separated by commas.")
 @click.option("-n", "--num-samples", "n", type=click.IntRange(min=0, max=MAX_SAMPLES), default=0, show_default=True,
               help="Also draw N samples with a fresh residual under the new condition, for comparison.")
 @click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None, help="Temperature of those samples.")
@@ -203,10 +214,10 @@ def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to: str |
         raise InputError("pass -o FILE.png to save the grid (or --json for the facts)")
     hub = working_hub(device=device, quiet=as_json)
     plan = hub.plan(source, target, translator=translator)
-    names = [s.strip() for s in to.split(",")] if to else None
-    old = [s.strip() for s in from_.split(",")] if from_ else None  # domain names, or the exemplars' source inputs
-    result = hub.transfer(plan, exemplars=list(exemplars), to=names, appearance=list(appearance) or None,
-                          condition=list(condition) or None, from_=old, n=n, temperature=temperature, seed=seed,
+    names = _split(to)
+    old = _split(from_)  # domain names, or the exemplars' source inputs
+    result = hub.transfer(plan, exemplars=list(exemplars), to=names, appearance=_split(*appearance),
+                          condition=_split(*condition), from_=old, n=n, temperature=temperature, seed=seed,
                           train_if_missing=not no_train)
     if output is not None:
         from ..base.images import save_grid
