@@ -230,6 +230,22 @@ class Hub:
     def expert_spec(self, address: str) -> ExpertSpec:
         return lookup_spec(self.catalog, ExpertAddress.parse(address))
 
+    def describe_expert(self, address: str) -> dict[str, Any]:
+        """What ``experts show`` prints: the spec, and for a variant that is a file or folder the shapes of
+        the weights found there (a spec can only declare its default weights' shapes)."""
+        addr = ExpertAddress.parse(address)
+        spec = lookup_spec(self.catalog, addr)
+        described = spec.to_dict()
+        if addr.variant is not None and spec.accepts_paths and Path(addr.variant).expanduser().exists():
+            expert = self.load_expert(addr)
+            described["loaded_from"] = addr.variant
+            if spec.representation is not None:
+                described["representation"] = expert.representation_for(None).to_dict()
+                described["taps"] = {tap: expert.representation_for(tap).to_dict() for tap in spec.taps}
+            if spec.latent is not None:
+                described["latent"] = expert.latent_representation().to_dict()
+        return described
+
     def datasets(self) -> list[DatasetSpec]:
         return sorted(self.catalog.datasets.values(), key=lambda d: d.id)
 

@@ -50,8 +50,9 @@ def experts_list(query: str | None, as_json: bool) -> None:
 @json_option()
 def experts_show(expert_id: str, as_json: bool) -> None:
     """Everything an expert declares: domains, shapes, taps, variants, licence."""
-    spec = listing_hub().expert_spec(expert_id)
-    d = spec.to_dict()
+    hub = listing_hub()
+    spec = hub.expert_spec(expert_id)
+    d = hub.describe_expert(expert_id)  # a file or folder variant is loaded: its shapes are the file's
     if as_json:
         echo_json(d)
         return
