@@ -191,6 +191,13 @@ class Hub:
         """``{"plugins": [...], "failed": [...]}``: each loaded plugin's package, version, hooks and problems."""
         return self.host.report(self.catalog)
 
+    def plugin_internal_imports(self) -> dict[str, list[str]]:
+        """Per loaded plugin, its imports of n2n_hub modules beyond ``n2n_hub`` and ``n2n_hub.kit``."""
+        from .catalog.host import internal_imports
+
+        self.catalog  # noqa: B018 - loads the entry points
+        return {name: internal_imports(self.host.pm.get_plugin(name)) for name in self.host.plugin_names()}
+
     # Plugin commands belong to the command line, not to one hub: they need no home or device
     # (`n2n-hub --help` lists them even when $N2N_HUB_HOME is unusable) and come from the
     # installed plugins unless a host is given.

@@ -108,3 +108,24 @@ def test_prior_samples_name_their_latents_like_translations_and_keep_the_old_nam
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PriorSample(latents=z)
+
+
+def test_plugins_check_warns_about_internal_imports(toy_cli_host, tmp_path):
+    from click.testing import CliRunner
+
+    from n2n_hub.cli.commands import cli
+
+    pkg = tmp_path / "leaky2"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from n2n_hub import hookimpl\nfrom n2n_hub.catalog.registry import Registry\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import leaky2
+
+        toy_cli_host.register(leaky2, "leaky2")
+        out = CliRunner().invoke(cli, ["plugins", "--check"]).output
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("leaky2", None)
+    assert "warning: imports an internal module (leaky2/__init__.py:2: n2n_hub.catalog.registry)" in out
+    assert "warning" not in CliRunner().invoke(cli, ["plugins"]).output

@@ -15,7 +15,7 @@ import click
 
 from ..base.version import VERSION as __version__
 from ..errors import N2NError
-from . import cache, evaluate, listing, packages, serving, translate
+from . import cache, evaluate, listing, new_plugin, packages, serving, translate
 from .errors import DEBUG_ENV, run_main
 from ..hub import Hub
 from .hubs import load_plugin_command, plugin_commands
@@ -61,7 +61,7 @@ def cli() -> None:
     """
 
 
-for _module in (listing, translate, evaluate, serving, cache, packages):
+for _module in (listing, translate, evaluate, serving, cache, packages, new_plugin):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -67,10 +67,17 @@ def experts_show(expert_id: str, as_json: bool) -> None:
 
 
 @click.command(name="plugins")
+@click.option("--check", is_flag=True, help="Also warn about plugins that import n2n_hub modules beyond n2n_hub "
+                                           "and n2n_hub.kit (internals move between releases).")
 @json_option()
-def plugins_cmd(as_json: bool) -> None:
+def plugins_cmd(check: bool, as_json: bool) -> None:
     """Loaded plugins with their versions and hooks, and any that failed."""
-    report = listing_hub().plugin_report()
+    hub = listing_hub()
+    report = hub.plugin_report()
+    if check:
+        reaches = hub.plugin_internal_imports()
+        for r in report["plugins"]:
+            r["internal_imports"] = reaches.get(r["name"], [])
     if as_json:
         echo_json(report)
         return
@@ -79,6 +86,8 @@ def plugins_cmd(as_json: bool) -> None:
         click.echo(f"{r['name']:<12} {pkg}: {', '.join(r['hooks'])}")
         for p in r["problems"]:
             click.echo(f"{'':<12} problem: {p}")
+        for where in r.get("internal_imports", []):
+            click.echo(f"{'':<12} warning: imports an internal module ({where}); use n2n_hub and n2n_hub.kit only")
     for f in report["failed"]:
         click.echo(f"{f['plugin']:<12} FAILED: {f['reason']}")
 
