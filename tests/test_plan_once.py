@@ -167,3 +167,18 @@ def test_transfer_takes_one_appearance_per_exemplar_repeated_or_comma_separated(
                                       *given, "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout[result.stdout.index("{"):])["results"]) == 2
+
+
+@pytest.mark.parametrize("where", ["a folder", "a missing folder", "/proc"])
+def test_transfer_refuses_an_output_it_cannot_write_before_any_work(image_hub, toy_cli_host, tmp_path, where,
+                                                                    plan_count):
+    from n2n_hub.cli.commands import cli
+
+    folder = _image_folder(tmp_path, n=2)
+    (tmp_path / "dir.png").mkdir()
+    out = {"a folder": tmp_path / "dir.png", "a missing folder": tmp_path / "nowhere" / "x.png",
+           "/proc": "/proc/x.png"}[where]
+    result = CliRunner().invoke(cli, ["transfer", "toygen", "toygen", str(folder / "0.png"), "--appearance",
+                                      str(folder / "1.png"), "-o", str(out)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert plan_count == []  # refused before the pair was even planned

@@ -212,6 +212,10 @@ def transfer_cmd(source: str, target: str, exemplars: tuple[str, ...], to: str |
         raise InputError(f"-o {output}: transfer writes a PNG grid; name the file '*.png'")
     if output is None and not as_json:
         raise InputError("pass -o FILE.png to save the grid (or --json for the facts)")
+    if output is not None:  # an unwritable place or a folder is found now, not after the work
+        from ..base.validation import check_output_path
+
+        check_output_path(output)
     hub = working_hub(device=device, quiet=as_json)
     plan = hub.plan(source, target, translator=translator)
     names = _split(to)
