@@ -735,6 +735,12 @@ class Hub:
             if not isinstance(src, str) or not isinstance(tgt, str) or not e.path.is_file():
                 continue
             current = self.cache.current(f"{src}--{tgt}") == e.key
+            try:
+                entry = self.registry.find(ExpertAddress.parse(src), ExpertAddress.parse(tgt))
+            except Exception:  # noqa: BLE001 - an odd record is only not counted
+                continue
+            if not current and entry is not None and entry.training.get("steps") not in (None, e.summary.get("steps")):
+                continue  # trained with other settings than the entry's: running the route would train again
             rank = (current, str(e.summary.get("created") or ""), e.key)
             if (src, tgt) not in found or rank > found[(src, tgt)]:
                 found[(src, tgt)] = rank

@@ -27,7 +27,7 @@ def test_experts_list_filter_and_json(run):
     assert out.exit_code == 0 and "toytext" in out.output and "toygen" in out.output
     assert "toygen" not in run("experts", "-q", "text").output
     data = json.loads(run("experts", "list", "--json").output)
-    assert {d["id"] for d in data} == {"toytext", "toygen"}
+    assert {d["id"] for d in data} == {"toytext", "toygen", "toypix"}
     assert run("experts", "-q", "zzz").output.strip() == "no experts match"
 
 

@@ -23,6 +23,7 @@ from ..spec.expert import ExpertAddress, ExpertSpec
 from .host import Catalog
 from .registry import Registry
 
+FETCH_COST = 1.0  # a published translator: a download, not training
 EXPERT_LINK_COST = 1.0  # one decode: cheaper than training anything, dearer than a cached translator
 DEFAULT_STEPS = 10_000  # a translator whose entry names no steps trains this many (TrainConfig's default)
 
@@ -44,22 +45,24 @@ class Link:
     key: str | None = None
     steps: int | None = None
     domain: str | None = None
+    published: bool = False
 
     @property
     def trains(self) -> bool:
-        return self.kind == "translator" and self.key is None
+        return self.kind == "translator" and self.key is None and not self.published
 
     def explain(self) -> str:
         if self.kind == "expert":
             return f"{self.source} -> {self.target}: {self.source} decodes '{self.domain}', {self.target} encodes it"
         origin = f"registry entry '{self.entry}'" if self.entry else "cached translator"
-        how = f"cached ({self.key})" if self.key else f"trains {self.steps} steps"
+        how = f"cached ({self.key})" if self.key else "fetches its published file" if self.published \
+            else f"trains {self.steps} steps"
         return f"{self.source} -> {self.target}: translator, {origin}, {how}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "kind": self.kind, "cost": self.cost,
                 "entry": self.entry, "translator_key": self.key, "trains": self.trains,
-                "steps": self.steps if self.trains else None, "domain": self.domain}
+                "steps": self.steps if self.trains else None, "published": self.published, "domain": self.domain}
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,10 @@ def route_links(catalog: Catalog, registry: Registry, cached: Mapping[tuple[str,
         specs.update((src, tgt))
         key = cached.get((src[0], tgt[0]))
         steps = int(entry.training.get("steps", DEFAULT_STEPS))
-        links[(src[0], tgt[0], "translator")] = Link(src[0], tgt[0], "translator", 0.0 if key else float(steps),
-                                                     entry=entry.name, key=key, steps=steps)
+        published = entry.published is not None and entry.translator == "cinn"
+        cost = 0.0 if key else FETCH_COST if published else float(steps)
+        links[(src[0], tgt[0], "translator")] = Link(src[0], tgt[0], "translator", cost, entry=entry.name, key=key,
+                                                     steps=steps, published=published and not key)
     for (s, t), key in cached.items():
         src, tgt = _address(catalog, s), _address(catalog, t)
         if src is None or tgt is None or (src[0], tgt[0], "translator") in links:

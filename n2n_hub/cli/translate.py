@@ -172,7 +172,7 @@ def _plan_or_route(hub: Any, source: str, target: str, **planning: Any) -> tuple
         try:
             return None, hub.route(source, target)
         except IncompatiblePairError as no_route:
-            raise IncompatiblePairError(f"{direct}; {no_route}") from None
+            raise IncompatiblePairError(f"{str(direct).rstrip('.')}; {no_route}") from None
 
 
 def _translate_route(hub: Any, route: Any, inputs: tuple[str, ...], n: int, temperature: float | None,
