@@ -61,8 +61,8 @@ def ceiling(hub, t, bank, names, labels: torch.Tensor) -> float:
     return float((bank_classes(bank, names)[nearest_ids(z, bank)] == labels).float().mean())
 
 
-def measure(hub, t, bank, names, images, labels, n: int, seed: int) -> dict[str, float]:
-    latents = t.sample_latents(images, n=n, seed=seed).cpu()  # (B, n, 384)
+def measure(hub, t, bank, names, images, labels, n: int, seed: int, temperature: float) -> dict[str, float]:
+    latents = t.sample_latents(images, n=n, seed=seed, temperature=temperature).cpu()  # (B, n, 384)
     b = latents.shape[0]
     flat = latents.reshape(b * n, -1)
     ids = nearest_ids(flat, bank).reshape(b, n)
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--temperatures", default="1.0,0.5", help="the cINN's sampling temperatures, comma-separated")
     ap.add_argument("--out", type=Path, default=Path("bench/out/image_to_text.md"))
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -97,10 +98,13 @@ def main() -> None:
             t = hub.pair(source, target, translator=None if kind == "cinn" else kind, **options)
             trained_s = time.time() - start
             bank = hub.caption_bank(t)
-            m = measure(hub, t, bank, names, images, labels, args.samples, args.seed)
             top = ceiling(hub, t, bank, names, labels)
-            rows.append((source, kind, m, top, len(bank.texts), trained_s, t.metrics.get("steps")))
-            print(source, kind, m, f"ceiling {top:.3f}", flush=True)
+            temps = [float(x) for x in args.temperatures.split(",")] if kind == "cinn" else [1.0]
+            for temp in temps:
+                m = measure(hub, t, bank, names, images, labels, args.samples, args.seed, temp)
+                label = f"{kind} T={temp:g}" if kind == "cinn" else kind
+                rows.append((source, label, m, top, len(bank.texts), trained_s, t.metrics.get("steps")))
+                print(source, label, m, f"ceiling {top:.3f}", flush=True)
     lines = [f"machine: {cpu_name()}, {os.cpu_count()} cores, load {loadavg()} (1/5/15 min) at the end; "
              f"{len(labels)} held-out images ({args.per_class} per class), {args.samples} samples each, "
              f"seed {args.seed}", "",

@@ -192,3 +192,15 @@ def test_pair_plan_shows_a_route_when_no_recipe_joins_the_pair(graph_hub, toy_cl
     assert [h["kind"] for h in data["hops"]] == ["translator", "expert"] and data["hops"][0]["translator_key"]
     none = run.invoke(cli, ["pair", "toypix", "toytext", "--plan"])
     assert none.exit_code == 1 and "no route from toypix@base to toytext@base" in none.output
+
+
+def test_the_servers_batches_carry_the_nearest_captions_and_decode_nothing(graph_hub):
+    from n2n_hub.serve.engine import Job, run_jobs
+
+    t = graph_hub.pair("toygen", "toytext")
+    calls = []
+    [result] = run_jobs(t, [Job("image", _shapes(count=2), 2, None, 5)], on_call=calls.append)
+    assert "decode" not in calls and result.outputs is None
+    assert len(result.info) == 4 and all(len(f["nearest"]) == 3 for f in result.info)
+    alone = t.translate(_shapes(count=2), n=2, seed=5)
+    assert [f["nearest"][0]["text"] for f in result.info] == [f["nearest"][0]["text"] for f in alone.info]
