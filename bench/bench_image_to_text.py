@@ -71,7 +71,7 @@ def measure(hub, t, bank, names, images, labels, n: int, seed: int, temperature:
     zn = torch.nn.functional.normalize(latents.float(), dim=2)
     cos = zn @ zn.transpose(1, 2)
     off = ~torch.eye(n, dtype=torch.bool)
-    dist = (1 - cos[:, off]).mean() if n > 1 else torch.tensor(0.0)
+    dist = (1 - cos[:, off]).mean().clamp(min=0) if n > 1 else torch.tensor(0.0)
     return {"named": float(named), "distinct": float(distinct), "distance": float(dist)}
 
 
