@@ -192,6 +192,15 @@ def test_pair_plan_shows_a_route_when_no_recipe_joins_the_pair(graph_hub, toy_cl
     assert [h["kind"] for h in data["hops"]] == ["translator", "expert"] and data["hops"][0]["translator_key"]
     none = run.invoke(cli, ["pair", "toypix", "toytext", "--plan"])
     assert none.exit_code == 1 and "no route from toypix@base to toytext@base" in none.output
+    paired = run.invoke(cli, ["pair", "toytext", "toypix"])  # the route's translators: cached, nothing trains
+    assert paired.exit_code == 0 and "toytext@base -> toygen@base: cinn translator at" in paired.output
+    ran = run.invoke(cli, ["translate", "toytext", "toypix", "a circle", "-n", "2", "--seed", "4", "--json"])
+    assert ran.exit_code == 0, ran.output
+    answer = json.loads(ran.output)
+    assert answer["route"]["nodes"] == ["toytext@base", "toygen@base", "toypix@base"]
+    assert len(answer["results"][0]["samples"]) == 2
+    via = run.invoke(cli, ["translate", "toytext", "toypix", "a circle", "--via", "toytext", "--json"])
+    assert via.exit_code == 1 and "visits toytext@base twice" in via.output
 
 
 def test_the_servers_batches_carry_the_nearest_captions_and_decode_nothing(graph_hub):
