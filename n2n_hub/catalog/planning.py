@@ -416,7 +416,8 @@ def _target_chain(catalog: Catalog, recipe: RecipeSpec, entry: PairEntry, domain
             raise IncompatiblePairError(f"{where}: the dataset has {list(domains)}, but {tgt_addr} encodes '{goal}'")
     start = entry.target_from
     if start is not None and start not in domains:
-        raise IncompatiblePairError(f"{where}: target_from {start!r} is not among the dataset's domains {list(domains)}")
+        raise IncompatiblePairError(f"{where}: target_from {start!r} is not among the dataset's domains "
+                                    f"{list(domains)}")
     if entry.target_bridges is not None and start is not None:
         chain = _explicit_chain(catalog, entry.target_bridges, start, goal, where + " (target_bridges)")
     else:

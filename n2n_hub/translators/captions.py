@@ -73,7 +73,8 @@ def read_captions(path: str | Path) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def class_captions(class_names: Sequence[str], bridged: Sequence[tuple[str, int]] = ()) -> tuple[list[str], list[str | None]]:
+def class_captions(class_names: Sequence[str],
+                   bridged: Sequence[tuple[str, int]] = ()) -> tuple[list[str], list[str | None]]:
     """The default bank's texts: each class's name and a sentence naming it, then the bridge
     captions ``(text, class id)`` the pair trained on; duplicates dropped, first kept."""
     texts: dict[str, str | None] = {}
