@@ -64,7 +64,7 @@ def register_recipes(register: Callable[..., None]) -> None:
         ``make(context: RecipeContext, split: str) -> PairData``, imported when a pair
         whose registry entry names the recipe is trained; a registry entry selects it
         with ``recipe = "<id>"``. What planning and evaluation need to know about its pairs
-        is declared on the spec (``samples_prior``, ``bridged_source``, ``rows_are_items``,
+        is declared on the spec (``samples_prior``, ``bridged_source``, ``bridged_target``, ``rows_are_items``,
         ``transfer``, ``needs_dataset``). The built-in recipes register through this hook too.
     """
 

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .training import TrainConfig, TrainResult
     from .training.estimate import TrainingEstimate
     from .training.compute import ComputeRecord
+    from .catalog.routes import Route
+    from .translators.captions import CaptionBank
     from .translators.transfer import TransferResult
     from .translators.translator import Translation, Translator
 
@@ -488,7 +490,7 @@ class Hub:
         if use_current and not force:
             found = self._current(plan, request, src, tgt, module)
             if found is not None:
-                return found
+                return self._shown(found)
 
         # A published file is what its registry entry says: it answers only the entry's own settings.
         published_ok = (not {k for k in options if k not in _KEYLESS_TRAIN_FIELDS} and size is None
@@ -510,7 +512,59 @@ class Hub:
                         result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
         if make_current:
             self.cache.set_current(key, plan.label)
-        return result
+        return self._shown(result)
+
+    def _shown(self, translator: Translator) -> Translator:
+        """A text target without a decoder shows its latents through a caption bank, made on first use."""
+        if translator.captions is None and not translator.target.spec.can_decode \
+                and translator.target.spec.input_domain == "text":
+            translator.captions = lambda: self.caption_bank(translator)
+        return translator
+
+    @staticmethod
+    def read_captions(path: str | Path) -> list[str]:
+        """A caption file's captions (UTF-8, one per line); an empty or unreadable file is an InputError."""
+        from .translators.captions import read_captions
+
+        return read_captions(path)
+
+    def caption_bank(self, translator: Translator, captions: str | Path | Sequence[str] | None = None) -> "CaptionBank":
+        """The texts a text target's latents are shown by, encoded by the target.
+
+        ``captions``: a UTF-8 file (one caption per line) or a list of texts; by default the
+        names and sentences of the pair's classes and the captions its target bridges write for them.
+        """
+        from .translators.captions import CAPTIONS_PER_CLASS, class_captions, encode_bank, read_captions
+
+        target, plan = translator.target, translator.plan
+        if target.spec.input_domain != "text":
+            raise InputError(f"a caption bank shows text latents, but {translator.target_address} encodes "
+                             f"'{target.spec.input_domain}'; drop --captions")
+        if captions is not None:
+            texts = read_captions(captions) if isinstance(captions, (str, Path)) else [str(c) for c in captions]
+            if not texts:
+                raise InputError("the caption bank is empty; give at least one caption")
+            return encode_bank(target, texts)
+        ds = self.catalog.datasets.get(plan.dataset) if plan is not None and plan.dataset else None
+        names = (ds.class_names if ds is not None else None) or target.class_names or \
+            (translator.source.class_names if translator.source is not None else None)
+        if not names:
+            raise InputError(f"{translator.target_address}'s pair names no classes to caption; pass --captions FILE "
+                             "(one caption per line)")
+        bridged: list[tuple[str, int]] = []
+        if plan is not None and plan.target_start == "label" and plan.target_bridges:
+            import torch
+
+            from .data.recipes import apply_bridges
+            from .spec.components import BridgeContext
+
+            labels = torch.arange(len(names)).repeat(CAPTIONS_PER_CLASS)
+            ctx = BridgeContext(class_names=tuple(names), split="train", generator=torch.Generator().manual_seed(0))
+            with using_home(self.home), using_host(self.host):
+                texts = apply_bridges(plan.target_bridges, labels, ctx)
+            bridged = [(str(t), int(k)) for t, k in zip(texts, labels)]
+        texts, labels_of = class_captions(names, bridged)
+        return encode_bank(target, texts, labels_of)
 
     def _current(self, plan: PairPlan, request: dict[str, Any], src: Expert, tgt: Expert,
                  built: nn.Module) -> Translator | None:
@@ -716,22 +770,100 @@ class Hub:
             raise TrainingError(f"training {plan.source} -> {plan.target} failed validation ({problem}); nothing "
                                 "was cached. Give more (or more varied) training data, or fewer steps / a lower --lr")
 
-    def translate(self, source: str | PairPlan, target: str | None = None, inputs: Any = None, n: int = 1,
-                  temperature: float | None = None, seed: int | None = None, **pair_options: Any) -> Translation:
+    # -- routes -----------------------------------------------------------------------
+    def route(self, source: str, target: str, via: Sequence[str] | None = None) -> "Route":
+        """The cheapest route ``source -> via... -> target`` through the registry's and the cache's
+        translators and the experts' decode -> encode links (nothing is loaded or trained).
+
+        Raises :class:`IncompatiblePairError` naming the missing link when there is none.
+        """
+        from .catalog.routes import find_route, route_links
+
+        stops = [source, *(via or ()), target]
+        links, specs = route_links(self.catalog, self.registry, self._cached_pairs(), stops)
+        names = [str(resolve_variant(lookup_spec(self.catalog, ExpertAddress.parse(a)), ExpertAddress.parse(a)))
+                 for a in stops]
+        return find_route(links, names[0], names[-1], names[1:-1], specs)
+
+    def _cached_pairs(self) -> dict[tuple[str, str], str]:
+        """``(source, target) -> key`` of the translators a route can use without training: each pair's
+        current one, else the newest cached one."""
+        found: dict[tuple[str, str], tuple[bool, str, str]] = {}
+        for e in self.cache.entries():
+            src, tgt = e.summary.get("source"), e.summary.get("target")
+            if not isinstance(src, str) or not isinstance(tgt, str) or not e.path.is_file():
+                continue
+            current = self.cache.current(f"{src}--{tgt}") == e.key
+            try:
+                entry = self.registry.find(ExpertAddress.parse(src), ExpertAddress.parse(tgt))
+            except Exception:  # noqa: BLE001 - an odd record is only not counted
+                continue
+            if not current and entry is not None and entry.training.get("steps") not in (None, e.summary.get("steps")):
+                continue  # trained with other settings than the entry's: running the route would train again
+            rank = (current, str(e.summary.get("created") or ""), e.key)
+            if (src, tgt) not in found or rank > found[(src, tgt)]:
+                found[(src, tgt)] = rank
+        return {pair: rank[2] for pair, rank in found.items()}
+
+    def _run_route(self, route: "Route", inputs: Any, n: int, temperature: float | None, seed: int | None,
+                   captions: Sequence[str] | None, pair_options: dict[str, Any]) -> Translation:
+        from .spec.inputs import read_inputs
+        from .translators.routes import ExpertHop, run_route
+
+        source_address = ExpertAddress.parse(route.source)
+        batch = read_inputs(route.source_spec, inputs, who=route.source)  # refused before anything trains
+        hops: list[Any] = []
+        for link in route.hops:
+            if link.kind == "expert":
+                to = ExpertAddress.parse(link.target)
+                hops.append(ExpertHop(self.load_expert(link.source), self.load_expert(to), to.tap))
+            else:
+                hops.append(self.pair(self.plan(link.source, link.target), **pair_options))
+        last = hops[-1]
+        if captions is not None:
+            if not hasattr(last, "captions"):
+                raise InputError(f"the route ends in an expert hop into {route.target}; captions show a "
+                                 "translator's latents")
+            last.captions = self.caption_bank(last, captions)
+        return run_route(hops, self.load_expert(source_address), source_address, batch, n=n,
+                         temperature=temperature, seed=seed)
+
+    def translate(self, source: str | PairPlan | "Route", target: str | None = None, inputs: Any = None, n: int = 1,
+                  temperature: float | None = None, seed: int | None = None, *,
+                  captions: str | Path | Sequence[str] | None = None, **pair_options: Any) -> Translation:
         """Pair (if needed) and translate ``inputs`` (texts, image files or folders, tensors) in one call.
 
         ``source`` may be a plan from :meth:`plan` (``target`` omitted); inputs are read and
-        checked before anything is trained.
+        checked before anything is trained. ``captions`` (a file or a list of texts) replaces the
+        default caption bank of a text target (``info[i]["nearest"]``).
         """
+        from .catalog.routes import Route
         from .spec.inputs import read_inputs
 
+        if isinstance(captions, (str, Path)):
+            from .translators.captions import read_captions
+
+            captions = read_captions(captions)  # a bad file fails before anything is trained
+        if isinstance(source, Route):
+            if inputs is None:
+                raise InputError("give the inputs to translate")
+            if captions is not None and source.target_spec.input_domain != "text":
+                raise InputError(f"a caption bank shows text latents, but {source.target} encodes "
+                                 f"'{source.target_spec.input_domain}'; drop --captions")
+            return self._run_route(source, inputs, n, temperature, seed, captions, pair_options)
         plan = self._plan_of(source, target, data=pair_options.pop("data", None),
                              translator=pair_options.pop("translator", None), size=pair_options.pop("size", None),
                              n_blocks=pair_options.get("n_blocks"), hidden=pair_options.get("hidden"))
         if inputs is None:
             raise InputError("give the inputs to translate")
         batch = read_inputs(plan.source_spec, inputs, who=str(plan.source))
-        return self.pair(plan, **pair_options).translate(batch, n=n, temperature=temperature, seed=seed)
+        if captions is not None and plan.target_spec.input_domain != "text":
+            raise InputError(f"a caption bank shows text latents, but {plan.target} encodes "
+                             f"'{plan.target_spec.input_domain}'; drop --captions")
+        t = self.pair(plan, **pair_options)
+        if captions is not None:
+            t.captions = self.caption_bank(t, captions)
+        return t.translate(batch, n=n, temperature=temperature, seed=seed)
 
 
     @staticmethod

@@ -27,7 +27,7 @@ def test_experts_list_filter_and_json(run):
     assert out.exit_code == 0 and "toytext" in out.output and "toygen" in out.output
     assert "toygen" not in run("experts", "-q", "text").output
     data = json.loads(run("experts", "list", "--json").output)
-    assert {d["id"] for d in data} == {"toytext", "toygen"}
+    assert {d["id"] for d in data} == {"toytext", "toygen", "toypix"}
     assert run("experts", "-q", "zzz").output.strip() == "no experts match"
 
 
@@ -64,7 +64,8 @@ def test_pair_plan_train_and_errors(run):
     missing = run("pair", "toytext", "toygen", "--steps", "31", "--no-train")
     assert missing.exit_code == 1 and "no cached translator" in missing.output
     impossible = run("pair", "toygen", "toytext")
-    assert impossible.exit_code == 1 and "cannot be a target" in impossible.output
+    assert impossible.exit_code == 1 and "cannot make training pairs" in impossible.output
+    assert "no route from toygen@base to toytext@base" in impossible.output  # nor through other experts
     bad_steps = run("pair", "toytext", "toygen", "--steps", "0")
     assert bad_steps.exit_code == 1 and "--steps" in bad_steps.output  # usage errors exit 1 too
 

@@ -47,9 +47,16 @@ def test_unknown_variant_lists_the_named_ones(toy_hub):
         toy_hub.plan("toytext@large", "toygen")
 
 
-def test_a_target_without_decoder_is_refused(toy_hub):
-    with pytest.raises(IncompatiblePairError, match="toytext@base cannot be a target: it has no decoder"):
+def test_a_target_without_decoder_needs_a_recipe_that_reads_a_dataset(toy_hub):
+    # it has no prior to sample, so only items both experts read (or --data) can give its latents
+    with pytest.raises(IncompatiblePairError, match="toytext@base has no prior to sample from.*dataset recipe"):
         toy_hub.plan("toygen", "toytext")
+
+
+def test_an_expert_that_neither_encodes_nor_decodes_is_no_target(toy_host, tmp_path):
+    _add(toy_host, "prior-only", ExpertSpec(id="dice", version="1", loader="m:C"))
+    with pytest.raises(IncompatiblePairError, match="dice cannot be a target: it neither encodes nor decodes"):
+        _hub(toy_host, tmp_path).plan("toytext", "dice")
 
 
 def test_a_source_without_encoder_is_refused(toy_host, tmp_path):

@@ -81,7 +81,7 @@ TEXT = {"pair": "toy-shapes", "texts": ["a circle", "a square"], "n": 3, "seed":
 def test_lists_experts_and_the_pairs_it_serves(server):
     url, _ = server
     experts = httpx.get(url + "/v1/experts").json()
-    assert {e["id"] for e in experts} == {"toytext", "toygen"}
+    assert {e["id"] for e in experts} == {"toytext", "toygen", "toypix"}
     pairs = httpx.get(url + "/v1/pairs").json()
     served = {p["pair"]: p for p in pairs["served"]}
     assert served["toytext@base->toygen@base"]["state"] == "ready"

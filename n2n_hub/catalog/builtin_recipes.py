@@ -18,8 +18,8 @@ AUGMENT = RecipeOption("augment", "transformed copies of every training item, e.
 
 DATASET = RecipeSpec(
     id="dataset", loader="n2n_hub.data.recipes:dataset_recipe", needs_dataset=True, options=(AUGMENT,),
-    bridged_source=True, rows_are_items=True,
-    description="items of a dataset feed both experts; the source's input may be bridged from another "
+    bridged_source=True, rows_are_items=True, bridged_target=True,
+    description="items of a dataset feed both experts; either side's input may be bridged from another "
                 "domain of the item")
 TARGET_PRIOR = RecipeSpec(
     id="target-prior", loader="n2n_hub.data.recipes:prior_recipe", options=(), samples_prior=True,

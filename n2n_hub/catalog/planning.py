@@ -26,6 +26,13 @@ SIZES = ("small", "medium", "paper")
 FEW_PAIRS = 5_000  # below this a large flow only overfits, whatever the device
 
 
+def target_dim(spec: ExpertSpec) -> int:
+    """Dimensions of what a translation into ``spec`` is: its latent, or, for an expert that only
+    encodes, its representation."""
+    rep = spec.latent if spec.latent is not None else spec.representation
+    return rep.numel if rep is not None else 0
+
+
 def size_flow(preset: str, dim: int) -> dict[str, int]:
     """The cINN's size for a preset and a target of ``dim`` dimensions.
 
@@ -71,7 +78,7 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
                n_blocks: int | None = None, hidden: int | None = None) -> "PairPlan":
     """Fill in the flow's size: explicit ``n_blocks``/``hidden`` win, then a ``size`` preset,
     then the registry entry's flow, else a size chosen from the target, the data and the device."""
-    dim = plan.target_spec.latent.numel if plan.target_spec.latent is not None else 0
+    dim = target_dim(plan.target_spec)
     flow = dict(plan.flow)
     if size is not None:
         flow.update(size_flow(size, dim))
@@ -114,6 +121,8 @@ class PairPlan:
         recipe: the id of the recipe that makes training pairs; ``recipe_spec`` is the recipe itself.
         start_domain, bridges: where the source's inputs start and the bridges that carry them
             into the source's input domain (``label -> [label-caption] text``).
+        target_start, target_bridges: the same for the target's inputs, where the recipe bridges
+            them (a sentence encoder as the target of image items: ``label -> [label-prose] text``).
         dataset, data_path: the registered dataset, or the user's ``--data`` folder or file.
         entry: the registry entry that named the pair, if any.
         pairs_per_item, samples, seed, batch_size: how many pairs the recipe makes and how.
@@ -150,6 +159,8 @@ class PairPlan:
     asked_size: str | None = None
     # What the recipe declares about its pairs (see RecipeSpec); not part of the plan's record.
     recipe_spec: RecipeSpec | None = None
+    target_start: str | None = None
+    target_bridges: tuple[BridgeSpec, ...] = ()
 
     @property
     def label(self) -> str:
@@ -163,8 +174,12 @@ class PairPlan:
             how = f"{data}{', options ' + str(self.options) if self.options else ''}"
         elif not spec.samples_prior:
             data = f"dataset '{self.dataset}'" if self.dataset else f"your data at {self.data_path}"
-            how = (f"{data}: the target encodes its '{self.target_spec.input_domain}', "
-                   f"the source encodes {chain}")
+            if self.target_start is not None:
+                tchain = " -> ".join([self.target_start] + [f"[{b.id}] {b.to_domain}" for b in self.target_bridges])
+                reads = f"the target encodes {tchain}"
+            else:
+                reads = f"the target encodes its '{self.target_spec.input_domain}'"
+            how = f"{data}: {reads}, the source encodes {chain}"
         else:
             how = f"samples from {self.target}'s prior ({self.target_spec.prior}); the source encodes {chain}"
         if self.options and spec is not None and spec.bridged_source:
@@ -175,7 +190,10 @@ class PairPlan:
             f = self.flow
             size = (f"; flow: {f.get('n_blocks', 20)} blocks, hidden {f.get('hidden', 'default')}, "
                     f"depth {f.get('depth', 3)} ({self.sizing})")
-        return f"{self.source} -> {self.target}: recipe '{self.recipe}'{origin}; {how}{size}"
+        latents = "" if self.target_spec.can_decode else (
+            f"; translations are {self.target}'s encodings (it has no decoder: write them with "
+            "-o FILE.safetensors or --json)")
+        return f"{self.source} -> {self.target}: recipe '{self.recipe}'{origin}; {how}{size}{latents}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,6 +205,9 @@ class PairPlan:
             "samples": self.samples, "seed": self.seed, "translator": self.translator,
             "flow": self.flow, "training": self.training, "sizing": self.sizing,
             **({"options": self.options} if self.options else {}),  # absent when empty: older keys stay valid
+            **({"target_start": self.target_start, "target_bridges": [b.id for b in self.target_bridges],
+                "target_bridge_versions": [b.version for b in self.target_bridges]}
+               if self.target_start is not None else {}),
         }
 
 
@@ -287,9 +308,9 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     if not src_spec.can_encode:
         raise IncompatiblePairError(f"{src_addr} cannot be a source: it does not encode anything "
                                     f"(it {'only decodes ' + str(src_spec.output_domain) if src_spec.can_decode else 'has no encoder'})")
-    if not tgt_spec.can_decode:
-        raise IncompatiblePairError(f"{tgt_addr} cannot be a target: it has no decoder, so translations into "
-                                    "its representation could not be turned into outputs")
+    if not tgt_spec.can_decode and not tgt_spec.can_encode:
+        raise IncompatiblePairError(f"{tgt_addr} cannot be a target: it neither encodes nor decodes, so there "
+                                    "is nothing to translate into")
     goal = src_spec.input_domain
     assert goal is not None
     entry = registry.find(src_addr, tgt_addr)
@@ -303,6 +324,10 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
     if translator is not None:
         common["translator"] = translator
     where = f"registry entry '{entry.name}' ({entry.origin})" if entry else ""
+    if entry is not None and (entry.target_from or entry.target_bridges is not None) \
+            and entry.recipe in catalog.recipes and not catalog.recipes[entry.recipe].bridged_target:
+        raise IncompatiblePairError(f"{where}: recipe {entry.recipe!r} does not bridge the target's inputs; drop "
+                                    "target_from / target_bridges or name a recipe with bridged_target (`dataset`)")
     if entry is not None and entry.recipe in catalog.recipes:
         catalog.recipes[entry.recipe].check_options(entry.options, where)
         common["options"] = dict(entry.options)
@@ -336,9 +361,7 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
         if ds is None:
             raise IncompatiblePairError(f"{where} needs dataset {entry.dataset!r}, which no loaded plugin registers "
                                         f"(known: {', '.join(sorted(catalog.datasets)) or 'none'})")
-        if tgt_spec.input_domain not in ds.domains:
-            raise IncompatiblePairError(f"{where}: dataset {ds.id!r} has {list(ds.domains)}, but {tgt_addr} "
-                                        f"encodes '{tgt_spec.input_domain}'")
+        target_side = _target_chain(catalog, recipe, entry, ds.domains, tgt_addr, tgt_spec, where)
         start = entry.source_from or (goal if goal in ds.domains else None)
         if start is not None and start not in ds.domains:
             raise IncompatiblePairError(f"{where}: source_from {start!r} is not among dataset {ds.id!r}'s domains {list(ds.domains)}")
@@ -349,7 +372,8 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
             if found is None:
                 raise IncompatiblePairError(f"{where}: no bridge turns dataset {ds.id!r}'s {list(ds.domains)} into '{goal}'")
             start, chain = found
-        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, dataset=ds.id, **common)
+        return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, dataset=ds.id,
+                        **target_side, **common)
 
     if not tgt_spec.can_sample:
         raise IncompatiblePairError(
@@ -358,7 +382,8 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
             f"({tgt_addr} encodes '{tgt_spec.input_domain}'), or add a [pairs.NAME] entry with a dataset recipe "
             "to a registry file (`n2n-hub pairs` shows the known ones).")
     starts = {d: 0.0 for d in tgt_spec.prior_domains}
-    starts.setdefault(tgt_spec.output_domain, DECODE_COST)  # type: ignore[arg-type]
+    if tgt_spec.can_decode:
+        starts.setdefault(tgt_spec.output_domain, DECODE_COST)  # type: ignore[arg-type]
     if entry is not None and entry.bridges is not None:
         first = entry.bridges[0] if entry.bridges else None
         start = catalog.bridges[first].from_domain if first in catalog.bridges else goal
@@ -375,6 +400,33 @@ def resolve_pair(catalog: Catalog, registry: Registry, source: str, target: str,
                 f"Install a plugin with a bridge into '{goal}', or pass --data.")
         start, chain = found
     return PairPlan(src_addr, tgt_addr, src_spec, tgt_spec, recipe.id, start, chain, **common)
+
+
+def _target_chain(catalog: Catalog, recipe: RecipeSpec, entry: PairEntry, domains: tuple[str, ...],
+                  tgt_addr: ExpertAddress, tgt_spec: ExpertSpec, where: str) -> dict[str, Any]:
+    """Where the target's inputs start in the dataset and the bridges that carry them (empty: read as they are)."""
+    goal = tgt_spec.input_domain
+    if goal is None:
+        raise IncompatiblePairError(f"{where}: {tgt_addr} does not encode, so dataset items cannot give its latents; "
+                                    "name a recipe that samples its prior")
+    if entry.target_from is None and entry.target_bridges is None:
+        if goal in domains:
+            return {}
+        if not recipe.bridged_target:
+            raise IncompatiblePairError(f"{where}: the dataset has {list(domains)}, but {tgt_addr} encodes '{goal}'")
+    start = entry.target_from
+    if start is not None and start not in domains:
+        raise IncompatiblePairError(f"{where}: target_from {start!r} is not among the dataset's domains "
+                                    f"{list(domains)}")
+    if entry.target_bridges is not None and start is not None:
+        chain = _explicit_chain(catalog, entry.target_bridges, start, goal, where + " (target_bridges)")
+    else:
+        found = find_bridge_chain(catalog, {start: 0.0} if start else {d: 0.0 for d in domains}, goal)
+        if found is None:
+            raise IncompatiblePairError(f"{where}: no bridge turns the dataset's {list(domains)} into '{goal}', "
+                                        f"which {tgt_addr} encodes; add target_bridges or a bridge plugin")
+        start, chain = found
+    return {"target_start": start, "target_bridges": chain}
 
 
 def _no_silent_fallback(catalog: Catalog, src: ExpertAddress, tgt: ExpertAddress) -> None:

@@ -83,6 +83,8 @@ class PairEntry:
     dataset: str | None = None
     source_from: str | None = None
     bridges: tuple[str, ...] | None = None
+    target_from: str | None = None  # where a bridged target's inputs start (recipes with bridged_target)
+    target_bridges: tuple[str, ...] | None = None
     pairs_per_item: int = 1
     samples: int = 50_000
     seed: int = 0
@@ -104,6 +106,8 @@ class PairEntry:
             "name": self.name, "source": str(self.source), "target": str(self.target), "recipe": self.recipe,
             "dataset": self.dataset, "source_from": self.source_from,
             "bridges": list(self.bridges) if self.bridges is not None else None,
+            **({"target_from": self.target_from} if self.target_from else {}),
+            **({"target_bridges": list(self.target_bridges)} if self.target_bridges is not None else {}),
             "pairs_per_item": self.pairs_per_item, "samples": self.samples, "seed": self.seed,
             "translator": self.translator, "temperature": self.temperature, "description": self.description,
             "flow": self.flow,
@@ -161,6 +165,12 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
     bridges = raw.get("bridges")
     if bridges is not None and (not isinstance(bridges, list) or not all(isinstance(b, str) for b in bridges)):
         raise _fail(path, key, "'bridges' must be a list of bridge ids")
+    target_bridges = raw.get("target_bridges")
+    if target_bridges is not None and (not isinstance(target_bridges, list)
+                                       or not all(isinstance(b, str) for b in target_bridges)):
+        raise _fail(path, key, "'target_bridges' must be a list of bridge ids")
+    if raw.get("target_from") is not None and not isinstance(raw["target_from"], str):
+        raise _fail(path, key, "'target_from' must be a domain name such as \"label\"")
     ints = {}
     for k, default, lo in (("pairs_per_item", 1, 1), ("samples", 50_000, 1), ("seed", 0, 0), ("batch_size", 256, 1)):
         v = raw.get(k, default)
@@ -199,7 +209,8 @@ def parse_entry(path: Path | str, key: str, raw: Any) -> PairEntry:
     return PairEntry(
         name=key, source=source, target=target, recipe=recipe, origin=str(path),
         dataset=raw.get("dataset"), source_from=raw.get("source_from"),
-        bridges=tuple(bridges) if bridges is not None else None, translator=translator,
+        bridges=tuple(bridges) if bridges is not None else None, target_from=raw.get("target_from"),
+        target_bridges=tuple(target_bridges) if target_bridges is not None else None, translator=translator,
         temperature=float(temperature), description=str(raw.get("description", "")),
         flow=_check_table(path, key, "flow", raw.get("flow", {}), _FLOW_KEYS),
         training=_check_table(path, key, "training", raw.get("training", {}), _TRAIN_KEYS),

@@ -53,6 +53,10 @@ KEYS: tuple[EntryKey, ...] = (
              "start from (e.g. `label`, carried to text by the bridges)"),
     EntryKey("", "bridges", "list of strings", "found from the domains", "bridge ids, in order, that carry "
              "inputs into the source's domain"),
+    EntryKey("", "target_from", "string", "the target's input domain", "the dataset domain the target's inputs "
+             "start from, for a target that reads no domain of the dataset (e.g. `label` for a text encoder)"),
+    EntryKey("", "target_bridges", "list of strings", "found from the domains", "bridge ids, in order, that "
+             "carry `target_from` into the target's domain (recipes with `bridged_target`)"),
     EntryKey("", "pairs_per_item", "integer", "1", "training pairs made from each item (e.g. several captions)",
              "[1, ...)"),
     EntryKey("", "samples", "integer", "50_000", "prior samples a `target-prior` recipe draws", "[1, ...)"),

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..base.options import FiniteFloat
-from ..errors import InputError
+from ..errors import IncompatiblePairError, InputError
 from .hubs import echo_json, working_hub
 from .options import (MAX_SAMPLES, FlowSize, Training, device_option, json_option, no_train_option, seed_option,
                       size_options, training_options, translator_option)
@@ -20,17 +20,36 @@ from .options import (MAX_SAMPLES, FlowSize, Training, device_option, json_optio
 @training_options
 @size_options
 @click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
+@click.option("--via", multiple=True, help="Go through this expert (repeat for several): a route of hops.")
 @json_option("Print the translator's metadata as JSON.")
-def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_only: bool, as_json: bool) -> None:
+def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_only: bool, via: tuple[str, ...],
+             as_json: bool) -> None:
     """Train (or fetch from the cache) the translator SOURCE -> TARGET.
 
     Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
-    `bert@/path/to/model`, `segmenter:last`.
+    `bert@/path/to/model`, `segmenter:last`. Where no recipe joins the two, the cheapest route
+    through other experts is planned (`--plan` shows its hops and what each would train).
     """
     hub = working_hub(device=training.device, quiet=as_json)
+    if via:
+        plan, route = None, hub.route(source, target, via=list(via))
+    else:
+        plan, route = _plan_or_route(hub, source, target, data=training.data, translator=training.translator,
+                                     size=flow.size, n_blocks=flow.n_blocks, hidden=flow.hidden)
+    if route is not None:  # no recipe joins them: the route through other experts
+        if plan_only:
+            echo_json(route.to_dict()) if as_json else click.echo(route.explain())
+            return
+        trained = [hub.pair(hub.plan(h.source, h.target), make_current=True, **training.pair_options())
+                   for h in route.hops if h.kind == "translator"]
+        if as_json:
+            echo_json({**route.to_dict(), "translators": [str(t.path) for t in trained]})
+        else:
+            click.echo(route.explain())
+            for t in trained:
+                click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
+        return
     if plan_only:
-        plan = hub.plan(source, target, data=training.data, translator=training.translator, size=flow.size,
-                        n_blocks=flow.n_blocks, hidden=flow.hidden)
         cost = hub.estimate(plan, **training.settings(), **flow.flow_options())
         if as_json:
             echo_json({**plan.to_dict(), "estimate": cost.to_dict()})
@@ -39,8 +58,7 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
             click.echo(f"training: {cost.describe()}")
         return
     # `pair` names the settings it was given (defaults included) and makes the result the pair's current one
-    t = hub.pair(source, target, data=training.data, translator=training.translator, size=flow.size,
-                 make_current=True, use_current=False, **training.pair_options(), **flow.flow_options())
+    t = hub.pair(plan, make_current=True, use_current=False, **training.pair_options(), **flow.flow_options())
     if not hub.is_main_process():  # under torchrun, rank 0 speaks for all
         return
     if as_json:
@@ -80,10 +98,15 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
 @seed_option(default=None, help="Makes the samples reproducible.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="PNG grid (image targets), .txt (text targets) or .safetensors (raw latents).")
+@click.option("--captions", type=click.Path(path_type=Path, dir_okay=False),
+              help="UTF-8 file, one caption per line: text targets without a decoder show each sample's "
+                   "nearest captions from it (default: the pair's class captions).")
+@click.option("--via", multiple=True, help="Go through this expert (repeat for several): a route of hops.")
 @json_option("Print per-sample information as JSON.")
 @training_options
 def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, temperature: float | None,
-                  seed: int | None, output: Path | None, as_json: bool, training: Training) -> None:
+                  seed: int | None, output: Path | None, captions: Path | None, via: tuple[str, ...],
+                  as_json: bool, training: Training) -> None:
     """Translate INPUTS (texts, or image files/folders) from SOURCE into TARGET.
 
     Pairs first if needed (training on first use, then cached). Writes a grid with
@@ -92,6 +115,8 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
     \b
     Example:
       n2n-hub translate bert vaegan "a zebra" "a photo of an elephant" -n 8 -o animals.png
+      n2n-hub translate vaegan bert horse.png -n 8        (image -> text: nearest captions)
+      n2n-hub translate bert segmenter:last --via vaegan horse.png   (a route of two hops)
     """
     hub = working_hub(device=training.device, quiet=as_json)
     if output is not None and output.suffix.lower() not in (".png", ".txt", ".safetensors"):
@@ -102,8 +127,15 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
         check_output_path(output)
     from ..spec.inputs import input_labels, read_inputs
 
-    plan = hub.plan(source, target, data=training.data, translator=training.translator)
+    if via:
+        plan, route = None, hub.route(source, target, via=list(via))
+    else:
+        plan, route = _plan_or_route(hub, source, target, data=training.data, translator=training.translator)
+    if route is not None:
+        _translate_route(hub, route, inputs, n, temperature, seed, output, captions, as_json, training)
+        return
     src_spec = plan.source_spec
+    _check_output_kind(output, plan.target_spec, str(plan.target), captions)
     if output is None and not as_json and plan.target_spec.output_domain == "image":
         raise InputError(f"{plan.target} produces images: pass -o FILE.png to save them (or --json for details)")
     if len(inputs) * n > MAX_SAMPLES * 64:
@@ -113,20 +145,78 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
         raise InputError(f"cannot read '{src_spec.input_domain}' inputs from the command line")
     batch = read_inputs(src_spec, list(inputs), who=str(plan.source),  # bad inputs fail before any training
                         notify=lambda note: click.echo(f"note: {note}", err=True))
+    bank_texts = _read_bank(captions) if captions is not None else None  # a bad bank fails before training
     t = hub.pair(plan, None, data=None, translator=None, size=None, **training.pair_options())
+    if bank_texts is not None:
+        t.captions = hub.caption_bank(t, bank_texts)
     decode = output is None or output.suffix.lower() != ".safetensors"
     result = t.translate(batch, n=n, temperature=temperature, seed=seed, decode=decode)
-    labels = input_labels(src_spec, list(inputs))
+    _report(result, inputs, input_labels(src_spec, list(inputs)), src_spec.input_domain, n, output, as_json,
+            str(t.source_address), str(t.target_address), str(t.path),
+            t.temperature if temperature is None else temperature, t,
+            shown_inputs=batch if src_spec.input_domain == "image" else None)
+
+
+def _read_bank(captions: Path) -> list[str]:
+    from ..hub import Hub
+
+    return Hub.read_captions(captions)
+
+
+def _check_output_kind(output: Path | None, target_spec: Any, target: str, captions: Path | None) -> None:
+    """Refuse, before anything trains, an output the target cannot give and a bank it cannot read."""
+    if captions is not None and target_spec.input_domain != "text":
+        raise InputError(f"--captions shows text latents, but {target} encodes '{target_spec.input_domain}'; "
+                         "drop --captions")
+    if output is not None and not target_spec.can_decode and output.suffix.lower() == ".png":
+        raise InputError(f"{target} has no decoder, so there is no image to write; use -o FILE.safetensors "
+                         "(latents) or --json")
+
+
+def _plan_or_route(hub: Any, source: str, target: str, **planning: Any) -> tuple[Any, Any]:
+    """``(plan, None)`` when a recipe joins the pair (the usual case), else ``(None, route)`` through
+    other experts; when there is none either, the pair's own error with the route's missing link."""
+    try:
+        return hub.plan(source, target, **planning), None
+    except IncompatiblePairError as direct:
+        if any(v is not None for v in planning.values()):  # asked-for data or settings are for a direct pair
+            raise
+        try:
+            return None, hub.route(source, target)
+        except IncompatiblePairError as no_route:
+            raise IncompatiblePairError(f"{str(direct).rstrip('.')}; {no_route}") from None
+
+
+def _translate_route(hub: Any, route: Any, inputs: tuple[str, ...], n: int, temperature: float | None,
+                     seed: int | None, output: Path | None, captions: Path | None, as_json: bool,
+                     training: Training) -> None:
+    """Run a route's hops, each a translator or an expert's decode -> encode."""
+    _check_output_kind(output, route.target_spec, str(route.target), captions)
+    if not as_json:
+        click.echo(route.explain(), err=True)
+    result = hub.translate(route, inputs=list(inputs), n=n, temperature=temperature, seed=seed,
+                           captions=_read_bank(captions) if captions is not None else None,
+                           **training.pair_options())
+    from ..spec.inputs import input_labels
+
+    _report(result, inputs, input_labels(route.source_spec, list(inputs)), route.source_spec.input_domain, n, output,
+            as_json, str(route.source), str(route.target), None, temperature, None, route=route)
+
+
+def _report(result: Any, inputs: tuple[str, ...], labels: list[str], domain: str | None, n: int,
+            output: Path | None, as_json: bool, source: str, target: str, path: str | None,
+            temperature: float | None, t: Any, route: Any = None, shown_inputs: Any = None) -> None:
+    """The translation's file, JSON or lines; ``labels`` name the inputs (texts, or image files)."""
     if output is not None:
-        _write_output(output, result, t, n, inputs=batch if src_spec.input_domain == "image" else None)
+        _write_output(output, result, source, target, n, inputs=shown_inputs)
         if not as_json:
             click.echo(f"wrote {output} ({len(result.latents)} input(s) x {n} samples)")
     if as_json:
         rows = []
         for i, label in enumerate(labels):
             rows.append({"input": label, "samples": result.info[i * n:(i + 1) * n]})
-        echo_json({"source": str(t.source_address), "target": str(t.target_address), "translator": str(t.path),
-                   "temperature": t.temperature if temperature is None else temperature,
+        echo_json({"source": source, "target": target, "translator": path, "temperature": temperature,
+                   **({"route": route.to_dict()} if route is not None else {}),
                    "output": str(output) if output else None, "results": rows})
     elif output is None:
         if isinstance(result.outputs, list):
@@ -134,10 +224,17 @@ def translate_cmd(source: str, target: str, inputs: tuple[str, ...], n: int, tem
                 click.echo(f"{label}:")
                 for o in result.outputs[i * n:(i + 1) * n]:
                     click.echo(f"  {o}")
+        elif result.info and any("nearest" in f for f in result.info):
+            for i, label in enumerate(labels):
+                click.echo(f"{label}:")
+                for k, fact in enumerate(result.info[i * n:(i + 1) * n]):
+                    near = "; ".join(f"{h['text']!r} {h['similarity']:.2f}" for h in fact.get("nearest", []))
+                    click.echo(f"  sample {k}: {near}")
 
 
-def _write_output(output: Path, result: Any, translator: Any, n: int, inputs: Any = None) -> None:
-    """``-o``: raw latents (.safetensors), a PNG grid (image inputs in the first column), or one text per line."""
+def _write_output(output: Path, result: Any, source: str, target: str, n: int, inputs: Any = None) -> None:
+    """``-o``: raw latents (.safetensors), a PNG grid (image inputs in the first column), or one text per
+    line (.txt: a text target's outputs, or the nearest caption of each sample of one without a decoder)."""
     suffix = output.suffix.lower()
     if suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -146,13 +243,13 @@ def _write_output(output: Path, result: Any, translator: Any, n: int, inputs: An
 
         with atomic_path(output) as tmp:
             save_file({"latents": result.latents.contiguous()}, str(tmp),
-                      metadata={"source": str(translator.source_address), "target": str(translator.target_address)})
+                      metadata={"source": source, "target": target})
         return
     if suffix == ".png":
         import torch
 
         if not isinstance(result.outputs, torch.Tensor):
-            raise InputError(f"{translator.target_address} does not produce images; use -o FILE.txt")
+            raise InputError(f"{target} does not produce images; use -o FILE.txt or -o FILE.safetensors")
         from ..base.images import save_grid, with_input_column
 
         if isinstance(inputs, torch.Tensor):
@@ -160,11 +257,15 @@ def _write_output(output: Path, result: Any, translator: Any, n: int, inputs: An
         else:
             save_grid(result.outputs, output, ncol=n)
         return
-    if not isinstance(result.outputs, list):
-        raise InputError(f"{translator.target_address} produces images; use -o FILE.png")
     from ..base.atomic import atomic_write_bytes
 
-    atomic_write_bytes(output, ("\n".join(map(str, result.outputs)) + "\n").encode())
+    if result.outputs is None and result.info and all(f.get("nearest") for f in result.info):
+        lines = [f["nearest"][0]["text"] for f in result.info]
+    elif not isinstance(result.outputs, list):
+        raise InputError(f"{target} produces images; use -o FILE.png")
+    else:
+        lines = list(map(str, result.outputs))
+    atomic_write_bytes(output, ("\n".join(lines) + "\n").encode())
 
 
 def _split(*values: str | None) -> list[str] | None:

@@ -143,32 +143,51 @@ def dataset_pairs(plan: Any, source: Expert, target: Expert, store: FeatureStore
         augment = training_augmentations(plan.options, split)
         if augment:
             data, data_fp = augmented(data, augment), {**data_fp, "augment": augment}
-    tgt_in = data[plan.target_spec.input_domain]
-    z = store.get_or_compute(
-        {"role": "target", "expert": target.fingerprint(), "data": data_fp},
-        lambda: _flat(encode_batched(target, tgt_in, None, bsz, f"encoding with {plan.target}", progress)),
-    )
-    n = len(tgt_in)
-    reps = plan.pairs_per_item if plan.bridges else 1
+    target_start = getattr(plan, "target_start", None)
+    target_chain = tuple(getattr(plan, "target_bridges", ()) or ())
+    n = len(data[target_start if target_start is not None else plan.target_spec.input_domain])
+    reps = plan.pairs_per_item if plan.bridges or target_chain else 1
     index = torch.arange(n).repeat(reps)
     items = n // (1 + len(data_fp.get("augment", ())))  # augmented copies follow the originals
     groups = index % items if reps > 1 or items < n else None
     bridge_split = "train" if split == "train" else "eval"
+    if target_start is None:
+        tgt_in = data[plan.target_spec.input_domain]
+        z = store.get_or_compute(
+            {"role": "target", "expert": target.fingerprint(), "data": data_fp},
+            lambda: _flat(encode_batched(target, tgt_in, None, bsz, f"encoding with {plan.target}", progress)),
+        )[index]
+    else:  # the target reads the item through bridges (captions of its label): one encoding per row
+        def compute_target() -> torch.Tensor:
+            ctx = BridgeContext(class_names=class_names, split=bridge_split,
+                                generator=torch.Generator().manual_seed(plan.seed + 1))
+            inputs = apply_bridges(target_chain, take(data[target_start], index), ctx)
+            return _flat(encode_batched(target, inputs, None, bsz, f"encoding with {plan.target}", progress))
+
+        z = store.get_or_compute(
+            {"role": "target", "expert": target.fingerprint(), "data": data_fp, "start": target_start,
+             "bridges": [b.id for b in target_chain], "bridge_versions": [b.version for b in target_chain],
+             "reps": reps, "seed": plan.seed, "bridge_split": bridge_split}, compute_target)
     src_key = {"role": "source", "expert": source.fingerprint(), "tap": plan.source.tap, "data": data_fp,
                "start": plan.start_domain, "bridges": [b.id for b in plan.bridges],
                "bridge_versions": [b.version for b in plan.bridges], "reps": reps,
                "seed": plan.seed, "bridge_split": bridge_split}
+    src_index = index if plan.bridges else torch.arange(n)  # unbridged items are encoded once
+    if not plan.bridges:
+        src_key["reps"] = 1
 
     def compute_source() -> torch.Tensor:
-        raw = take(data[plan.start_domain], index)
+        raw = take(data[plan.start_domain], src_index)
         ctx = BridgeContext(class_names=class_names, split=bridge_split,
                             generator=torch.Generator().manual_seed(plan.seed))
         inputs = apply_bridges(plan.bridges, raw, ctx)
         return encode_batched(source, inputs, plan.source.tap, bsz, f"encoding with {plan.source}", progress)
 
     c = store.get_or_compute(src_key, compute_source)
+    if not plan.bridges:
+        c = c[index]
     labels = item_labels(data)
-    return PairData(c, z[index], groups, labels[index] if labels is not None else None)
+    return PairData(c, z, groups, labels[index] if labels is not None else None)
 
 
 def item_labels(data: dict[str, Any]) -> torch.Tensor | None:

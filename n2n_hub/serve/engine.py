@@ -150,7 +150,7 @@ def _together(t: Translator, jobs: list[Job | TransferJob], on_call: Callable[[s
     flat = torch.cat([latents[i].reshape(-1, *t.latent_shape) for i in kept]) if kept else None  # type: ignore[union-attr]
     outputs, info = None, []
     if flat is not None:
-        if any(jobs[i].decode for i in kept):
+        if t.decodes and any(jobs[i].decode for i in kept):
             if on_call:
                 on_call("decode")
             outputs = t.decode(flat, block=DECODE_BLOCK, pad=True)

@@ -167,6 +167,10 @@ class RecipeSpec:
     converted by a chain of bridges: planning chooses where the chain starts and which
     bridges it takes (from the dataset's domains, or from what the prior reports). Without
     it the plan only names the dataset and the recipe makes the condition itself.
+    ``bridged_target``: the target may encode data that the item carries in another domain,
+    converted by bridges (registry keys ``target_from`` and ``target_bridges``): a target that
+    reads none of the dataset's domains (a sentence encoder, with labels turned into captions)
+    can then be translated into, whether or not it decodes.
     ``rows_are_items``: row ``i`` of a split's pairs comes from item ``i % N`` of the
     dataset's split, in order: evaluation then compares samples with the raw items (image
     Fréchet distances against real data and their floor) and takes the prompt ceiling and
@@ -183,6 +187,7 @@ class RecipeSpec:
     samples_prior: bool = False
     bridged_source: bool = False
     rows_are_items: bool = False
+    bridged_target: bool = False
 
     def check_options(self, values: Mapping[str, Any], where: str = "") -> None:
         """Refuse options this recipe does not read, and values it cannot take (IncompatiblePairError)."""
@@ -210,7 +215,7 @@ class RecipeSpec:
             raise PluginError(f"{where}: loader must be 'module:callable'")
         if self.transfer not in TRANSFER_CONDITIONS:
             raise PluginError(f"{where}: transfer {self.transfer!r} is not one of {TRANSFER_CONDITIONS}")
-        for name in ("needs_dataset", "samples_prior", "bridged_source", "rows_are_items"):
+        for name in ("needs_dataset", "samples_prior", "bridged_source", "rows_are_items", "bridged_target"):
             if not isinstance(getattr(self, name), bool):
                 raise PluginError(f"{where}: {name} must be True or False, got {getattr(self, name)!r}")
         if self.samples_prior and (self.needs_dataset or self.rows_are_items):

@@ -252,8 +252,13 @@ class Expert:
         return self.spec.tap_representation(tap)
 
     def latent_representation(self) -> Representation:
-        """Per-sample shape of what ``decode`` takes (and ``sample_prior`` returns)."""
+        """Per-sample shape of what ``decode`` takes (and ``sample_prior`` returns).
+
+        An expert that only encodes is translated into its representation: that is its latent.
+        """
         if self.spec.latent is None:
+            if self.spec.can_encode and not self.spec.can_decode:
+                return self.representation_for(None)
             raise ShapeError(f"expert {self.spec.id!r} has no latent: it cannot decode")
         return self.spec.latent
 

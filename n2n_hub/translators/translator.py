@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -17,6 +17,7 @@ from ..spec.kinds import SampleRequest, sample_batch
 
 if TYPE_CHECKING:
     from ..catalog.planning import PairPlan
+    from .captions import CaptionBank
 
 DECODE_CHUNK = 256  # latents decoded per call of the target's decoder
 # Rows per pass of the translator where a request's bits must not depend on its batch-mates
@@ -29,8 +30,10 @@ class Translation:
     """The result of :meth:`Translator.translate`.
 
     ``latents`` is ``(B, n, *latent_shape)``; ``outputs`` holds the target's decoded
-    outputs for all ``B·n`` samples in that order (a tensor for images); ``info`` has
-    per-sample facts the target reports (e.g. the nearest class).
+    outputs for all ``B·n`` samples in that order (a tensor for images; None when the
+    target has no decoder or decoding was not asked for); ``info`` has per-sample facts the
+    target reports (e.g. the nearest class) and, for a text target with a caption bank,
+    ``info[i]["nearest"]``: its nearest captions ``[{"text", "similarity"}, ...]``.
     """
 
     inputs: Any
@@ -59,6 +62,8 @@ class Translator:
         self.source_address = source_address
         self.target_address = target_address
         self.path = path
+        # How latents of a text target are shown without a decoder: a bank, or what makes one on first use.
+        self.captions: CaptionBank | Callable[[], CaptionBank] | None = None
 
     def __repr__(self) -> str:
         return f"Translator({self.source_address} -> {self.target_address}, kind={self.kind}, path={self.path})"
@@ -137,23 +142,44 @@ class Translator:
         ``pad``: every call gets exactly ``block`` rows, so an output's bits do not depend on
         the other latents decoded with it (the server); else blocks only bound the memory.
         """
+        if not self.target.spec.can_decode:
+            raise InputError(f"{self.target_address} has no decoder: its translations are latents (write them "
+                             "with -o FILE.safetensors or --json)")
         return in_blocks(self.target.decode, flat.to(self.target.device), block=block, pad=pad, cpu=True)
 
+    @property
+    def decodes(self) -> bool:
+        """Whether the target turns latents into outputs (a sentence encoder does not)."""
+        return self.target.spec.can_decode
+
+    def caption_bank(self) -> CaptionBank | None:
+        """The bank that shows this translator's latents as texts, made on first use; None without one."""
+        if callable(self.captions):
+            self.captions = self.captions()
+        return self.captions
+
     def describe(self, flat: torch.Tensor, block: int | None = None, pad: bool = False) -> list[dict[str, Any]]:
-        """Per-sample facts the target reports about latents ``(N, *latent_shape)`` (e.g. the nearest class)."""
-        return list(in_blocks(self.target.describe_latent, flat.to(self.target.device), block=block, pad=pad) or [])
+        """Per-sample facts the target reports about latents ``(N, *latent_shape)`` (e.g. the nearest class),
+        and their nearest captions where a caption bank shows them."""
+        facts = list(in_blocks(self.target.describe_latent, flat.to(self.target.device), block=block, pad=pad) or [])
+        bank = self.caption_bank()
+        if bank is not None:
+            facts = facts or [{} for _ in range(flat.shape[0])]
+            for fact, hits in zip(facts, bank.nearest(flat)):
+                fact["nearest"] = hits
+        return facts
 
     @torch.no_grad()
     def translate(self, inputs: Any, n: int = 1, temperature: float | None = None, seed: int | None = None,
                   decode: bool = True) -> Translation:
-        """Sample ``n`` translations per input and decode them with the target expert.
+        """Sample ``n`` translations per input and decode them with the target expert (where it decodes).
 
         ``seed`` makes the samples reproducible; ``temperature`` scales the residual noise
         (default: :attr:`temperature`, the pair's registry setting or 1).
         """
         z = self.sample_latents(inputs, n=n, temperature=temperature, seed=seed)
         flat = z.reshape(-1, *self.latent_shape)
-        outputs = self.decode(flat) if decode else None
+        outputs = self.decode(flat) if decode and self.decodes else None
         return Translation(inputs, z.cpu(), outputs, self.describe(flat))
 
     @torch.no_grad()

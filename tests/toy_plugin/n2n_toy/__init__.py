@@ -22,6 +22,11 @@ def register_experts(register):
         variants=(Variant("base"),), default_variant="base", input_shape=(1, 4, 4), output_shape=(1, 4, 4),
         class_names=CLASSES,
     ))
+    register(ExpertSpec(
+        id="toypix", version="1", loader="n2n_toy.experts:ToyPixels", description="encode-only: an image's pixels",
+        license="MIT", input_domain="image", representation=Representation((16,)),
+        variants=(Variant("base"),), default_variant="base", input_shape=(1, 4, 4),
+    ))
 
 
 @hookimpl

@@ -44,6 +44,13 @@ class ToyGenerator(Expert):
         return "toygen-weights-v1"
 
 
+class ToyPixels(Expert):
+    """Encodes an image as its 16 pixels, doubled; decodes nothing (a target only through its encodings)."""
+
+    def encode(self, images, tap=None):
+        return images.reshape(-1, 16).float() * 2.0
+
+
 def load_shapes(split):
     g = torch.Generator().manual_seed(0 if split == "train" else 1)
     n = 300 if split == "train" else 60
