@@ -30,7 +30,7 @@ RECIPES = ("dataset", "target-prior", "domains", "deformation")
 _PAIR_KEYS = {"source", "target", "recipe", "dataset", "source_from", "bridges", "pairs_per_item", "samples",
               "seed", "description", "flow", "training", "published", "translator", "batch_size", "temperature", "options"}
 _FLOW_KEYS = {"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
-              "condition_projection", "condition_projection_kind"}
+              "condition_projection", "condition_projection_kind", "ridge"}
 _TRAIN_KEYS = {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
                "val_fraction", "val_every", "patience", "seed", "max_bad_steps", "condition_noise", "target_noise"}
 _PUBLISHED_KEYS = {"url", "hf_repo", "hf_file", "sha256", "size"}

@@ -17,7 +17,11 @@ A module of a registered kind must have:
   for a data-dependent initialisation the trainer runs once, before step 0;
 - optionally ``needs_condition_fit() -> bool`` and ``fit_condition(c, labels)``: a part
   fitted to all training conditions and their class labels, once, before step 0 (the
-  trainer refuses to start without labels when it is due).
+  trainer refuses to start without labels when it is due);
+- optionally ``fit_closed_form(pairs)``: a kind solved in closed form (the ``linear`` kind's
+  ridge least squares). The trainer then takes no gradient steps: it hands the method every
+  training pair once, as an iterable of ``(c, z)`` batches, scores the held-out pairs and
+  returns (``steps`` is 0).
 
 This module imports no torch, so listing kinds stays cheap.
 """
@@ -30,7 +34,7 @@ from typing import Any, Callable
 from ..errors import InputError
 
 __all__ = ["TranslatorKind", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of", "needs_data_init",
-           "needs_condition_fit"]
+           "needs_condition_fit", "fits_closed_form"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,11 @@ def needs_condition_fit(module: Any) -> bool:
     return bool(check()) if callable(check) else False
 
 
+def fits_closed_form(module: Any) -> bool:
+    """Whether the module is solved from all training pairs at once instead of by gradient steps."""
+    return callable(getattr(module, "fit_closed_form", None))
+
+
 register_kind(TranslatorKind(
     "cinn", "n2n_hub.cinn.flow:ConditionalINN", objective="nll", sized=True,
     options=frozenset({"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
@@ -139,3 +148,6 @@ register_kind(TranslatorKind(
     "mlp", "n2n_hub.cinn.baseline:MLPTranslator", objective="mse",
     options=frozenset({"hidden", "depth", "cond_dim", "embed_hidden"}),
     description="the deterministic MLP baseline (predicts the conditional mean)"))
+register_kind(TranslatorKind(
+    "linear", "n2n_hub.cinn.linear:LinearTranslator", objective="mse", options=frozenset({"ridge"}),
+    description="a linear map fitted in closed form (ridge least squares; predicts the conditional mean)"))

@@ -16,7 +16,7 @@ from ..base import distributed
 from ..cinn.nll import nats_to_bits
 from ..cinn.whitening import Whitening
 from ..errors import InputError, ShapeError, TrainingError
-from ..spec.kinds import needs_condition_fit, needs_data_init
+from ..spec.kinds import fits_closed_form, needs_condition_fit, needs_data_init
 
 from . import checkpoint as checkpoints
 from .batches import (_check_pairs, _finite_rows, _LoaderBatches, _param_dtype, _rank_share, _split, _TensorBatches,
@@ -203,6 +203,8 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
             batches.source, batches.target = batches.source.to(device), batches.target.to(device)
             batches._epoch = -1
 
+    if fits_closed_form(model):
+        return _fit_closed_form(model, name, batches, val_pairs, config, log, n_train, device, dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adam(params, config)
 
@@ -211,6 +213,44 @@ def _run(model: nn.Module, batches: _TensorBatches | _LoaderBatches, val_pairs: 
         torch.manual_seed(config.seed)
         return _loop(model, name, f, batches, val_pairs, config, log, n_train, device, dtype, use_bf16,
                      opt, params, labels)
+
+
+def _fit_closed_form(model: nn.Module, name: str, batches: _TensorBatches | _LoaderBatches,
+                     val_pairs: tuple[Tensor, Tensor] | None, config: TrainConfig, log: Log | None,
+                     n_train: int | None, device: torch.device, dtype: torch.dtype) -> TrainResult:
+    """A kind solved in closed form: every training pair once, then one validation; no gradient steps.
+
+    Rows with NaN/inf are left out of the fit (the trainer has already warned about them).
+    Under torchrun every process fits on the pairs it holds (all of them for in-memory data).
+    """
+    t_start = time.perf_counter()
+    _emit(log, "start", f"fitting a {getattr(model, 'kind', '?')} translator in closed form "
+          f"({n_train if n_train is not None else 'all'} training pairs, {name} objective)", steps=0)
+
+    def finite_pairs() -> Iterable[tuple[Tensor, Tensor]]:
+        for c, z in batches.each_once():
+            c, z = _to(c, device, dtype), _to(z, device, dtype)
+            ok = _finite_rows(c, z)
+            yield (c, z) if bool(ok.all()) else (c[ok], z[ok])
+
+    rows = model.fit_closed_form(finite_pairs())  # type: ignore[operator]
+    model.eval()
+    history: list[dict[str, float]] = []
+    best = None
+    if val_pairs is not None:
+        best = evaluate(model, val_pairs[0], val_pairs[1], device=device)
+        history.append({"step": 0, "val": best})
+    wall = time.perf_counter() - t_start
+    result = TrainResult(objective=name, steps=0, wall_time_s=wall, best_step=0 if best is not None else None,
+                         history=history)
+    if name == "nll":
+        result.val_nll = result.best_val_nll = best
+        result.val_bits_per_dim = result.best_val_bits_per_dim = None if best is None else nats_to_bits(best)
+    else:
+        result.val_mse = result.best_val_mse = best
+    _emit(log, "done", f"fitted in closed form on {rows} pairs in {wall:.1f} s; validation {name} {best}",
+          result=result.to_dict())
+    return result
 
 
 def _loop(model: nn.Module, name: str, f: Callable[[Tensor, Tensor], Tensor],
