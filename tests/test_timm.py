@@ -54,6 +54,15 @@ class BlobsPlugin:
 
 
 REGISTRY = """
+[pairs.timm-tinyae]
+source = "timm"
+target = "tinyae"
+recipe = "dataset"
+dataset = "blobs"
+
+[pairs.timm-tinyae.training]
+steps = 4
+
 [pairs.timm-pooled-tinyae]
 source = "timm:pooled"
 target = "tinyae"
@@ -171,6 +180,12 @@ def test_the_registered_default_is_resnet18_as_timm_reports_it(hub):
     computed = hub.expert_spec("timm@resnet18")
     assert n2n_timm.DEFAULT_TAPS == computed.taps
     assert n2n_timm.timm_spec().input_shape == computed.input_shape
+
+
+def test_a_registry_entry_without_a_tap_serves_every_tap(hub):
+    assert hub.plan("timm:layer2@resnet18", "tinyae").entry.name == "timm-tinyae"
+    assert hub.plan("timm@resnet18", "tinyae").entry.name == "timm-tinyae"
+    assert hub.plan("timm:pooled@resnet18", "tinyae").entry.name == "timm-pooled-tinyae"  # a tapped entry wins
 
 
 # -- weights: the Hugging Face cache, a folder, the experts dir -------------------------------------------------
