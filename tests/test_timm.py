@@ -310,6 +310,38 @@ def test_registration_and_search_import_neither_torch_nor_timm(tmp_path, timm_ho
     assert out.strip() == "['timm'] ['timm'] True False False"
 
 
+def broken_index(spec, query):
+    raise RuntimeError("the model index is unreadable")
+
+
+def not_a_spec(spec, address):
+    return "a string"
+
+
+class ZooPlugin:
+    @hookimpl
+    def register_experts(self, register):
+        register(ExpertSpec(id="zoo", version="1", loader="test_timm:TinyAE", input_domain="image",
+                            representation=Representation((8,)), accepts_hub_ids=True,
+                            variant_spec="test_timm:not_a_spec", find_variants="test_timm:broken_index"))
+
+
+def test_variant_hooks_that_fail_are_contained(tmp_path):
+    from n2n_hub.catalog.host import PluginHost
+    from n2n_hub.errors import PluginError
+    from n2n_hub.hub import Hub
+
+    host = PluginHost()
+    host._loaded = True
+    assert host.register(ZooPlugin(), "zoo")
+    hub = Hub(home=tmp_path / "home", host=host, progress=False, log=lambda m: None)
+    assert hub.experts("resnet") == []  # a failing search hook hides nothing else and raises nothing
+    assert any("the model index is unreadable" in p.reason for p in hub.catalog.problems)
+    assert hub.expert_spec("zoo").id == "zoo"  # no variant named: the hook is not called
+    with pytest.raises(PluginError, match="variant_spec returned a str, expected an ExpertSpec"):
+        hub.expert_spec("zoo@model")
+
+
 # -- trained here ---------------------------------------------------------------------------------------------
 def test_train_expert_saves_a_model_folder_timm_itself_reads(hub, timm_host, tmp_path):
     import timm

@@ -13,9 +13,9 @@ from n2n_hub.kit import UnknownExpertError
 
 from . import DEFAULT_TAP, DEFAULT_VARIANT
 from .model import Preprocess, build, layout, run_tap, tap_problem
+from .names import CONFIG
 from .source import ModelSource, read_config, resolve
 from .weights import find_weights, load_into, read_state, weights_folder, weights_sha256
-from .names import CONFIG
 
 BATCH = 64  # images per forward pass
 

@@ -59,10 +59,6 @@ def stage_names(model: nn.Module) -> list[str]:
     return names if len(set(names)) == len(names) else [f"stage{i}" for i in range(len(names))]
 
 
-def can_give_stages(model: nn.Module) -> bool:
-    return bool(stage_names(model))
-
-
 def tap_names(model: nn.Module) -> list[str]:
     return [*stage_names(model), POOLED, *([LOGITS] if int(getattr(model, "num_classes", 0) or 0) > 0 else [])]
 
