@@ -26,7 +26,7 @@ MODELS = {  # variant -> train-expert arguments
     "resnet10t.animals": ["--model", "resnet10t", "--epochs", "8"],
     "convnext_atto.animals": ["--model", "convnext_atto", "--epochs", "8"],
     "vit_tiny_patch16_224.animals": ["--model", "vit_tiny_patch16_224", "--model-arg", "patch_size=4",
-                                     "--model-arg", "depth=4", "--epochs", "4", "--lr", "1e-3"],
+                                     "--model-arg", "depth=4", "--epochs", "10", "--lr", "1e-3"],
 }
 
 
