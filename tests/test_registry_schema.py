@@ -34,10 +34,12 @@ def test_the_loader_accepts_exactly_the_schema_keys(tmp_path):
         raise AssertionError("an unknown key loaded")
 
 
-def test_flow_defaults_are_the_flows_own():
-    from n2n_hub.cinn.flow import ConditionalINN
+def test_flow_defaults_are_the_modules_own():
+    from n2n_hub.spec.kinds import get_kind, kind_names
 
-    params = inspect.signature(ConditionalINN.__init__).parameters
+    params = {}
+    for kind in reversed(kind_names()):  # the cINN's defaults win where kinds share an option
+        params.update(inspect.signature(get_kind(kind).cls.__init__).parameters)
     for key in (k for k in KEYS if k.table == "flow"):
         default = params[key.name].default
         if default is None:

@@ -19,6 +19,7 @@ FLOW_RULES: dict[str, tuple[bool, float, float, bool]] = {
     "cond_dim": (True, 1, 1 << 16, True), "embed_hidden": (True, 1, 1 << 16, True),
     "clamp": (False, 0, 100, False), "seed": (True, 0, 2**63 - 1, True),
     "condition_projection": (True, 1, 1 << 16, True),
+    "ridge": (False, 0, 1e6, True),  # the linear kind's regularisation, relative to the features' scale
 }
 # name -> the words a registry [flow] value may be (keys whose values are not numbers)
 # (n2n_hub.cinn.projection.PROJECTION_KINDS imports torch; a test keeps the two lists equal)

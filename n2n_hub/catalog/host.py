@@ -168,13 +168,39 @@ class Catalog:
     commands: dict[str, CommandSpec] = field(default_factory=dict)  # "train-expert NAME" -> spec
 
     def search(self, query: str | None = None) -> list[ExpertSpec]:
-        """Experts sorted by id, filtered by a substring or wildcard over id and description."""
+        """Experts sorted by id, filtered by a substring or wildcard over id and description.
+
+        An expert with open variants (``find_variants``, e.g. a model zoo) also matches
+        when some of its variants do: it is then listed with just those variants.
+        """
         specs = sorted(self.experts.values(), key=lambda s: s.id)
         if not query:
             return specs
         q = query.lower()
         pattern = q if any(ch in q for ch in "*?[") else f"*{q}*"
-        return [s for s in specs if fnmatch.fnmatch(s.id, pattern) or fnmatch.fnmatch(s.description.lower(), pattern)]
+        found = []
+        for s in specs:
+            if fnmatch.fnmatch(s.id, pattern) or fnmatch.fnmatch(s.description.lower(), pattern):
+                found.append(s)
+            elif s.find_variants:
+                hits = self._matching_variants(s, query)
+                if hits:
+                    found.append(_narrowed(s, query, hits))
+        return found
+
+    def _matching_variants(self, spec: ExpertSpec, query: str) -> list[Any]:
+        """What the expert's ``find_variants`` hook returns; a failing hook is a recorded problem."""
+        from ..spec.expert import Variant, import_object
+
+        try:
+            hits = list(import_object(spec.find_variants)(spec, query))  # type: ignore[arg-type]
+            if not all(isinstance(v, Variant) for v in hits):
+                raise PluginError("find_variants must return Variant objects")
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a search must not fail on one plugin
+            self.problems.append(PluginProblem(spec.plugin or spec.id, f"find_variants of expert {spec.id!r} "
+                                                                       f"raised {type(e).__name__}: {e}"))
+            return []
+        return hits
 
 
 class PluginHost:
@@ -355,6 +381,20 @@ def _pair_register(plugin: str, catalog: Catalog) -> Callable[..., None]:
             return
         catalog.pairs[name] = (plugin, dict(entry))
     return register
+
+
+SHOWN_VARIANTS = 8  # variant names a search result's description lists; JSON has them all
+
+
+def _narrowed(spec: ExpertSpec, query: str, hits: list[Any]) -> ExpertSpec:
+    """``spec`` as a search result: only the variants that matched, named in its description."""
+    from dataclasses import replace
+
+    names = ", ".join(v.name for v in hits[:SHOWN_VARIANTS])
+    more = f" (+{len(hits) - SHOWN_VARIANTS} more; --json lists all)" if len(hits) > SHOWN_VARIANTS else ""
+    what = f"{len(hits)} variant{'s' if len(hits) != 1 else ''} match {query!r}: {names}{more}"
+    default = spec.default_variant if any(v.name == spec.default_variant for v in hits) else None
+    return replace(spec, description=f"{spec.description}; {what}", variants=tuple(hits), default_variant=default)
 
 
 def _with_plugin(spec: Any, plugin: str) -> Any:

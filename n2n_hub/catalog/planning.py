@@ -224,9 +224,34 @@ def lookup_spec(catalog: Catalog, address: ExpertAddress) -> ExpertSpec:
         raise UnknownExpertError(f"unknown expert {address.id!r}.{hint} Known experts: {known}. "
                                  "`n2n-hub experts` lists them; `n2n-hub plugins` shows plugins that failed to load.")
     spec = catalog.experts[address.id]
+    if address.variant is not None and spec.variant_spec:
+        spec = variant_spec(spec, resolve_variant(spec, address))
     if address.tap is not None:
         spec.tap_representation(address.tap)
     return spec
+
+
+def variant_spec(spec: ExpertSpec, address: ExpertAddress) -> ExpertSpec:
+    """The spec of the variant ``address`` names, from the expert's ``variant_spec`` hook.
+
+    For experts whose taps and shapes depend on the variant (a model zoo): the hook is
+    imported now, not at registration, and what it returns is checked like a registered spec.
+    """
+    from ..spec.boundary import call_plugin
+    from ..spec.expert import import_object
+
+    hook = call_plugin(spec, "import", import_object, spec.variant_spec)
+    out = call_plugin(spec, "variant_spec", hook, spec, address)
+    if not isinstance(out, ExpertSpec) or out.id != spec.id:
+        got = f"a spec with id {out.id!r}" if isinstance(out, ExpertSpec) else f"a {type(out).__name__}"
+        raise PluginError(f"expert {spec.id!r} (plugin {spec.plugin!r}): variant_spec returned {got}, "
+                          f"expected an ExpertSpec with id {spec.id!r}")
+    try:
+        out.validate()
+    except PluginError as e:
+        raise PluginError(f"expert {spec.id!r} (plugin {spec.plugin!r}): the spec of variant "
+                          f"{address.variant!r} is invalid: {e}") from None
+    return replace(out, plugin=spec.plugin)
 
 
 def resolve_variant(spec: ExpertSpec, address: ExpertAddress) -> ExpertAddress:

@@ -328,11 +328,15 @@ class Registry:
         """The entry for this pair; ``source``/``target`` have their variants resolved already.
 
         An entry without a variant matches any variant; one with a variant matches only it.
-        Among matches, the most specific (most variants given) wins.
+        Likewise an entry whose source names no tap matches every tap of that source (a
+        model zoo's layers differ from model to model), one with a tap only that tap. Among
+        matches, the most specific wins: a tap given first, then the most variants given.
         """
         def matches(want: ExpertAddress, have: ExpertAddress) -> bool:
-            return want.id == have.id and want.tap == have.tap and (want.variant is None or want.variant == have.variant)
+            return (want.id == have.id and (want.tap is None or want.tap == have.tap)
+                    and (want.variant is None or want.variant == have.variant))
 
         found = [e for e in self.entries.values() if matches(e.source, source) and matches(e.target, target)]
-        found.sort(key=lambda e: (e.source.variant is not None) + (e.target.variant is not None), reverse=True)
+        found.sort(key=lambda e: (e.source.tap is not None, (e.source.variant is not None) + (e.target.variant is not None)),
+                   reverse=True)
         return found[0] if found else None

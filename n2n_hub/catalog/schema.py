@@ -84,6 +84,8 @@ KEYS: tuple[EntryKey, ...] = (
     _ranged("flow", FLOW_RULES, "condition_projection", "integer", "none", "read the condition through a fitted "
             "projection of this many dimensions (a class probe)"),
     _ranged("flow", FLOW_RULES, "condition_projection_kind", "string", '"probe"', "how that projection is fitted"),
+    _ranged("flow", FLOW_RULES, "ridge", "number", "0.001", "the linear kind's regularisation, relative to the "
+            "features' scale (0: ordinary least squares)"),
     _ranged("training", TRAINING_RULES, "steps", "integer", "2000", "optimiser steps"),
     _ranged("training", TRAINING_RULES, "batch_size", "integer", "128", "pairs per step"),
     _ranged("training", TRAINING_RULES, "lr", "number", "0.001", "peak learning rate (Adam)"),

@@ -87,6 +87,15 @@ class ExpertSpec:
         accepts_paths / accepts_hub_ids: whether ``id@/local/dir`` and ``id@org/name`` work.
         input_shape / output_shape: per-sample image shapes, for image domains.
         class_names: names of the classes, for label domains.
+        variant_spec: for an expert whose taps and shapes depend on the variant (a model zoo),
+            ``"module:function"`` of ``fn(spec, address) -> ExpertSpec``: the spec of the
+            variant ``address.variant`` (already resolved: a named variant, an absolute path
+            or a hub id), with its own taps, shapes, licence and one variant. It is imported
+            only when an address names a variant, so registration stays metadata only; it may
+            raise :class:`UnknownExpertError` to explain a variant or a tap (``address.tap``)
+            it cannot give.
+        find_variants: ``"module:function"`` of ``fn(spec, query) -> list[Variant]``: open
+            variants matching a search (substring or wildcard), for ``n2n-hub experts -q``.
     """
 
     id: str
@@ -108,6 +117,8 @@ class ExpertSpec:
     input_shape: tuple[int, ...] | None = None
     output_shape: tuple[int, ...] | None = None
     class_names: tuple[str, ...] | None = None
+    variant_spec: str | None = None
+    find_variants: str | None = None
     plugin: str | None = None  # filled in by the plugin manager
 
     def validate(self) -> None:
@@ -117,6 +128,10 @@ class ExpertSpec:
             raise PluginError(f"{where}: id must be lowercase letters, digits, '-' or '_'")
         if not isinstance(self.loader, str) or ":" not in self.loader:
             raise PluginError(f"{where}: loader must be 'module:Class', got {self.loader!r}")
+        for name in ("variant_spec", "find_variants"):
+            hook = getattr(self, name)
+            if hook is not None and (not isinstance(hook, str) or ":" not in hook):
+                raise PluginError(f"{where}: {name} must be 'module:function', got {hook!r}")
         for name, dom in (("input_domain", self.input_domain), ("output_domain", self.output_domain)):
             if dom is not None and dom not in DOMAINS:
                 raise PluginError(f"{where}: {name} {dom!r} is not one of {DOMAINS}")

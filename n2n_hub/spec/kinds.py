@@ -28,7 +28,11 @@ A module of a registered kind must have:
   least that many training targets besides (the trainer passes them as ``whitening_rows``);
 - optionally ``needs_condition_fit() -> bool`` and ``fit_condition(c, labels)``: a part
   fitted to all training conditions and their class labels, once, before step 0 (the
-  trainer refuses to start without labels when it is due).
+  trainer refuses to start without labels when it is due);
+- optionally ``fit_closed_form(pairs)``: a kind solved in closed form (the ``linear`` kind's
+  ridge least squares). The trainer then takes no gradient steps: it hands the method every
+  training pair once, as an iterable of ``(c, z)`` batches, scores the held-out pairs and
+  returns (``steps`` is 0).
 
 This module imports no torch, so listing kinds stays cheap.
 """
@@ -41,7 +45,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from ..errors import InputError
 
 __all__ = ["TranslatorKind", "SampleRequest", "register_kind", "unregister_kind", "get_kind", "kind_names", "kind_of",
-           "needs_data_init", "data_init_rows", "needs_condition_fit", "sample_batch"]
+           "needs_data_init", "data_init_rows", "needs_condition_fit", "fits_closed_form", "sample_batch"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,11 @@ def sample_batch(module: Any, requests: Sequence[SampleRequest], block: int | No
     return [module.sample(r.c, n=r.n, temperature=r.temperature, generator=r.generator) for r in requests]
 
 
+def fits_closed_form(module: Any) -> bool:
+    """Whether the module is solved from all training pairs at once instead of by gradient steps."""
+    return callable(getattr(module, "fit_closed_form", None))
+
+
 register_kind(TranslatorKind(
     "cinn", "n2n_hub.cinn.flow:ConditionalINN", objective="nll", sized=True,
     options=frozenset({"n_blocks", "hidden", "depth", "cond_dim", "embed_hidden", "clamp", "seed", "whiten",
@@ -173,3 +182,6 @@ register_kind(TranslatorKind(
     "mlp", "n2n_hub.cinn.baseline:MLPTranslator", objective="mse",
     options=frozenset({"hidden", "depth", "cond_dim", "embed_hidden"}),
     description="the deterministic MLP baseline (predicts the conditional mean)"))
+register_kind(TranslatorKind(
+    "linear", "n2n_hub.cinn.linear:LinearTranslator", objective="mse", options=frozenset({"ridge"}),
+    description="a linear map fitted in closed form (ridge least squares; predicts the conditional mean)"))

@@ -45,6 +45,11 @@ class TensorBatches:
             self.source, self.target = self.source.to(device), self.target.to(device)
             self._epoch = -1  # the permutation is redrawn on the new device
 
+    def each_once(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Every training pair once, in order, in batches (the last one may be short): for a closed-form fit."""
+        for i in range(0, self.n, self.batch_size):
+            yield self.source[i:i + self.batch_size], self.target[i:i + self.batch_size]
+
     def peek_targets(self, rows: int) -> Tensor:
         """Up to ``rows`` training targets (a seeded subset when there are more) for data-dependent init."""
         if self.n <= rows:
@@ -88,6 +93,15 @@ class LoaderBatches:
                 if attempt:
                     raise InputError("the training DataLoader yields no batches") from None
         return self._pair(item)
+
+    def each_once(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """One pass over the loader: every training pair once, for a closed-form fit."""
+        yielded = False
+        for item in self.loader:
+            yielded = True
+            yield self._pair(item)
+        if not yielded:
+            raise InputError("the training DataLoader yields no batches")
 
     def peek_targets(self, rows: int) -> Tensor:
         """Targets of the coming batches, at least ``rows`` unless the first epoch ends sooner.

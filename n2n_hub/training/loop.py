@@ -20,6 +20,8 @@ from ..base import distributed
 from ..errors import InputError, ShapeError
 from .batches import Batches, LoaderBatches, TensorBatches, check_pairs, finite_rows, held_out_split
 from .checkpoint import Checkpointer, fingerprint
+from ..spec.kinds import fits_closed_form
+from .closed_form import fit_closed_form
 from .config import Log, TrainConfig, TrainResult, nats_to_bits, objective
 from .data_init import prepare
 from .events import emit
@@ -134,6 +136,8 @@ def _run(model: nn.Module, data: _Data, config: TrainConfig, log: Log | None) ->
     model.train()
     if isinstance(data.batches, TensorBatches):
         data.batches.move_to(device)
+    if fits_closed_form(model):  # solved from all pairs at once: no optimiser, no steps
+        return fit_closed_form(model, name, data.batches, data.val_pairs, data.n_train, device, log)
     opt = adam([p for p in model.parameters() if p.requires_grad], config)
     run = _Run(model, name, loss, config, log, device, use_bf16, opt)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
