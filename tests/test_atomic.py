@@ -38,6 +38,7 @@ def proc_umask() -> int | None:
     return None
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_atomic_writes_on_many_threads_leave_the_umask_and_other_threads_files_alone(tmp_path, umask_027):
     stop = threading.Event()
     seen_umasks: set[int] = set()

@@ -108,6 +108,7 @@ def test_packaged_minilm_matches_sentence_transformers_offline(minilm):
     assert torch.allclose(ours, reference.cpu(), atol=1e-5)
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_default_variant_is_384_d_l2_normalised_and_truncates_at_256_tokens(minilm):
     z = minilm.encode(SENTENCES)
     assert minilm.variant == DEFAULT_VARIANT

@@ -167,6 +167,7 @@ def test_a_folder_without_weights_names_the_files_it_needs(tmp_path):
 
 
 # -- latent, decoding, prior --------------------------------------------------------------
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_latent_is_noise_then_class_embedding_with_dims_from_the_config(expert):
     assert (expert.layout.noise_dim, expert.layout.embed_dim) == (16, 16)
     assert expert.latent_representation().shape == (32,)

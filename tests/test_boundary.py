@@ -53,6 +53,7 @@ def test_non_finite_and_integer_encodings_are_refused(hub, toy_modules, monkeypa
         expert.encode(["a", "b"])
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_decode_of_the_wrong_shape_is_blamed_on_the_decoder(hub, toy_modules, monkeypatch):
     t = hub.pair("toytext", "toygen", steps=20, n_blocks=1, hidden=8)
     assert t.translate(["circle"], n=2, seed=0).outputs.shape == (2, 1, 4, 4)

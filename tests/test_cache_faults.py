@@ -56,6 +56,7 @@ def _published(tmp_path, monkeypatch, artifact):
     monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_published_translator_answers_only_the_settings_it_was_trained_with(trained_toy_hub, tmp_path, monkeypatch):
     trained = trained_toy_hub.pair("toytext", "toygen")  # the registry's settings: what is published
     artifact = tmp_path / "published.safetensors"

@@ -48,6 +48,7 @@ def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):
         blob_hub.diagnose("segmenter", "tinyae", ["early"], figure=tmp_path / "f.jpg")
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_diagnose_command_happy_path(blob_host, tmp_path):
     from n2n_hub.cli.commands import cli
 

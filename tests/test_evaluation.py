@@ -93,6 +93,7 @@ def test_evaluation_runs_offline_for_both_translator_kinds(trained_toy_hub, monk
     assert "Fréchet distance, latents" in cinn.table() and "NLL" in cinn.table()
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_consistency_re_encodes_samples_with_the_source(toy_hub, toy_registry_file, tmp_path, monkeypatch):
     # toygen -> toygen: pairs come from its prior; the source re-reads the decoded samples exactly
     extra = tmp_path / "self.toml"
@@ -106,6 +107,7 @@ def test_consistency_re_encodes_samples_with_the_source(toy_hub, toy_registry_fi
     assert 0.5 < m["consistency_cosine"] <= 1.0 and 0 < m["consistency_rel_l2"] < 1.0  # samples follow c
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_translator_built_by_hand_is_evaluated_from_values_without_a_hub(toy_host, monkeypatch):
     """toygen's own encodings condition its latents; the cINN, the experts and the data are plain values."""
     from n2n_hub.cinn import ConditionalINN, ConditionSpec

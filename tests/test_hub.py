@@ -16,6 +16,7 @@ from n2n_hub.errors import CacheError, IntegrityError, ShapeError
 from n2n_hub.hub import Hub
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_pair_trains_caches_and_reuses(toy_hub, toy_modules):
     calls = toy_modules[0].experts.CALLS
     t = toy_hub.pair("toytext", "toygen")
@@ -131,6 +132,7 @@ def test_published_translator_with_wrong_sha256_is_refused(toy_hub, tmp_path, mo
     assert hub.cache.entries() == []
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_offline_mode_never_fetches_and_says_so(toy_hub, tmp_path, monkeypatch):
     monkeypatch.setenv("N2N_HUB_REGISTRY", str(_published_registry(tmp_path, "http://127.0.0.1:9/x", "0" * 64, monkeypatch)))
     monkeypatch.setenv("N2N_HUB_OFFLINE", "1")

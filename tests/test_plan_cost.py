@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from click.testing import CliRunner
@@ -9,6 +11,7 @@ from click.testing import CliRunner
 from n2n_hub.cli.commands import cli
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_the_plan_states_steps_batch_parameters_and_an_estimate(toy_hub):
     plan = toy_hub.plan("toytext", "toygen")
     cost = toy_hub.estimate(plan)

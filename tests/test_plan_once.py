@@ -25,6 +25,7 @@ def plan_count(monkeypatch):
     return calls
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_pair_takes_a_plan_and_does_not_plan_again(toy_hub, plan_count):
     plan = toy_hub.plan("toytext", "toygen")
     assert len(plan_count) == 1
@@ -45,6 +46,7 @@ def test_a_plan_carries_its_own_settings(toy_hub):
         toy_hub.pair("toytext")
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_cli_translate_plans_once(toy_cli_host, toy_registry_file, plan_count, tmp_path):
     from n2n_hub.cli.commands import cli
 

@@ -82,6 +82,7 @@ def test_a_whole_entry_is_written_for_a_pair_without_one_and_reproduces_its_key(
     assert again.path == trained.path
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_snippet_without_url_points_at_the_file_beside_it_even_offline(toy_host, toy_registry_file, trained_home,
                                                                          tmp_path):
     trained = _hub(toy_host, trained_home, [toy_registry_file]).pair("toytext", "toygen")
@@ -145,6 +146,7 @@ def test_the_default_pair_ships_a_translator_fetched_offline_and_verified(tmp_pa
     assert images.shape[0] == 2 and bool(torch.isfinite(images).all())
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_the_release_script_ships_a_registry_pair_and_rewrites_its_published_table(toy_cli_host, toy_registry_file,
                                                                                    tmp_path):
     """bench/release_default.py, run on the toy pair: the shipped file and its table, which a fresh home fetches."""
@@ -291,6 +293,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_publish_refuses_each_bad_input_in_one_line_before_any_work(toy_cli_host, tmp_path):
     from n2n_hub.cli.commands import cli
 
@@ -350,6 +353,7 @@ def test_toml_strings_are_escaped_so_every_character_reads_back():
         snippet_text("a.b", entry)
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_snippet_that_would_not_load_is_never_left_behind(toy_host, tmp_path, monkeypatch):
     import n2n_hub.translators.publish as publishing
     from n2n_hub.errors import RegistryError

@@ -108,6 +108,7 @@ def test_deformation_recipe_conditions_each_encoding_on_a_deformed_copy(toy_host
     assert torch.allclose(pairs.source, pairs.target, atol=1e-5)
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_plugin_recipe_that_samples_the_prior_is_planned_and_evaluated_like_target_prior(toy_host, tmp_path,
                                                                                           monkeypatch):
     toy_host.register(_plugin(register_recipes=lambda register: register(RecipeSpec(

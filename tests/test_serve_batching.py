@@ -27,6 +27,7 @@ def _slow_batcher(first_batch_s: float, max_batch: int, max_delay_s: float, max_
     return batcher, sizes, busy
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_callers_answered_by_a_busy_batch_join_the_requests_that_queued_meanwhile():
     """Closed-loop clients: 4 queue while the worker is busy, 4 more come back as soon as it answers.
 

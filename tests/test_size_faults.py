@@ -7,6 +7,7 @@ import pytest
 from n2n_hub.errors import InputError
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 @pytest.mark.parametrize("flow", ["n_blocks = 20\nhidden = 65536", "n_blocks = 512\nhidden = 8192"])
 def test_a_translator_too_large_for_the_machine_is_refused_before_any_memory_is_taken(toy_host, tmp_path,
                                                                                         monkeypatch, flow):

@@ -22,6 +22,7 @@ def test_cpu_and_few_pairs_get_the_small_flow_and_a_gpu_the_papers():
         size_flow("huge", 8)
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_the_small_flow_is_a_small_fraction_of_the_papers_parameters():
     cond = ConditionSpec.infer((384,), "float32", None)
     count = {p: sum(t.numel() for t in ConditionalINN(128, cond, **size_flow(p, 128)).parameters())

@@ -147,6 +147,7 @@ def hf_cache(root, repo, model_folder):
 
 
 # -- taps and shapes, before any weights ---------------------------------------------------------------------
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 @pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224", "convnext_atto", "mobilenetv3_small_050"])
 def test_taps_are_the_models_stages_with_timms_channels_and_strides(hub, name):
     import timm
@@ -294,6 +295,7 @@ def test_search_finds_timm_models_by_name(timm_host):
     assert cli_run("experts", "-q", "no-such-model-anywhere").output.strip() == "no experts match"
 
 
+@pytest.mark.slow  # runs the CLI as a process, as a user does
 def test_registration_and_search_import_neither_torch_nor_timm(tmp_path, timm_host):
     """`n2n-hub experts` stays fast: the names come from a file in the hub home, computed once."""
     from n2n_timm import names

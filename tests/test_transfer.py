@@ -39,6 +39,7 @@ def _shapes():
     return load_shapes("test")
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_unpaired_transfer_moves_exemplars_into_the_new_domain_and_back(transfer_hub):
     data = _shapes()
     x, labels = data["image"][:30], data["label"][:30]

@@ -121,6 +121,7 @@ def test_adaptive_gan_weight_is_eq17_computed_by_hand():
     assert VAEGANLoss(later).generator_loss(x, xrec, mu, logvar, last, step=9).lam == 0.0  # warm-up: no GAN
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_a_few_steps_reduce_the_reconstruction_error_on_a_fixed_batch():
     from n2n_vaegan.train import TrainSettings, train_vaegan
 

@@ -39,6 +39,7 @@ def test_every_imagenet_class_has_lemmas_and_a_gloss_offline():
     assert table[2][0][0] == "great white shark" and "shark" in table[2][1]
 
 
+@pytest.mark.slow  # over half a second: the quick subset leaves it out
 def test_captions_use_synonyms_and_glosses_but_not_latin_names():
     e = entry(2, NAMES)  # great white shark, white shark, man-eater, man-eating shark, Carcharodon carcharias
     assert "white shark" in e.terms and not any("carcharodon" in t for t in e.terms)
