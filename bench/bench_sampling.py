@@ -1,7 +1,7 @@
 """Batch-1 sampling: the plain flow against its inference form, interleaved, with the GEMV floor.
 
 For each flow size, ``sample`` runs through the plain modules (``inverse``: log-dets, module
-calls, ActNorm's exp per call) and through the inference form (``sample_inverse``), alternating
+calls, ActNorm's exp per call) and through the inference form (the default), alternating
 in rounds so that load from other processes falls on both alike; the median round is reported.
 The floor is the time of the flow's matrix-vector products alone (one ``mm`` per weight matrix,
 embedder and condition projection included): no sampling path can beat it without reading
@@ -28,17 +28,18 @@ from machine import cpu_name, loadavg  # noqa: E402
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 
-SIZES = {  # name: (dim, condition, blocks, hidden, condition projection)
-    "default text pair (bert-vaegan-animals)": (128, 384, 12, 256, 10),
-    "bench_compile size": (268, 768, 8, 512, None),
-    "Net2Net size": (268, 768, 20, 2144, None),
+SIZES = {  # name: (dim, condition, blocks, hidden, depth, condition projection)
+    "default text pair (bert-vaegan-animals)": (128, 384, 12, 256, 2, 10),
+    "bench_compile size": (268, 768, 8, 512, 3, None),
+    "Net2Net size (bench_cinn)": (268, 768, 20, 1024, 3, None),
 }
 
 
-def build(dim: int, cond: int, blocks: int, hidden: int, proj: int | None) -> tuple[ConditionalINN, torch.Tensor]:
+def build(dim: int, cond: int, blocks: int, hidden: int, depth: int,
+          proj: int | None) -> tuple[ConditionalINN, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     flow = ConditionalINN(dim, ConditionSpec.infer((cond,), "float32"), n_blocks=blocks, hidden=hidden,
-                          condition_projection=proj)
+                          depth=depth, condition_projection=proj)
     z, c = torch.randn(512, dim, generator=g), torch.randn(512, cond, generator=g)
     if proj:
         flow.fit_condition(c, torch.randint(0, proj, (512,), generator=g))
@@ -71,9 +72,12 @@ def main() -> None:
         xs = [torch.randn(1, w.shape[1]) for w in weights]
         g = torch.Generator()
 
-        def plain() -> torch.Tensor:
-            with torch.no_grad():
-                return flow.inverse(torch.randn(1, flow.dim, generator=g.manual_seed(1)), c)
+        def plain() -> torch.Tensor:  # sampling as before the inference form: through the modules
+            flow._fast = lambda x: False
+            try:
+                return flow.sample(c, n=1, generator=g.manual_seed(1))[:, 0]
+            finally:
+                del flow._fast
 
         def folded() -> torch.Tensor:
             return flow.sample(c, n=1, generator=g.manual_seed(1))[:, 0]
@@ -90,8 +94,8 @@ def main() -> None:
                 times[key].append(per_call_ms(fn, args.calls))
         p, f, fl = (statistics.median(times[k]) for k in ("plain", "folded", "floor"))
         mb = sum(w.numel() for w in weights) * 4 / 1e6
-        lines.append(f"| {name}: {size[2]} blocks, hidden {size[3]}, d={size[0]}, condition {size[1]}"
-                     f"{f' via a {size[4]}-d probe' if size[4] else ''} | {mb:.1f} | {p:.2f} | {f:.2f} | "
+        lines.append(f"| {name}: {size[2]} blocks, hidden {size[3]}, depth {size[4]}, d={size[0]}, condition "
+                     f"{size[1]}{f' via a {size[5]}-d probe' if size[5] else ''} | {mb:.1f} | {p:.2f} | {f:.2f} | "
                      f"{p / f:.2f}× | {fl:.2f} | {'bit-identical' if same else 'DIFFERENT'} |")
         print(lines[-1], flush=True)
     head = (f"- {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, load {load_before} before and "

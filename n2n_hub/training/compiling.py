@@ -43,9 +43,22 @@ def compile_dir() -> Path:
     return hub_home() / "compile"
 
 
+def _torch_default(folder: str) -> bool:
+    """Whether ``folder`` is the cache torch picks by itself (importing dynamo writes it into the environment)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+        default = default_cache_dir()
+    except (ImportError, AttributeError):  # another torch: its default is named like this one
+        return Path(folder).name.startswith("torchinductor_")
+    return os.path.abspath(folder) == os.path.abspath(default)
+
+
 def use_compile_cache() -> Path:
-    """Point inductor's cache under the hub's home (unless the environment already chose one)."""
-    folder = Path(os.environ.setdefault(CACHE_ENV, str(compile_dir())))
+    """Point inductor's cache under the hub's home, unless the user chose one in the environment."""
+    current = os.environ.get(CACHE_ENV)
+    if current is None or _torch_default(current):
+        os.environ[CACHE_ENV] = current = str(compile_dir())
+    folder = Path(current)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
