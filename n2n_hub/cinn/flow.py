@@ -28,6 +28,10 @@ def _full_precision(x: torch.Tensor) -> torch.autocast:
     return torch.autocast(x.device.type, enabled=False)
 
 
+def _forget_inference_form(module: "ConditionalINN", incompatible_keys: Any) -> None:
+    module._inference_form = None
+
+
 class ConditionalINN(nn.Module):
     """τ: whitening, then ``n_blocks`` × (alternating affine coupling, ActNorm, permutation), with embedder H.
 
@@ -97,6 +101,7 @@ class ConditionalINN(nn.Module):
                 INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
             )
         self._inference_form: InferenceForm | None = None
+        self.register_load_state_dict_post_hook(_forget_inference_form)  # also when loading assigns new tensors
 
     # -- construction -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:

@@ -57,16 +57,16 @@ class _Subnet:
             w = torch.cat([w[:d_out] / clamp, w[d_out:]])
             b = torch.cat([b[:d_out] / clamp, b[d_out:]])
         self.out_b, self.out_t = b, w.t()
+        self.sizes = [d_out, w.shape[0] - d_out]
 
-    def __call__(self, x: torch.Tensor, c: torch.Tensor, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(exp(sign · s), t)`` of the coupling, ``s`` soft-clamped."""
-        a = F.leaky_relu_(torch.addmm(c, x, self.inp_t), self.slope)
+    def __call__(self, x: torch.Tensor, c: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(exp(s · factor / clamp), t)`` of the coupling, ``s`` soft-clamped: ``factor`` is ±clamp."""
+        addmm, relu, slope = torch.addmm, F.leaky_relu_, self.slope  # a batch-1 call is mostly this loop
+        a = relu(addmm(c, x, self.inp_t), slope)
         for b, w_t in self.body:
-            a = F.leaky_relu_(torch.addmm(b, a, w_t), self.slope)
-        out = torch.addmm(self.out_b, a, self.out_t)
-        u = out[:, :self.d_out]
-        u = torch.tanh(u if self.folded else u / self.clamp)
-        return u.mul_(sign * self.clamp).exp_(), out[:, self.d_out:]
+            a = relu(addmm(b, a, w_t), slope)
+        u, t = addmm(self.out_b, a, self.out_t).split(self.sizes, 1)
+        return torch.tanh(u if self.folded else u / self.clamp).mul_(factor).exp_(), t
 
 
 class _Block:
@@ -82,12 +82,13 @@ class _Block:
         self.scale = torch.exp(an.log_scale.detach())
         self.inv_scale = torch.exp(-an.log_scale.detach())
         self.perm, self.inv = block.permute.perm, block.permute.inv
+        self.clamp = cp.clamp
 
     def forward(self, x: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
         x1, x2 = x[:, :self.d1], x[:, self.d1:]
-        e, t = self.f1(x1, c1, 1.0)
+        e, t = self.f1(x1, c1, self.clamp)
         x2 = torch.addcmul(t, x2, e)
-        e, t = self.f2(x2, c2, 1.0)
+        e, t = self.f2(x2, c2, self.clamp)
         x1 = torch.addcmul(t, x1, e)
         y = torch.cat([x1, x2], dim=1)
         return y.add_(self.bias).mul_(self.scale).index_select(1, self.perm)
@@ -95,9 +96,9 @@ class _Block:
     def inverse(self, y: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
         x = y.index_select(1, self.inv).mul_(self.inv_scale).sub_(self.bias)  # a fresh buffer, updated in place
         x1, x2 = x[:, :self.d1], x[:, self.d1:]
-        e, t = self.f2(x2, c2, -1.0)
+        e, t = self.f2(x2, c2, -self.clamp)
         x1.sub_(t).mul_(e)
-        e, t = self.f1(x1, c1, -1.0)
+        e, t = self.f1(x1, c1, -self.clamp)
         x2.sub_(t).mul_(e)
         return x
 
