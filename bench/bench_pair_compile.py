@@ -81,8 +81,9 @@ def main() -> None:
           f"{args.steps} steps per run, fresh process each")
     print("| run | wall (s) | samples/s | held-out NLL | compile (s) | speed-up |\n|---|---:|---:|---:|---:|---:|")
     for mode, r in runs.items():
-        print(f"| {mode} | {r['wall_s']:.0f} | {r['samples_per_s']:.0f} | {r['val_nll']:.3f} | "
-              f"{r['compile_s'] if r['compile_s'] is not None else '-'} | {r['speedup'] or '-'} |")
+        cost = "-" if r["compile_s"] is None else f"{r['compile_s']:.0f}"
+        gain = "-" if r["speedup"] is None else f"{r['speedup']:.2f}×"
+        print(f"| {mode} | {r['wall_s']:.0f} | {r['samples_per_s']:.0f} | {r['val_nll']:.3f} | {cost} | {gain} |")
     eager_step = 128 / runs["eager"]["samples_per_s"]
     for mode in ("cold", "warm"):
         r = runs[mode]
