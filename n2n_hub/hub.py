@@ -68,7 +68,7 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 
     return run(*args, **kwargs)
 
-_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every", "run_key"}
+_KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every", "run_key", "compile"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
 # A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
 FAILED_NLL_MARGIN = 50.0
@@ -680,7 +680,7 @@ class Hub:
         initial = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         def log(event: dict[str, Any]) -> None:
-            if event.get("event") in ("skip", "early_stop", "warning", "resume"):
+            if event.get("event") in ("skip", "early_stop", "warning", "resume", "compile"):
                 self._log(str(event.get("message")))
 
         stopwatch = Stopwatch(torch.device(config.device))

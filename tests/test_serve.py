@@ -277,7 +277,7 @@ def _counting(app):
     slot = app.state.n2n.pool.slots["toytext@base->toygen@base"]
     module = slot.translator.module
     calls = {"inverse": 0}
-    original = module.inverse
+    original = module.sample_inverse  # the flow call of sampling
 
     def inverse(v, c):
         calls["inverse"] += 1
@@ -295,12 +295,12 @@ def test_batching_merges_concurrent_requests_into_one_encode_and_one_cinn_call(s
     import n2n_toy.experts
 
     module, original, inverse, calls = _counting(app)
-    module.inverse = inverse
+    module.sample_inverse = inverse
     encodes = n2n_toy.experts.CALLS["toytext.encode"]
     try:
         rs = _concurrently(url, BODIES)
     finally:
-        module.inverse = original
+        module.sample_inverse = original
     assert [r.status_code for r in rs] == [200] * 6
     assert calls["inverse"] <= 2 and n2n_toy.experts.CALLS["toytext.encode"] - encodes <= 2
     metrics = httpx.get(url + "/metrics").text
@@ -318,11 +318,11 @@ def test_seeded_answers_are_byte_identical_with_and_without_batching(server, unb
     batched_url, _ = server
     plain_url, plain_app = unbatched
     module, original, inverse, calls = _counting(plain_app)
-    module.inverse = inverse
+    module.sample_inverse = inverse
     try:
         alone = _concurrently(plain_url, BODIES)
     finally:
-        module.inverse = original
+        module.sample_inverse = original
     assert calls["inverse"] == len(BODIES)  # batching off: one call per request
     together = _concurrently(batched_url, BODIES)
     assert [a.content for a in alone] == [t.content for t in together]

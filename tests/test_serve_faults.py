@@ -279,15 +279,15 @@ def test_latents_out_of_range_are_400_on_every_input_path(server, world):
 def test_latents_out_of_range_on_the_way_out_say_whose_fault(server, world):
     url, app = server
     module = app.state.n2n.pool.slots[PAIR].translator.module
-    real = module.inverse
-    module.inverse = lambda v, c: real(v, c) * 1e9  # a translator gone wrong
+    real = module.sample_inverse  # the flow call of sampling and transfer
+    module.sample_inverse = lambda v, c: real(v, c) * 1e9  # a translator gone wrong
     try:
         ours = post(url, TEXT)
         theirs = post(url, {"pair": "toy-shapes", "latents": world["text"].encode_source(["a circle"]).tolist()})
         transfer = post(url, {"pair": "toy-shapes", "texts": ["a square"],
                               "exemplar": {"texts": ["a circle"], "target_latents": [[0.0] * 4]}}, path="/v1/transfer")
     finally:
-        module.inverse = real
+        module.sample_inverse = real
     assert ours.status_code == 500 and "fault of this server's translator" in one_line(ours)
     assert theirs.status_code == 422 and "the latents sent translate to values up to" in one_line(theirs)
     assert transfer.status_code == 422 and "the latents sent" in one_line(transfer)

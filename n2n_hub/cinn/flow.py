@@ -16,6 +16,7 @@ from ..errors import ShapeError
 from .actnorm import ActNorm
 from .coupling import INNBlock
 from .embedders import ConditionSpec, make_embedder
+from .inference import InferenceForm
 from .nll import gaussian_nll
 from .projection import ConditionProjection
 from .whitening import MAX_DIM as MAX_WHITENED_DIM
@@ -25,6 +26,10 @@ from .whitening import Whitening
 def _full_precision(x: torch.Tensor) -> torch.autocast:
     """Autocast off for the enclosed maths (whitening), whatever autocast the caller set."""
     return torch.autocast(x.device.type, enabled=False)
+
+
+def _forget_inference_form(module: "ConditionalINN", incompatible_keys: Any) -> None:
+    module._inference_form = None
 
 
 class ConditionalINN(nn.Module):
@@ -95,6 +100,8 @@ class ConditionalINN(nn.Module):
             self.blocks = nn.ModuleList(
                 INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
             )
+        self._inference_form: InferenceForm | None = None
+        self.register_load_state_dict_post_hook(_forget_inference_form)  # also when loading assigns new tensors
 
     # -- construction -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -143,6 +150,43 @@ class ConditionalINN(nn.Module):
             with _full_precision(v):
                 v, _ = self.whitening(v, rev=True)
         return v
+
+    # -- the inference form: no log-dets, folded parts (n2n_hub.cinn.inference) ------------
+    def inference_form(self) -> InferenceForm:
+        """The folded form of the current weights, built on first use and again after they change."""
+        form = self._inference_form
+        if form is None or not form.matches(self):
+            form = self._inference_form = InferenceForm(self)
+        return form
+
+    def _apply(self, fn, recurse: bool = True):  # type: ignore[override]
+        self._inference_form = None  # .to(), .double(), ...: tensors are replaced, not written
+        return super()._apply(fn, recurse)
+
+    def train(self, mode: bool = True) -> "ConditionalINN":
+        self._inference_form = None  # training is about to change the weights
+        return super().train(mode)
+
+    def _fast(self, x: torch.Tensor) -> bool:
+        """Whether a call may take the inference form: eval mode, no gradients wanted, no autocast to honour.
+
+        In training mode the plain modules run: an ActNorm may still initialise itself, and
+        an optimiser may be writing the weights (torch's fused Adam does so without bumping
+        the version counters the form checks; :meth:`train` drops the form).
+        """
+        return not (self.training or torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type))
+
+    def sample_inverse(self, v: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``z = τ(v | c)`` as :meth:`inverse` gives it, through the inference form where no gradient is wanted."""
+        if not self._fast(v):
+            return self.inverse(v, c)
+        return self.inference_form().inverse(v, self.embed(c))
+
+    def sample_residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``v = τ⁻¹(z | c)`` as :meth:`forward` gives it (without the log-det), through the inference form."""
+        if not self._fast(z):
+            return self(z, c)[0]
+        return self.inference_form().residual(z, self.embed(c))
 
     def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Per-sample NLL of z given c in nats (Eq. 4 plus the Gaussian constant)."""
@@ -245,7 +289,7 @@ class ConditionalINN(nn.Module):
             shapes.append((b, n))
         if not shapes:
             return []
-        z = in_blocks(self.inverse, torch.cat(vs), torch.cat(cs), block=block)
+        z = in_blocks(self.sample_inverse, torch.cat(vs), torch.cat(cs), block=block)
         out, start = [], 0
         for b, n in shapes:
             out.append(z[start:start + b * n].view(b, n, self.dim))
@@ -256,7 +300,7 @@ class ConditionalINN(nn.Module):
     def residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """v = τ⁻¹(z | c): what the condition does not determine about z."""
         c = self._check(z, c)
-        return self(z, c)[0]
+        return self.sample_residual(z, c)
 
     @torch.no_grad()
     def transfer(self, z_a: torch.Tensor, c_a: torch.Tensor, c_b: torch.Tensor) -> torch.Tensor:
@@ -265,4 +309,4 @@ class ConditionalINN(nn.Module):
         c_b = self._check(None, c_b)
         if c_b.shape[0] != v.shape[0]:
             raise ShapeError(f"got {v.shape[0]} exemplars but {c_b.shape[0]} new conditions")
-        return self.inverse(v, c_b)
+        return self.sample_inverse(v, c_b)

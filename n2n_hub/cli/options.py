@@ -82,7 +82,7 @@ def option_group(name: str, cls: type, options: list[Callable[[F], F]]) -> Calla
 # -- how a pair's translator is found or trained: `pair` and `translate` ----------------------------
 @dataclass(frozen=True)
 class Training:
-    """``--data --translator --steps --batch-size --lr --train-seed --device --force --no-train``."""
+    """``--data --translator --steps --batch-size --lr --train-seed --device --compile/--no-compile --force --no-train``."""
 
     data: Path | None
     translator: str | None
@@ -91,6 +91,7 @@ class Training:
     lr: float | None
     train_seed: int | None
     device: str
+    compile: bool | None
     force: bool
     no_train: bool
 
@@ -101,7 +102,8 @@ class Training:
 
     def pair_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Hub.pair` (the pair itself, data and kind aside)."""
-        return {"force": self.force, "train_if_missing": not self.no_train, **self.settings()}
+        chosen = {"compile": self.compile} if self.compile is not None else {}  # keyless: never in the key
+        return {"force": self.force, "train_if_missing": not self.no_train, **self.settings(), **chosen}
 
 
 training_options = option_group("training", Training, [
@@ -113,6 +115,9 @@ training_options = option_group("training", Training, [
     click.option("--lr", type=FiniteFloat(0, 10, low_open=True), help="Peak learning rate."),
     click.option("--train-seed", type=click.IntRange(min=0, max=MAX_SEED), help="Seed of the training run."),
     device_option(),
+    click.option("--compile/--no-compile", "compile", default=None,
+                 help="torch.compile the training step, or never (default: when the run is long enough to repay "
+                      "the compile time; compiled kernels are cached under the hub's home)."),
     click.option("--force", is_flag=True, help="Retrain even if a cached translator exists."),
     no_train_option(),
 ])

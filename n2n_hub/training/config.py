@@ -64,6 +64,10 @@ class TrainConfig:
             are not scored far below the training set and samples spread over the class
             rather than onto a few memorised codes; an autoencoder's posterior has noise of
             this kind too. Validation always scores clean targets.
+        compile: ``torch.compile`` the training step: True always, False never, None (default)
+            when the run's remaining steps repay the compile time, judged from a few timed eager
+            steps and the compile cost recorded for these shapes (:mod:`n2n_hub.training.compiling`).
+            How a translator is computed, not what it is: not part of its cache key.
     """
 
     steps: int = 2000
@@ -86,6 +90,7 @@ class TrainConfig:
     progress: bool = True
     condition_noise: float = 0.0
     target_noise: float = 0.0
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -112,6 +117,8 @@ class TrainConfig:
         need(math.isfinite(self.target_noise) and self.target_noise >= 0,
              f"target_noise must be >= 0 (0 disables it), got {self.target_noise!r}")
         need(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        need(self.compile is None or isinstance(self.compile, bool),
+             f"compile must be True, False or None (decide from the run's length), got {self.compile!r}")
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -127,6 +134,8 @@ class TrainConfig:
         for name in ("condition_noise", "target_noise"):
             if not d[name]:  # off: keep the cache keys of translators trained before the option
                 del d[name]
+        if d["compile"] is None:  # how a step is computed, never what it computes
+            del d["compile"]
         return d
 
 

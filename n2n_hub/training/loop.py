@@ -164,7 +164,7 @@ def _loop(run: _Run, data: _Data) -> TrainResult:
         validator = Validator(model, data.val_pairs, run.device, config.patience, log)
     ledger = StepLedger(state, config, run.name, log)
     try:
-        stepper = Stepper(model, run.loss, run.opt, config, run.device, run.use_bf16)
+        stepper = Stepper(model, run.loss, run.opt, config, run.device, run.use_bf16, log)
         stopped_early = _steps(stepper, data.batches, state, ledger, validator, checkpointer)
     finally:
         ledger.close()

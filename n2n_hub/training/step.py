@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from ..base import distributed
+from .compiling import StepCompiler
 from .batches import Batches, noisy_condition, param_dtype, rank_share, to_device
-from .config import TrainConfig, lr_at
+from .config import Log, TrainConfig, lr_at
 from .ledger import StepLedger
 
 
@@ -92,14 +93,17 @@ class Stepper:
     """
 
     def __init__(self, model: nn.Module, loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.Optimizer,
-                 config: TrainConfig, device: torch.device, use_bf16: bool) -> None:
+                 config: TrainConfig, device: torch.device, use_bf16: bool, log: Log | None = None) -> None:
         self.opt, self.config, self.device = opt, config, device
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.dtype = param_dtype(model)
         self.world = distributed.world()
         self.autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if use_bf16
                          else contextlib.nullcontext())
-        self.step_loss = distributed.data_parallel(model, loss, device)  # the loss itself in one process
+        step_loss = distributed.data_parallel(model, loss, device)  # the loss itself in one process
+        # eager for a few timed steps, then compiled where the rest of the run repays it
+        self.compiler = StepCompiler(model, step_loss, config.compile, config.steps, device,
+                                     self.world.distributed, log)
         # On CUDA the fused Adam skips bad steps itself and the numbers are read in batches; on
         # CPU a read costs nothing, so the step is decided on the host.
         self.on_device = device.type == "cuda" and skips_on_device(opt)
@@ -107,8 +111,11 @@ class Stepper:
     def take(self, batches: Batches, step: int, ledger: StepLedger) -> int:
         """Take 0-based ``step``; returns the samples it used over all processes."""
         c, z = step_batch(batches, step, self.device, self.dtype, self.config, self.world)
+        return self.compiler.timed(step, z.shape[0], lambda: self._take(c, z, step, ledger))
+
+    def _take(self, c: Tensor, z: Tensor, step: int, ledger: StepLedger) -> int:
         set_lr(self.opt, step, self.config)
-        stat = train_step(self.step_loss, self.opt, self.params, c, z, self.config.grad_clip, self.autocast,
+        stat = train_step(self.compiler.loss, self.opt, self.params, c, z, self.config.grad_clip, self.autocast,
                           self.world, self.on_device)
         ledger.add(step, stat)
         if not self.on_device:  # the optimizer cannot skip by itself: decide on the host

@@ -1,0 +1,107 @@
+"""Batch-1 sampling: the plain flow against its inference form, interleaved, with the GEMV floor.
+
+For each flow size, ``sample`` runs through the plain modules (``inverse``: log-dets, module
+calls, ActNorm's exp per call) and through the inference form (the default), alternating
+in rounds so that load from other processes falls on both alike; the median round is reported.
+The floor is the time of the flow's matrix-vector products alone (one ``mm`` per weight matrix,
+embedder and condition projection included): no sampling path can beat it without reading
+fewer weight bytes.
+
+    python bench/bench_sampling.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_name, loadavg  # noqa: E402
+
+from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
+
+SIZES = {  # name: (dim, condition, blocks, hidden, depth, condition projection)
+    "default text pair (bert-vaegan-animals)": (128, 384, 12, 256, 2, 10),
+    "bench_compile size": (268, 768, 8, 512, 3, None),
+    "Net2Net size (bench_cinn)": (268, 768, 20, 1024, 3, None),
+}
+
+
+def build(dim: int, cond: int, blocks: int, hidden: int, depth: int,
+          proj: int | None) -> tuple[ConditionalINN, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    flow = ConditionalINN(dim, ConditionSpec.infer((cond,), "float32"), n_blocks=blocks, hidden=hidden,
+                          depth=depth, condition_projection=proj)
+    z, c = torch.randn(512, dim, generator=g), torch.randn(512, cond, generator=g)
+    if proj:
+        flow.fit_condition(c, torch.randint(0, proj, (512,), generator=g))
+    flow.initialize(z, c, whitening_rows=torch.randn(16 * dim, dim, generator=g))
+    return flow.eval(), c[:1]
+
+
+def per_call_ms(fn, calls: int) -> float:
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--sizes", default="0,1,2", help="indices into the size table")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = loadavg()
+    lines = ["| flow | weights (MB) | plain (ms) | inference form (ms) | speed-up | GEMV floor (ms) | equal outputs |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for i in (int(s) for s in args.sizes.split(",")):
+        name, size = list(SIZES.items())[i]
+        flow, c = build(*size)
+        weights = [m.weight for m in flow.modules() if isinstance(m, torch.nn.Linear)]
+        xs = [torch.randn(1, w.shape[1]) for w in weights]
+        g = torch.Generator()
+
+        def plain() -> torch.Tensor:  # sampling as before the inference form: through the modules
+            flow._fast = lambda x: False
+            try:
+                return flow.sample(c, n=1, generator=g.manual_seed(1))[:, 0]
+            finally:
+                del flow._fast
+
+        def folded() -> torch.Tensor:
+            return flow.sample(c, n=1, generator=g.manual_seed(1))[:, 0]
+
+        def floor() -> None:
+            for w, x in zip(weights, xs):
+                torch.mm(x, w.t())
+        same = torch.equal(plain(), folded())
+        times: dict[str, list[float]] = {"plain": [], "folded": [], "floor": []}
+        for fn in (plain, folded, floor):
+            per_call_ms(fn, 3)
+        for _ in range(args.rounds):
+            for key, fn in (("plain", plain), ("folded", folded), ("floor", floor)):
+                times[key].append(per_call_ms(fn, args.calls))
+        p, f, fl = (statistics.median(times[k]) for k in ("plain", "folded", "floor"))
+        mb = sum(w.numel() for w in weights) * 4 / 1e6
+        lines.append(f"| {name}: {size[2]} blocks, hidden {size[3]}, depth {size[4]}, d={size[0]}, condition "
+                     f"{size[1]}{f' via a {size[5]}-d probe' if size[5] else ''} | {mb:.1f} | {p:.2f} | {f:.2f} | "
+                     f"{p / f:.2f}× | {fl:.2f} | {'bit-identical' if same else 'DIFFERENT'} |")
+        print(lines[-1], flush=True)
+    head = (f"- {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, load {load_before} before and "
+            f"{loadavg()} after; median of {args.rounds} interleaved rounds of {args.calls} calls")
+    print("\n".join([head, ""] + lines))
+
+
+if __name__ == "__main__":
+    main()
