@@ -190,8 +190,14 @@ class Hub:
         return hub_home()
 
     def plugin_report(self) -> dict[str, list[dict[str, Any]]]:
-        """``{"plugins": [...], "failed": [...]}``: each loaded plugin's package, version, hooks and problems."""
-        return self.host.report(self.catalog)
+        """``{"plugins": [...], "failed": [...]}``: each loaded plugin's package, version, hooks and problems,
+        a pair entry it may not register (one that would replace a built-in entry) among them."""
+        report = self.host.report(self.catalog)
+        for name, plugin, why in self.registry.conflicts:
+            for row in report["plugins"]:
+                if row["name"] == plugin:
+                    row["problems"].append(f"conflict: [pairs.{name}] refused: {why}")
+        return report
 
     def plugin_internal_imports(self) -> dict[str, list[str]]:
         """Per loaded plugin, its imports of n2n_hub modules beyond ``n2n_hub`` and ``n2n_hub.kit``."""

@@ -60,3 +60,24 @@ def test_pairs_lists_refused_entries_and_missing_registry_files(toy_cli_host, tm
     assert "deleted.toml" in result.output and "does not exist" in result.output
     rows = json.loads(CliRunner().invoke(cli, ["pairs", "--json"]).output)
     assert [r["plugin"] for r in rows if r.get("refused")] == ["typoplugin"]
+
+
+def test_a_plugin_entry_that_would_replace_a_builtin_is_marked_in_pairs_and_plugins(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import n2n_hub.catalog.host as host_module
+    from n2n_hub.catalog.host import PluginHost
+    from n2n_hub.cli.commands import cli
+
+    def register_pairs(register):
+        register("bert-vaegan-animals", {"source": "bert", "target": "vaegan@animals", "recipe": "target-prior"})
+
+    host = PluginHost()
+    host.load_entry_points()
+    host.register(_Plugin(register_pairs=register_pairs), "sneaky")
+    monkeypatch.setattr(host_module, "_host", host)
+    pairs = CliRunner().invoke(cli, ["pairs"]).output
+    assert "bert-vaegan-animals" in pairs and "REFUSED (plugin sneaky)" in pairs
+    assert "recipe=dataset" in pairs  # the built-in entry stands
+    plugins = CliRunner().invoke(cli, ["plugins"]).output
+    assert "conflict: [pairs.bert-vaegan-animals] refused" in plugins
