@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "n2n_hub"
 DOC = ROOT / "docs" / "architecture.md"
+
+sys.path.insert(0, str(ROOT / "bench"))
+import import_graph  # noqa: E402 - the one reader of the import graph, beside the benchmarks
 
 
 def _table(heading: str) -> list[list[str]]:
@@ -38,11 +42,7 @@ def _ticked(cell: str) -> list[str]:
 
 
 def module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
+    return import_graph.module_name(path, ROOT)
 
 
 def all_modules() -> dict[str, Path]:
@@ -50,29 +50,8 @@ def all_modules() -> dict[str, Path]:
 
 
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules that ``path`` imports anywhere in its body."""
-    me = module_name(path)
-    package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            names = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
-        else:
-            continue
-        for name in names:
-            while name and name not in modules:
-                name = name.rpartition(".")[0]
-            if name and name != me:
-                found.add(name)
-    return found
+    """The package's modules that ``path`` imports anywhere in its body (bench/import_graph.py reads them)."""
+    return import_graph.imports(path, ROOT, set(modules))
 
 
 def layers() -> tuple[dict[str, str], dict[str, set[str]]]:
@@ -126,36 +105,7 @@ def test_the_import_graph_has_no_cycles_lazy_imports_counted():
     # A package's __init__ re-exporting its own modules is not a cycle of rooms.
     for m in graph:
         graph[m] = {t for t in graph[m] if "." not in m or not t.startswith(m + ".")}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-
-    def visit(v: str) -> None:  # Tarjan's strongly connected components
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                cycles.append(sorted(comp))
-
-    for v in graph:
-        if v not in index:
-            visit(v)
+    cycles = [sorted(c) for c in import_graph.strongly_connected(graph) if len(c) > 1]
     assert cycles == []
 
 
