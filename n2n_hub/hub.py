@@ -337,15 +337,17 @@ class Hub:
         from .training.estimate import estimate
 
         rep = plan.source_spec.tap_representation(plan.source.tap)
-        if plan.target_spec.latent is None:
-            raise IncompatiblePairError(f"{plan.target} has no latent to translate into")
+        # what the translator samples: the target's latent, or what it encodes when it has no decoder
+        target = plan.target_spec.latent or plan.target_spec.representation
+        if target is None:
+            raise IncompatiblePairError(f"{plan.target} neither decodes nor encodes: nothing to translate into")
         cond = ConditionSpec.infer(rep.shape, rep.dtype, rep.num_classes)
         config = self._train_config(plan, options)
-        module = self._build(plan, cond, plan.target_spec.latent.numel, options)
+        module = self._build(plan, cond, target.numel, options)
         import torch
 
         dtype = torch.float32 if rep.dtype.startswith(("float", "bfloat")) else torch.int64
-        return estimate(module, tuple(rep.shape), dtype, plan.target_spec.latent.numel, config)
+        return estimate(module, tuple(rep.shape), dtype, target.numel, config)
 
     def _plan_of(self, source: str | PairPlan, target: str | None, **planning: Any) -> PairPlan:
         """``source`` itself when it is a plan (nothing is planned again), else a new plan of the pair."""

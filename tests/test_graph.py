@@ -214,3 +214,10 @@ def test_the_servers_batches_carry_the_nearest_captions_and_decode_nothing(graph
     assert len(result.info) == 4 and all(len(f["nearest"]) == 3 for f in result.info)
     alone = t.translate(_shapes(count=2), n=2, seed=5)
     assert [f["nearest"][0]["text"] for f in result.info] == [f["nearest"][0]["text"] for f in alone.info]
+
+
+def test_the_plan_of_a_target_without_decoder_states_its_cost(graph_hub):
+    plan = graph_hub.plan("toygen", "toytext")
+    cost = graph_hub.estimate(plan)
+    trained = graph_hub.pair(plan)
+    assert cost.parameters == sum(p.numel() for p in trained.module.parameters())
