@@ -813,13 +813,12 @@ class Hub:
                 found[(src, tgt)] = rank
         return {pair: rank[2] for pair, rank in found.items()}
 
-    def _run_route(self, route: "Route", inputs: Any, n: int, temperature: float | None, seed: int | None,
-                   captions: Sequence[str] | None, pair_options: dict[str, Any]) -> Translation:
-        from .spec.inputs import read_inputs
-        from .translators.routes import ExpertHop, run_route
+    def route_hops(self, route: "Route", **pair_options: Any) -> list[Any]:
+        """The route's hops made ready once: each translator paired (cached, fetched or trained), each
+        expert hop's two experts loaded. Hold them to run the route many times
+        (:func:`n2n_hub.translators.routes.run_route`) without pairing again."""
+        from .translators.routes import ExpertHop
 
-        source_address = ExpertAddress.parse(route.source)
-        batch = read_inputs(route.source_spec, inputs, who=route.source)  # refused before anything trains
         hops: list[Any] = []
         for link in route.hops:
             if link.kind == "expert":
@@ -827,6 +826,16 @@ class Hub:
                 hops.append(ExpertHop(self.load_expert(link.source), self.load_expert(to), to.tap))
             else:
                 hops.append(self.pair(self.plan(link.source, link.target), **pair_options))
+        return hops
+
+    def _run_route(self, route: "Route", inputs: Any, n: int, temperature: float | None, seed: int | None,
+                   captions: Sequence[str] | None, pair_options: dict[str, Any]) -> Translation:
+        from .spec.inputs import read_inputs
+        from .translators.routes import run_route
+
+        source_address = ExpertAddress.parse(route.source)
+        batch = read_inputs(route.source_spec, inputs, who=route.source)  # refused before anything trains
+        hops = self.route_hops(route, **pair_options)
         last = hops[-1]
         if captions is not None:
             if not hasattr(last, "captions"):
