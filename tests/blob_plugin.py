@@ -46,7 +46,7 @@ class BlobsPlugin:
     @hookimpl
     def register_datasets(self, register):
         register(DatasetSpec(id="blobs", version="1", loader="blob_plugin:load_blobs", domains=("image", "label"),
-                             image_shape=(1, 32, 32), class_names=BLOB_CLASSES))
+                             image_shape=(1, 32, 32), class_names=BLOB_CLASSES, license="mit"))
 
 
 def blob_registry(layers=("early", "middle", "last", "labels")) -> str:

@@ -12,46 +12,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from n2n_hub import DatasetSpec, Expert, ExpertSpec, Representation, Variant, hookimpl
+from blob_plugin import BLOB_CLASSES, BlobsPlugin, load_blobs
+
+from n2n_hub import ExpertSpec, Representation, Variant, hookimpl
 from n2n_hub.errors import InputError, OfflineError, ShapeError, UnknownExpertError
-
-# -- a tiny dataset and target for pairing: 32×32 grey disks of three sizes, a linear "autoencoder" --------
-BLOB_CLASSES = ("small", "medium", "large")
-_PROJ = torch.linalg.qr(torch.randn(1024, 8, generator=torch.Generator().manual_seed(0)))[0].T.contiguous()
-
-
-def load_blobs(split: str) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0 if split == "train" else 1)
-    n = 96 if split == "train" else 30
-    labels = torch.arange(n) % 3
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-    centres = 10 + torch.rand(n, 2, generator=g) * 12
-    radius = 3.0 + 2.5 * labels.float()
-    d = ((yy - centres[:, 0, None, None]) ** 2 + (xx - centres[:, 1, None, None]) ** 2).sqrt()
-    return {"image": torch.where(d < radius[:, None, None], 1.0, -1.0)[:, None], "label": labels}
-
-
-class TinyAE(Expert):
-    def encode(self, inputs, tap=None):
-        return inputs.reshape(inputs.shape[0], -1) @ _PROJ.T
-
-    def decode(self, z):
-        return (z @ _PROJ).clamp(-1, 1).reshape(-1, 1, 32, 32)
-
-
-class BlobsPlugin:
-    @hookimpl
-    def register_experts(self, register):
-        register(ExpertSpec(id="tinyae", version="1", loader="test_timm:TinyAE", input_domain="image",
-                            output_domain="image", representation=Representation((8,)), latent=Representation((8,)),
-                            variants=(Variant("base"),), default_variant="base", input_shape=(1, 32, 32),
-                            output_shape=(1, 32, 32)))
-
-    @hookimpl
-    def register_datasets(self, register):
-        register(DatasetSpec(id="blobs", version="1", loader="test_timm:load_blobs", domains=("image", "label"),
-                             image_shape=(1, 32, 32), class_names=BLOB_CLASSES, license="mit"))
-
 
 REGISTRY = """
 [pairs.timm-tinyae]
@@ -323,7 +287,7 @@ def not_a_spec(spec, address):
 class ZooPlugin:
     @hookimpl
     def register_experts(self, register):
-        register(ExpertSpec(id="zoo", version="1", loader="test_timm:TinyAE", input_domain="image",
+        register(ExpertSpec(id="zoo", version="1", loader="blob_plugin:TinyAE", input_domain="image",
                             representation=Representation((8,)), accepts_hub_ids=True,
                             variant_spec="test_timm:not_a_spec", find_variants="test_timm:broken_index"))
 
