@@ -5,7 +5,8 @@ can do, a third-party plugin can do too. What is here:
 
 - the error hierarchy (raise these: the CLI prints their message as one line);
 - weights files: :class:`WeightsFormat` (safetensors + JSON config) and :class:`ModelWeights`
-  (the same, bound to a config and model class);
+  (the same, bound to a config and model class); :func:`read_tensors` (a third-party weights file,
+  safetensors or plain tensors, never code);
 - atomic writes and hashing: :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`sha256_file`;
 - where files go and whether the network may be used: :func:`experts_dir`, :func:`hub_home`,
   :func:`using_home`, :func:`is_offline`, and :func:`hf_cache_dir` (where Hugging Face files go);
@@ -37,7 +38,7 @@ from .base.progress import tqdm
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed accepts
 
 if TYPE_CHECKING:
-    from .base.weights_file import ModelWeights, WeightsFormat
+    from .base.weights_file import ModelWeights, WeightsFormat, read_tensors
     from .data.recipes import PairData, RecipeContext
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "OfflineError", "PluginError", "RegistryError", "ShapeError", "TrainingError", "TranslatorFileError",
     "UnknownExpertError",
     # files
-    "WeightsFormat", "ModelWeights", "atomic_path", "atomic_write_bytes", "sha256_file",
+    "WeightsFormat", "ModelWeights", "read_tensors", "atomic_path", "atomic_write_bytes", "sha256_file",
     "experts_dir", "hub_home", "is_offline", "using_home", "hf_cache_dir",
     # inputs
     "check_images", "check_batch", "as_text_batch", "import_object",
@@ -61,7 +62,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The weights-file classes need torch; load it only when a plugin reaches for them.
-    if name in ("WeightsFormat", "ModelWeights"):
+    if name in ("WeightsFormat", "ModelWeights", "read_tensors", "read_tensors"):
         from .base import weights_file
 
         return getattr(weights_file, name)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from blob_plugin import BLOB_CLASSES, BlobsPlugin, load_blobs
 
-from n2n_hub import ExpertSpec, Representation, Variant, hookimpl
+from n2n_hub import ExpertSpec, Representation, hookimpl
 from n2n_hub.errors import InputError, OfflineError, ShapeError, UnknownExpertError
 
 REGISTRY = """

@@ -155,3 +155,34 @@ class ModelWeights:
         """Rebuild the model of a weights file, in eval mode on ``device``."""
         cfg, state, info = self.read(path)
         return self.format.load_into(self.model_cls(cfg), state, self.resolve(path), device), info
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a third-party weights file, on the CPU: safetensors, or a plain-tensor ``.bin``.
+
+    A ``.bin`` goes through ``torch.load(weights_only=True)``, which refuses pickles that would run
+    code; a ``{"state_dict": {...}}`` wrapper is unwrapped; anything but a table of tensors is a
+    :class:`CacheError` that says what to fetch instead.
+    """
+    import pickle
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises several error types
+            raise CacheError(f"{path} is not a readable safetensors file ({e}); get it again") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+        raise CacheError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint ({type(e).__name__}). It may be "
+            "corrupted or carry code; get the weights from a trusted source, preferably as model.safetensors"
+        ) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CacheError(f"{path} is not a state dict of tensors; use the checkpoint's weights file")
+    return dict(obj)

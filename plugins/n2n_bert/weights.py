@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import re
 from pathlib import Path
 
 import torch
 
-from n2n_hub.kit import CacheError, MissingWeightsError, sha256_file
+from n2n_hub.kit import MissingWeightsError, read_tensors, sha256_file
 
 _SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
 
@@ -38,34 +37,17 @@ def weight_files(folder: Path) -> list[Path]:
 
 def load_weights(files: list[Path]) -> dict[str, torch.Tensor]:
     """All tensors of the given weight files, on the CPU."""
-    from safetensors.torch import load_file
-
     state: dict[str, torch.Tensor] = {}
     for f in files:
         if not f.is_file():
             raise MissingWeightsError(f"weights shard {f} is missing; download the checkpoint again")
-        if f.suffix == ".safetensors":
-            try:
-                state.update(load_file(str(f)))
-            except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-                raise CacheError(f"{f} is not a readable safetensors file ({e}); download it again") from e
-        else:
-            state.update(safe_torch_load(f))
+        state.update(read_tensors(f))
     return state
 
 
 def safe_torch_load(path: Path) -> dict[str, torch.Tensor]:
-    """``torch.load`` that accepts only tensors and plain containers, never code."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
-        raise CacheError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint ({type(e).__name__}). It may be "
-            "corrupted or contain code; get the weights from a trusted source, preferably as model.safetensors"
-        ) from e
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CacheError(f"{path} is not a state dict of tensors; use the checkpoint's weights file")
-    return dict(obj)
+    """``torch.load`` that accepts only tensors and plain containers, never code (``kit.read_tensors``)."""
+    return read_tensors(path)
 
 
 def file_sha256(path: Path) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from n2n_hub.kit import (CacheError, InputError, MissingWeightsError, OfflineError, atomic_path, experts_dir,
-                         hf_cache_dir, is_offline, sha256_file)
+                         hf_cache_dir, is_offline, read_tensors, sha256_file)
 
 from . import VARIANTS
 
@@ -153,24 +152,8 @@ def read_config(path: Path):  # -> pytorch_pretrained_biggan.BigGANConfig
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors or plain-tensor ``.bin`` file; anything else is refused."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as e:  # noqa: BLE001 - safetensors raises several error types
-            raise CacheError(f"{path} is not a readable safetensors file ({e}); get it again") from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
-        raise CacheError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint ({type(e).__name__}); it may be "
-            f"corrupted or carry code. Get the weights from a trusted source, preferably as {SAFETENSORS}"
-        ) from e
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CacheError(f"{path} is not a state dict of tensors")
-    return dict(obj)
+    """Tensors of a safetensors or plain-tensor ``.bin`` file; anything else is refused (``kit.read_tensors``)."""
+    return read_tensors(path)
 
 
 def build_biggan(location: WeightsLocation) -> torch.nn.Module:

@@ -9,12 +9,11 @@ through ``huggingface_hub`` into its cache and never happen when ``HF_HUB_OFFLIN
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from n2n_hub.kit import (CacheError, InputError, MissingWeightsError, OfflineError, experts_dir, is_offline,
+from n2n_hub.kit import (InputError, MissingWeightsError, OfflineError, experts_dir, is_offline, read_tensors,
                          sha256_file)
 
 from .names import CONFIG
@@ -117,26 +116,8 @@ def weights_folder(source: ModelSource, home: Path | None = None) -> Path:
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file or a plain-tensor ``.bin``; anything else is refused."""
-    import torch
-
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as e:  # noqa: BLE001 - safetensors raises several error types
-            raise CacheError(f"{path} is not a readable safetensors file ({e}); get it again") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
-        raise CacheError(f"refusing to load {path}: not a plain tensor checkpoint ({type(e).__name__}); "
-                         f"get the weights as {SAFETENSORS}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CacheError(f"{path} is not a state dict of tensors")
-    return dict(obj)
+    """Tensors of a safetensors file or a plain-tensor ``.bin``; anything else is refused (``kit.read_tensors``)."""
+    return read_tensors(path)
 
 
 def load_into(model: nn.Module, state: dict[str, Any], weights: Path, architecture: str) -> None:
