@@ -62,7 +62,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The weights-file classes need torch; load it only when a plugin reaches for them.
-    if name in ("WeightsFormat", "ModelWeights", "read_tensors", "read_tensors"):
+    if name in ("WeightsFormat", "ModelWeights", "read_tensors"):
         from .base import weights_file
 
         return getattr(weights_file, name)
