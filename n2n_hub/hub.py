@@ -242,14 +242,16 @@ class Hub:
         """Registered experts, optionally filtered by a substring or wildcard over id and description."""
         return self.catalog.search(query)
 
-    def expert_spec(self, address: str) -> ExpertSpec:
-        return lookup_spec(self.catalog, ExpertAddress.parse(address))
+    def expert_spec(self, address: str | ExpertAddress) -> ExpertSpec:
+        """The spec of ``address`` (``id[:tap][@variant]``); a variant's spec may read files under this hub's home."""
+        with using_home(self.home):
+            return lookup_spec(self.catalog, ExpertAddress.parse(address) if isinstance(address, str) else address)
 
     def describe_expert(self, address: str) -> dict[str, Any]:
         """What ``experts show`` prints: the spec, and for a variant that is a file or folder the shapes of
         the weights found there (a spec can only declare its default weights' shapes)."""
         addr = ExpertAddress.parse(address)
-        spec = lookup_spec(self.catalog, addr)
+        spec = self.expert_spec(addr)
         described = spec.to_dict()
         if addr.variant is not None and spec.accepts_paths and Path(addr.variant).expanduser().exists():
             expert = self.load_expert(addr)
@@ -277,7 +279,7 @@ class Hub:
         from .spec.boundary import call_plugin, guard
 
         addr = ExpertAddress.parse(address) if isinstance(address, str) else address
-        spec = lookup_spec(self.catalog, addr)
+        spec = self.expert_spec(addr)
         addr = resolve_variant(spec, ExpertAddress(addr.id, None, addr.variant))
         key = str(addr)
         if key not in self._experts:
@@ -326,7 +328,8 @@ class Hub:
         """
         if translator is not None:
             get_kind(translator)  # an unknown kind fails here, naming the known ones
-        plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
+        with using_home(self.home):
+            plan = resolve_pair(self.catalog, self.registry, source, target, data=data, translator=translator)
         plan = apply_size(plan, self.device, size, n_blocks, hidden)
         return replace(plan, asked_translator=translator, asked_size=size)
 
@@ -965,31 +968,52 @@ class Hub:
         dataset = self.catalog.datasets.get(t.plan.dataset) if t.plan is not None and t.plan.dataset else None
         return evaluate_prompts(t, rows, self.held_out(t), dataset=dataset, n=n, temperature=temperature, seed=seed)
 
-    def diagnose(self, source: str, target: str, layers: Sequence[str] | None = None, *, steps: int | None = None,
-                 samples: int | None = None, per_condition: int = 8, features: str | None = None, seed: int = 0,
-                 figure: str | Path | None = None, inputs: int = 8, cinn_rows: int = 3,
-                 train_if_missing: bool = True) -> Diagnosis:
-        """What each layer of ``source`` knows about ``target``: a cINN and an MLP per layer (default
-        ``early, middle, last``), paired (cache, or train) and evaluated; ``figure`` draws Fig. S4
-        (see :mod:`n2n_hub.evaluation.diagnosis`)."""
-        from .evaluation.diagnosis import (DEFAULT_LAYERS, KINDS, check_figure_path, diagnosis, draw_figure,
-                                           layer_addresses)
+    def diagnose(self, sources: str | Sequence[str], target: str, layers: Sequence[str] | str | None = None, *,
+                 steps: int | None = None, samples: int | None = None, per_condition: int = 8,
+                 features: str | None = None, seed: int = 0, figure: str | Path | None = None, inputs: int = 8,
+                 cinn_rows: int = 3, kinds: Sequence[str] | None = None, train_if_missing: bool = True) -> Diagnosis:
+        """What each layer of one or more source models knows about ``target``: per model and tap a
+        cINN, an MLP and a closed-form linear translator, paired (cache, or train) and evaluated,
+        with the tap's linear CKA; ``figure`` draws Fig. S4 (see :mod:`n2n_hub.evaluation.diagnosis`).
+
+        ``layers``: tap names every model has, ``"all"`` (each model's every tap), or None
+        (``early, middle, last`` where a model has them, else all its taps). Evaluations are
+        kept under ``<home>/evaluations``, so a model added later costs only its own cells.
+        """
+        from .evaluation.cells import CellCache
+        from .evaluation.diagnosis import KINDS, check_figure_path, diagnose_cells, layer_addresses, taps_of_each
 
         check_figure_path(figure)
-        spec = self.expert_spec(ExpertAddress.parse(source).id)
-        addresses = layer_addresses(source, DEFAULT_LAYERS if layers is None else layers, spec)
+        names = [sources] if isinstance(sources, str) else list(sources)
+        if not names:
+            raise InputError("name at least one source model to diagnose")
+        if len({str(ExpertAddress.parse(n)) for n in names}) != len(names):
+            raise InputError(f"a source model is named twice: {' '.join(names)}")
+        kinds = list(KINDS if kinds is None else kinds)
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown or not kinds or kinds[0] != "cinn":
+            raise InputError(f"diagnosis kinds are cinn first, then any of {', '.join(KINDS[1:])}; got {kinds}")
+        specs = {name: self.expert_spec(name) for name in names}
+        addresses = []
+        for name, spec in specs.items():
+            model = resolve_variant(spec, ExpertAddress.parse(name))  # `segmenter` is `segmenter@animals`
+            addresses += layer_addresses(str(model) if model.tap is None else name,
+                                         taps_of_each(layers, spec, specs), spec)
+        # every pair is planned before anything trains, so a bad tap or target fails at once
+        for address in addresses:
+            self.plan(address, target)
         options: dict[str, Any] = {"steps": steps} if steps is not None else {}
-        translators = {(address, kind): self.pair(address, target, translator=kind,
-                                                  train_if_missing=train_if_missing, **options)
-                       for address in addresses for kind in KINDS}
-        held_out = {address: self.held_out(translators[(address, KINDS[0])]) for address in addresses}
-        feats = self.feature_space(features, translators[(addresses[0], KINDS[0])].target)
-        result = diagnosis(source, addresses, translators, held_out, feats, samples=samples,
-                           per_condition=per_condition, seed=seed)
-        if figure is not None:
-            draw_figure(translators, held_out, addresses, Path(figure), inputs=inputs, cinn_rows=cinn_rows, seed=seed)
-            result.figure = str(figure)
-        return result
+
+        def pair(address: str, kind: str) -> Translator:
+            kind_options = {k: v for k, v in options.items() if kind == "cinn" or k != "steps"
+                            or not get_kind(kind).fits_closed_form}
+            return self.pair(address, target, translator=kind, train_if_missing=train_if_missing, **kind_options)
+
+        return diagnose_cells([str(ExpertAddress.parse(n)) for n in names], addresses, target, pair, self.held_out,
+                              lambda t: self.feature_space(features, t.target),
+                              CellCache(self.home / "evaluations", log=self._log), kinds=kinds, samples=samples,
+                              per_condition=per_condition, seed=seed, figure=Path(figure) if figure else None,
+                              inputs=inputs, cinn_rows=cinn_rows, log=self._log)
 
     def publish(self, key: str, out_dir: str | Path, **options: Any) -> Publication:
         """Write the cached translator ``key``, its model card and its registry snippet

@@ -1,4 +1,4 @@
-"""Model diagnosis: one cINN and one MLP per layer, a metric table, and the Fig. S4 image."""
+"""Model diagnosis: a cINN, an MLP and a linear map per layer, one table row per layer, and the Fig. S4 image."""
 
 from __future__ import annotations
 
@@ -12,29 +12,54 @@ from n2n_hub.errors import InputError, UnknownExpertError
 
 
 @pytest.mark.slow
-def test_diagnose_trains_both_kinds_per_layer_and_draws_the_figure(blob_hub, tmp_path):
+def test_diagnose_trains_every_kind_per_layer_and_draws_the_figure(blob_hub, tmp_path, monkeypatch):
+    from n2n_hub.evaluation import diagnosis as diagnosis_module
+    from n2n_hub.evaluation.similarity import linear_cka
+    from n2n_hub.hub import Hub
+
     fig = tmp_path / "diag.png"
     result = blob_hub.diagnose("segmenter", "tinyae", ["early", "last"], figure=fig, inputs=5, cinn_rows=2,
-                      per_condition=3)
+                               per_condition=3)
     assert result.layers == ["early", "last"] and result.features == "segmenter:middle"
     assert [(e.source, e.kind) for e in result.evaluations] == [
-        ("segmenter:early@animals", "cinn"), ("segmenter:early@animals", "mlp"),
-        ("segmenter:last@animals", "cinn"), ("segmenter:last@animals", "mlp")]
+        (f"segmenter:{layer}@animals", kind) for layer in ("early", "last") for kind in ("cinn", "mlp", "linear")]
     for layer in ("early", "last"):
-        cinn, mlp = result.get(layer, "cinn"), result.get(layer, "mlp")
+        cinn, mlp, linear = (result.get(layer, kind) for kind in ("cinn", "mlp", "linear"))
         assert cinn.metrics["nll"] is not None and cinn.metrics["diversity_pixels"] > 0
-        assert mlp.metrics["mse"] is not None and mlp.metrics["diversity_pixels"] == 0.0
+        for baseline in (mlp, linear):
+            assert baseline.metrics["mse"] is not None and baseline.metrics["diversity_pixels"] == 0.0
         assert cinn.metrics["fd_features"] is not None and cinn.metrics["consistency_cosine"] is not None
-    assert len(blob_hub.cache.entries()) == 4
+        # the CKA column is linear CKA of the tap and the target latent on the held-out pairs
+        address = f"segmenter:{layer}@animals"
+        held = blob_hub.held_out(blob_hub.pair(address, "tinyae"))
+        assert result.cka[address] == pytest.approx(linear_cka(held.test.source, held.test.target), abs=1e-12)
+        assert 0 < result.cka[address] <= 1 and result.seconds[address]["cinn"] > 0
+    assert len(blob_hub.cache.entries()) == 6
     with Image.open(fig) as im:
-        # rows: input, reconstruction, then per layer 2 cINN samples + 1 MLP; 5 columns of 64-px tiles
-        assert im.size == (120 + 5 * 66 + 2, (2 + 2 * 3) * 66 + 2)
-    table = result.table()
-    assert table.splitlines()[1].split()[:4] == ["layer", "translator", "NLL", "MSE"]
-    assert len(table.splitlines()) == 2 + 4 + 1
-    assert table.splitlines()[-1].startswith("reference: independent real data scores FD latent")
+        # rows: input, reconstruction, then per layer 2 cINN samples, the MLP and the linear map; 5 columns
+        assert im.size == (120 + 5 * 66 + 2, (2 + 2 * 4) * 66 + 2)
+    lines = result.table().splitlines()
+    assert lines[1].split()[:5] == ["model", "tap", "CKA", "cINN", "NLL"]
+    assert [ln.split()[:2] for ln in lines[2:4]] == [["segmenter@animals", "early"], ["segmenter@animals", "last"]]
+    assert lines[-1].startswith("reference: independent real data scores FD latent")
+
+    # every cell is cached: asking again evaluates nothing and gives the same numbers
+    measured = []
+    real = diagnosis_module.evaluate_translator
+    monkeypatch.setattr(diagnosis_module, "evaluate_translator", lambda *a, **k: measured.append(a) or real(*a, **k))
     again = blob_hub.diagnose("segmenter", "tinyae", ["early", "last"], train_if_missing=False, per_condition=3)
-    assert again.to_dict()["results"][0]["metrics"] == result.to_dict()["results"][0]["metrics"]  # cached, seeded
+    assert measured == [] and again.to_dict()["rows"] == result.to_dict()["rows"]
+    # a cell file cut short is reported and measured again, never trusted
+    cell = sorted((blob_hub.home / "evaluations").glob("*.json"))[0]
+    cell.write_text(cell.read_text()[:40])
+    logged = []
+    listening = Hub(home=blob_hub.home, host=blob_hub.host, progress=False, log=logged.append)
+    third = listening.diagnose("segmenter", "tinyae", ["early", "last"], train_if_missing=False, per_condition=3)
+    assert len(measured) == 1 and any("unreadable" in m and cell.name in m for m in logged)
+    assert [e.metrics for e in third.evaluations] == [e.metrics for e in result.evaluations]  # seeded
+    # another setting is another cell
+    listening.diagnose("segmenter", "tinyae", ["last"], train_if_missing=False, per_condition=2)
+    assert len(measured) == 4
 
 
 def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):
@@ -57,12 +82,18 @@ def test_diagnose_command_happy_path(blob_host, tmp_path):
     out = runner.invoke(cli, ["diagnose", "segmenter", "tinyae", "--layers", "middle", "-o", str(fig),
                               "--per-condition", "2"], catch_exceptions=False)
     assert out.exit_code == 0, out.output
-    assert "middle  cinn" in out.output and "middle  mlp" in out.output and f"wrote {fig}" in out.output
+    row = [ln for ln in out.stdout.splitlines() if ln.startswith("segmenter@animals")]
+    assert len(row) == 1 and row[0].split()[1] == "middle" and f"wrote {fig}" in out.stdout
+    assert "[1/3] segmenter:middle@animals -> tinyae: cINN" in out.stderr  # progress per cell
     assert fig.is_file()
-    data = json.loads(runner.invoke(cli, ["diagnose", "segmenter", "tinyae", "--layers", "middle", "--json",
-                                          "--no-train", "--per-condition", "2"]).output)
-    assert [r["kind"] for r in data["results"]] == ["cinn", "mlp"] and data["figure"] is None
+    res = runner.invoke(cli, ["diagnose", "segmenter", "tinyae", "--layers", "middle", "--json", "--no-train",
+                              "--per-condition", "2", "--translators", "cinn,linear"])
+    data = json.loads(res.stdout)
+    assert [r["kind"] for r in data["results"]] == ["cinn", "linear"] and data["figure"] is None
     assert data["results"][0]["layer"] == "middle" and "fd_features" in data["results"][0]["metrics"]
+    (row,) = data["rows"]
+    assert row["model"] == "segmenter@animals" and row["tap"] == "middle" and 0 < row["cka"] <= 1
+    assert row["mlp"] is None and row["linear"]["mse"] is not None
 
 
 def test_diagnose_command_error_paths(toy_cli_host, toy_registry_file):
@@ -70,9 +101,15 @@ def test_diagnose_command_error_paths(toy_cli_host, toy_registry_file):
 
     runner = CliRunner()
     no_taps = runner.invoke(cli, ["diagnose", "toytext", "toygen"])
-    assert no_taps.exit_code == 1 and "has no layer(s) early, middle, last" in no_taps.output
+    assert no_taps.exit_code == 1 and "has no taps to diagnose" in no_taps.output
     assert "Traceback" not in no_taps.output and len(no_taps.output.strip().splitlines()) == 1
     unknown = runner.invoke(cli, ["diagnose", "segmentr", "toygen"])
     assert unknown.exit_code == 1 and "unknown expert 'segmentr'" in unknown.output
     empty = runner.invoke(cli, ["diagnose", "toytext", "toygen", "--layers", ","])
     assert empty.exit_code == 1 and "no layers to diagnose" in empty.output
+    alone = runner.invoke(cli, ["diagnose", "toytext"])
+    assert alone.exit_code == 1 and "name at least one SOURCE and then the TARGET" in alone.output
+    twice = runner.invoke(cli, ["diagnose", "toytext", "toytext", "toygen"])
+    assert twice.exit_code == 1 and "named twice" in twice.output
+    kinds = runner.invoke(cli, ["diagnose", "toytext", "toygen", "--translators", "mlp,cinn"])
+    assert kinds.exit_code == 1 and "cinn first" in kinds.output

@@ -348,3 +348,62 @@ def test_train_expert_saves_a_model_folder_timm_itself_reads(hub, timm_host, tmp
     bad = CliRunner().invoke(cli, ["train-expert", "timm", "--model", "test_resnet", "--dataset", "blobs",
                                    "--name", "resnet18.a1_in1k"])
     assert "timm already uses" in one_line_failure(bad)
+
+
+# -- diagnosis of several models side by side ------------------------------------------------------------------
+@pytest.mark.slow
+def test_diagnose_puts_many_models_in_one_table_and_evaluates_each_cell_once(hub, tmp_path, monkeypatch):
+    from n2n_hub.cli.commands import cli
+    from n2n_hub.evaluation import diagnosis as diagnosis_module
+
+    registry = tmp_path / "generic.toml"  # every tap through one entry, as `timm-vaegan-animals` does
+    registry.write_text(REGISTRY.split("[pairs.timm-pooled-tinyae]")[0]
+                        + "[pairs.timm-tinyae.flow]\nn_blocks = 2\nhidden = 16\ndepth = 1\n")
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(registry))
+    folders = {arch: tmp_path / arch for arch in ("test_resnet", "test_vit", "test_convnext")}
+    for arch, folder in folders.items():
+        save_tiny(folder, arch, num_classes=3)
+    models = [f"timm@{folder}" for folder in folders.values()]
+    measured = []
+    real = diagnosis_module.evaluate_translator
+    monkeypatch.setattr(diagnosis_module, "evaluate_translator", lambda *a, **k: measured.append(a) or real(*a, **k))
+
+    two = hub.diagnose(models[:2], "tinyae", "all", per_condition=2, samples=16)
+    taps = {m: list(hub.expert_spec(m).taps) for m in models}
+    assert two.addresses == [f"timm:{tap}@{folders[arch]}" for arch in ("test_resnet", "test_vit")
+                             for tap in taps[f"timm@{folders[arch]}"]]
+    assert "layer1" in taps[models[0]] and "blocks.0" in taps[models[1]] and "pooled" in taps[models[1]]
+    rows = two.rows()
+    assert [(r["model"], r["tap"]) for r in rows] == [(f"timm@{folders[a]}", t) for a in ("test_resnet", "test_vit")
+                                                       for t in taps[f"timm@{folders[a]}"]]
+    for row in rows:
+        assert not row.get("skipped"), row.get("skipped")
+        assert row["cinn"]["nll"] is not None and row["mlp"]["mse"] is not None and row["linear"]["mse"] is not None
+        assert 0 <= row["cka"] <= 1
+    assert len(measured) == 3 * len(rows)
+
+    # a third model: only its own cells are trained and measured; the others' numbers come back unchanged
+    trained_before = len(hub.cache.entries())
+    three = hub.diagnose(models, "tinyae", "pooled", per_condition=2, samples=16)
+    assert len(measured) == 3 * len(rows) + 3 and len(hub.cache.entries()) == trained_before + 3
+    pooled = [r for r in rows if r["tap"] == "pooled"]
+    assert three.rows()[:2] == pooled and three.rows()[2]["model"] == models[2]
+    assert len(three.table().splitlines()) == 2 + 3 + 1
+
+    # the command: one table, JSON rows, and one-line errors
+    res = CliRunner().invoke(cli, ["diagnose", *models, "tinyae", "--layers", "pooled", "--json", "--no-train",
+                                   "--per-condition", "2", "--samples", "16"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [r["model"] for r in data["rows"]] == models and {r["tap"] for r in data["rows"]} == {"pooled"}
+    assert data["sources"] == models and len(measured) == 3 * len(rows) + 3  # all cached
+    bad = CliRunner().invoke(cli, ["diagnose", *models[:2], "tinyae", "--layers", "layer1"])
+    assert "has no layer(s) layer1" in one_line_failure(bad) and "blocks.0" in bad.output
+    bad = CliRunner().invoke(cli, ["diagnose", *models[:2], "tinyae", "--layers", "layer1,stages.9"])
+    assert "no model has the layer(s) stages.9" in one_line_failure(bad)
+    # models name their layers differently: each takes the listed taps it has
+    mixed = hub.diagnose(models, "tinyae", "layer2,blocks.1,stages.1,pooled", per_condition=2, samples=16,
+                         kinds=["cinn"])
+    assert [(r["model"], r["tap"]) for r in mixed.rows()] == [
+        (models[0], "layer2"), (models[0], "pooled"), (models[1], "blocks.1"), (models[1], "pooled"),
+        (models[2], "stages.1"), (models[2], "pooled")]

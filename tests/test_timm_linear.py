@@ -55,6 +55,27 @@ def test_more_features_than_pairs_gives_the_minimum_norm_solution():
     assert torch.allclose(m(x), z, atol=1e-8)  # it interpolates the training pairs
 
 
+def test_fewer_pairs_than_features_solve_the_same_ridge_system():
+    """The dual (n×n) path gives what the augmented least-squares system gives, batches split anyhow."""
+    x, z = problem(n=9, p=30)
+    ridge = 0.05
+    xc, zc = x - x.mean(0), z - z.mean(0)
+    lam = ridge * float((xc * xc).sum()) / x.shape[1]
+    design = torch.cat([xc, lam ** 0.5 * torch.eye(x.shape[1], dtype=x.dtype)])
+    target = torch.cat([zc, torch.zeros(x.shape[1], z.shape[1], dtype=z.dtype)])
+    w = torch.linalg.lstsq(design, target).solution
+    for batch in (2, 9):
+        m = fitted(x, z, ridge=ridge, batch=batch)
+        assert torch.allclose(m.weight.T, w, atol=1e-9) and torch.allclose(m.bias, z.mean(0) - x.mean(0) @ w, atol=1e-9)
+    # crossing from the kept rows to the p×p statistics mid-stream changes nothing
+    x, z = problem(n=40, p=30)
+    primal = fitted(x, z, ridge=ridge, batch=7)
+    xc, zc = x - x.mean(0), z - z.mean(0)
+    lam = ridge * float((xc * xc).sum()) / x.shape[1]
+    w = torch.linalg.solve(xc.T @ xc + lam * torch.eye(30, dtype=x.dtype), xc.T @ zc)
+    assert torch.allclose(primal.weight.T, w, atol=1e-9)
+
+
 def test_label_conditions_predict_each_class_mean():
     labels = torch.tensor([0, 0, 1, 1, 1, 2])
     z = torch.tensor([[1.0], [3.0], [0.0], [3.0], [6.0], [-2.0]], dtype=torch.float64)
@@ -80,8 +101,23 @@ def test_the_trainer_solves_it_once_from_tensors_or_a_loader():
 def test_bad_settings_are_refused_in_one_line():
     with pytest.raises(InputError, match="ridge must be a finite number >= 0"):
         LinearTranslator(2, ConditionSpec((3,), "vector"), ridge=-1)
+
+
+def test_a_wide_tap_fits_through_the_pairs_and_a_system_too_large_is_refused(monkeypatch):
+    from n2n_hub.cinn import linear
+
+    wide = LinearTranslator(2, ConditionSpec((512, 8, 8), "spatial"))  # 32768 entries, 40 pairs: the n×n form
+    g = torch.Generator().manual_seed(0)
+    x, z = torch.randn(40, 512, 8, 8, generator=g), torch.randn(40, 2, generator=g)
+    assert wide.fit_closed_form([(x[:25], z[:25]), (x[25:], z[25:])]) == 40
+    assert torch.allclose(wide(x), z, atol=1e-3)  # more entries than pairs: it interpolates them
+    x, z = problem(n=40, p=30)
+    monkeypatch.setattr(linear, "MAX_FEATURES", 20)  # 40 pairs > 30 entries: the p×p form, past its limit
     with pytest.raises(InputError, match="read a smaller tap"):
-        LinearTranslator(2, ConditionSpec((512, 8, 8), "spatial"))
+        fitted(x, z, ridge=0.0)
+    monkeypatch.setattr(linear, "MAX_KEPT", 100)  # 4 pairs of 30 entries kept for the n×n form: past it
+    with pytest.raises(InputError, match="use fewer pairs"):
+        fitted(x[:10], z[:10], ridge=0.0, batch=5)
 
 
 def test_the_linear_kind_pairs_caches_and_samples_through_the_hub(toy_hub, toy_host, tmp_path):

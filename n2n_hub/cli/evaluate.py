@@ -46,39 +46,55 @@ def evaluate_cmd(source: str, target: str, translator: str | None, held_out: Hel
     echo_json(report.to_dict()) if as_json else click.echo(report.table())
 
 
-@click.command(name="diagnose", short_help="What each layer of SOURCE knows (cINN vs MLP).")
-@click.argument("source")
-@click.argument("target")
-@click.option("--layers", default="early,middle,last", show_default=True,
-              help="Comma-separated taps of SOURCE to diagnose, shallow to deep.")
+@click.command(name="diagnose", short_help="What each layer of one or more models knows (cINN vs baselines).")
+@click.argument("experts", nargs=-1, required=True, metavar="SOURCE... TARGET")
+@click.option("--layers", default=None,
+              help="Comma-separated taps, shallow to deep (with several SOURCEs each takes those it has, so "
+                   "layer3,blocks.3 serves a ResNet and a ViT), or 'all' for each SOURCE's every tap.  "
+                   "[default: early,middle,last where a SOURCE has them, else all]")
+@click.option("--translators", "kinds", default="cinn,mlp,linear", show_default=True,
+              help="Translator kinds per tap: cinn, then the deterministic baselines to compare (mlp, linear).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG figure: inputs, then per layer cINN samples and the MLP output (Fig. S4).")
-@steps_option("Training steps of every translator (default: the registry's).")
+              help="PNG figure: inputs, then per tap cINN samples and each baseline's output (Fig. S4).")
+@click.option("--cinn-rows", type=click.IntRange(min=1, max=16), default=3, show_default=True,
+              help="cINN samples per tap in the figure.")
+@click.option("--inputs", type=click.IntRange(min=1, max=64), default=8, show_default=True,
+              help="Held-out inputs (columns) in the figure.")
+@steps_option("Training steps of every trained translator (default: the registry's).")
 @held_out_options("EXPERT[:TAP] for the feature-space Fréchet distance (as in `evaluate`).")
 @device_option()
 @threads_option()
 @no_train_option("Fail instead of training when a translator is not cached.")
-@json_option("Print the metrics as JSON.")
-def diagnose_cmd(source: str, target: str, layers: str, output: Path | None, steps: int | None, held_out: HeldOut,
-                 device: str, threads: int | None, no_train: bool, as_json: bool) -> None:
-    """Model diagnosis (Sec. E): what does each layer of SOURCE know about its input?
+@json_option("Print the table as JSON.")
+def diagnose_cmd(experts: tuple[str, ...], layers: str | None, kinds: str, output: Path | None, cinn_rows: int,
+                 inputs: int, steps: int | None, held_out: HeldOut, device: str, threads: int | None,
+                 no_train: bool, as_json: bool) -> None:
+    """Model diagnosis (Sec. E): what does each layer of each SOURCE know about its input?
 
-    Trains (or reuses) one cINN and one MLP per layer, SOURCE:LAYER -> TARGET, and
-    compares them on held-out data.
+    Per model and tap, trains (or reuses) a cINN SOURCE:TAP -> TARGET and two
+    deterministic baselines, an MLP and a closed-form linear map, and prints one
+    row per model and tap: the linear CKA of the tap with TARGET's latent, the cINN's
+    held-out NLL, Fréchet distances, sample diversity and consistency, and the
+    baselines' errors. Every cell is cached, so adding a model later evaluates
+    only its own taps.
 
     \b
-    Example:
+    Examples:
       n2n-hub diagnose segmenter vaegan --layers early,middle,last -o diagnosis.png
+      n2n-hub diagnose timm@resnet10t.animals timm@vit_tiny_patch16_224.animals vaegan --layers all
     """
+    if len(experts) < 2:
+        raise click.UsageError("name at least one SOURCE and then the TARGET, e.g. `n2n-hub diagnose segmenter vaegan`")
     if output is not None:
         from ..base.validation import check_output_path
 
         check_output_path(output)
     set_threads(threads)
-    hub = working_hub(device=device, quiet=as_json)
-    result = hub.diagnose(source, target, layers.split(","), steps=steps, samples=held_out.samples,
+    hub = working_hub(device=device)  # progress per cell on stderr, also under --json: this is long work
+    result = hub.diagnose(list(experts[:-1]), experts[-1], layers, steps=steps, samples=held_out.samples,
                           per_condition=held_out.per_condition, features=held_out.features, seed=held_out.seed,
-                          figure=output, train_if_missing=not no_train)
+                          figure=output, inputs=inputs, cinn_rows=cinn_rows,
+                          kinds=[k.strip() for k in kinds.split(",") if k.strip()], train_if_missing=not no_train)
     if as_json:
         echo_json(result.to_dict())
         return
