@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..base import distributed
+from ..base.allocator import keep_freed_memory
 from ..errors import InputError, ShapeError
 from .batches import Batches, LoaderBatches, TensorBatches, check_pairs, finite_rows, held_out_split
 from .checkpoint import Checkpointer, fingerprint
@@ -138,6 +139,8 @@ def _run(model: nn.Module, data: _Data, config: TrainConfig, log: Log | None) ->
         data.batches.move_to(device)
     if fits_closed_form(model):  # solved from all pairs at once: no optimiser, no steps
         return fit_closed_form(model, name, data.batches, data.val_pairs, data.n_train, device, log)
+    if device.type == "cpu":  # every step frees and allocates the same tensors: keep the pages (see allocator)
+        keep_freed_memory()
     opt = adam([p for p in model.parameters() if p.requires_grad], config)
     run = _Run(model, name, loss, config, log, device, use_bf16, opt)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
