@@ -180,13 +180,19 @@ class ConditionalINN(nn.Module):
         """``z = τ(v | c)`` as :meth:`inverse` gives it, through the inference form where no gradient is wanted."""
         if not self._fast(v):
             return self.inverse(v, c)
-        return self.inference_form().inverse(v, self.embed(c))
+        form = self.inference_form()
+        with torch.inference_mode():  # fewer dispatch layers per op: most of a batch-1 call
+            z = form.inverse(v, self.embed(c))
+        return z.clone()  # an ordinary tensor again, which the caller may use under autograd
 
     def sample_residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``v = τ⁻¹(z | c)`` as :meth:`forward` gives it (without the log-det), through the inference form."""
         if not self._fast(z):
             return self(z, c)[0]
-        return self.inference_form().residual(z, self.embed(c))
+        form = self.inference_form()
+        with torch.inference_mode():
+            v = form.residual(z, self.embed(c))
+        return v.clone()
 
     def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Per-sample NLL of z given c in nats (Eq. 4 plus the Gaussian constant)."""
