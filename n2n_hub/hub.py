@@ -976,9 +976,10 @@ class Hub:
         cINN, an MLP and a closed-form linear translator, paired (cache, or train) and evaluated,
         with the tap's linear CKA; ``figure`` draws Fig. S4 (see :mod:`n2n_hub.evaluation.diagnosis`).
 
-        ``layers``: tap names every model has, ``"all"`` (each model's every tap), or None
-        (``early, middle, last`` where a model has them, else all its taps). Evaluations are
-        kept under ``<home>/evaluations``, so a model added later costs only its own cells.
+        ``layers``: tap names (with several models, each takes those it has; a tap no model
+        has is an error), ``"all"`` (each model's every tap), or None (``early, middle, last``
+        where a model has them, else all its taps). Evaluations are kept under
+        ``<home>/evaluations``, so a model added later costs only its own cells.
         """
         from .evaluation.cells import CellCache
         from .evaluation.diagnosis import KINDS, check_figure_path, diagnose_cells, layer_addresses, taps_of_each

@@ -42,7 +42,8 @@ def experts_list(query: str | None, as_json: bool) -> None:
         clash = conflicts.get(f"expert:{s.id}")
         click.echo(f"{s.id:<12} {s.description}" + (f"  [CONFLICT: registered by {', '.join(clash)}; "
                                                    "unusable until one is uninstalled]" if clash else ""))
-        click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}, default variant {s.default_variant}]")
+        default = f", default variant {s.default_variant}" if s.default_variant else ""  # a search hit may have none
+        click.echo(f"{'':<12} {'; '.join(can)}  [plugin {s.plugin}{default}]")
 
 
 @experts.command(name="show")

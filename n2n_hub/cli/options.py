@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_SAMPLES = 1024  # -n: more samples per input than a grid can usefully show
 MAX_SEED = 2**63 - 1
 
-KIND_HELP = "cinn (default), the deterministic mlp baseline, or another registered kind."
+KIND_HELP = ("cinn (default), the deterministic mlp baseline, linear (ridge least squares in closed form), or "
+             "another registered kind.")
 
 
 def _apply(f: F, options: list[Callable[[F], F]]) -> F:
