@@ -492,6 +492,9 @@ class Hub:
                              n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
         translator, size = plan.asked_translator, plan.asked_size
         data = plan.data_path
+        if plan.from_route is not None and plan.samples < MIN_PAIRS:  # refused before anything loads
+            raise InputError(f"--samples {plan.samples} draws too few pairs along the route: a translator needs at "
+                             f"least {MIN_PAIRS} to train and validate")
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         condition = self._condition_spec(plan, src)
         config = self._train_config(plan, options)
@@ -812,12 +815,18 @@ class Hub:
 
     def _cached_pairs(self) -> dict[tuple[str, str], str]:
         """``(source, target) -> key`` of the translators a route can use without training: each pair's
-        current one, else the newest cached one."""
+        current one, else the newest cached one; a distilled one only while its hops' files are unchanged."""
         found: dict[tuple[str, str], tuple[bool, str, str]] = {}
-        for e in self.cache.entries():
+        entries = self.cache.entries()
+        sha256 = {e.key: e.summary.get("sha256") for e in entries if e.path.is_file()}
+        for e in entries:
             src, tgt = e.summary.get("source"), e.summary.get("target")
             if not isinstance(src, str) or not isinstance(tgt, str) or not e.path.is_file():
                 continue
+            hops = e.summary.get("route_translators")
+            if isinstance(hops, list) and any(not isinstance(h, dict) or sha256.get(str(h.get("key"))) != h.get("sha256")
+                                              for h in hops):
+                continue  # distilled from hop translators that are gone or were retrained: stale
             current = self.cache.current(f"{src}--{tgt}") == e.key
             try:
                 entry = self.registry.find(ExpertAddress.parse(src), ExpertAddress.parse(tgt))

@@ -80,6 +80,11 @@ def check_route(route: Route) -> None:
             f"the route {' -> '.join(route.nodes)} starts with an expert hop ({first.source} decodes, "
             f"{first.target} encodes), which reads no dataset: there are no inputs of {route.source} to draw along "
             "it. Distil a route whose first hop is a translator trained on a dataset (choose it with --via)")
+    if first.entry is None:
+        raise IncompatiblePairError(
+            f"the route's first hop {first.source} -> {first.target} is a cached translator that no registry entry "
+            "names, so the dataset it read is not known and there are no inputs to draw along the route; add a "
+            "[pairs.NAME] entry for that pair, or choose another first hop with --via")
     if last.kind == "expert":
         spec = route.target_spec
         if spec.latent is not None and spec.representation is not None \
