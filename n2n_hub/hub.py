@@ -824,8 +824,8 @@ class Hub:
             if not isinstance(src, str) or not isinstance(tgt, str) or not e.path.is_file():
                 continue
             hops = e.summary.get("route_translators")
-            if isinstance(hops, list) and any(not isinstance(h, dict) or sha256.get(str(h.get("key"))) != h.get("sha256")
-                                              for h in hops):
+            if isinstance(hops, list) and any(not isinstance(h, dict) or sha256.get(str(h.get("key"))) != h.get(
+                    "sha256") for h in hops):
                 continue  # distilled from hop translators that are gone or were retrained: stale
             current = self.cache.current(f"{src}--{tgt}") == e.key
             try:

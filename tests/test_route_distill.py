@@ -115,6 +115,8 @@ def test_distilling_trains_and_caches_a_direct_translator_whose_key_follows_its_
     assert f"translator `{hop.metadata['key']}`" in card
     cached = hub.pair(plan, steps=120, train_if_missing=False)  # the same hops: the same translator
     assert cached.path == t.path
+    with pytest.raises(InputError, match="distilled from a route, and no registry entry can name one"):
+        hub.publish(t.metadata["key"], hub.home / "published")
 
     other = hub.pair("toytext", "toygen", steps=40, make_current=True)  # the hop changes
     assert other.metadata["key"] != hop.metadata["key"]

@@ -119,7 +119,7 @@ def plan_from_route(route: Route, inputs: PairPlan, samples: int = DEFAULT_SAMPL
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 10:
         raise InputError(f"temperature must be a number in [0, 10], got {temperature!r}")
     return PairPlan(inputs.source, ExpertAddress.parse(route.target), inputs.source_spec, route.target_spec,
-                    ROUTE_RECIPE.id, inputs.start_domain, inputs.bridges, dataset=inputs.dataset, data_path=inputs.data_path,
-                    samples=samples, seed=seed, translator=translator or "cinn", recipe_spec=ROUTE_RECIPE,
-                    from_route=FromRoute(route, inputs, float(temperature)))
+                    ROUTE_RECIPE.id, inputs.start_domain, inputs.bridges, dataset=inputs.dataset,
+                    data_path=inputs.data_path, samples=samples, seed=seed, translator=translator or "cinn",
+                    recipe_spec=ROUTE_RECIPE, from_route=FromRoute(route, inputs, float(temperature)))
 

@@ -10,8 +10,8 @@ import click
 from ..base.options import FiniteFloat
 from ..errors import IncompatiblePairError, InputError
 from .hubs import echo_json, working_hub
-from .options import (MAX_ROUTE_SAMPLES, MAX_ROUTE_SEED, MAX_SAMPLES, FlowSize, Training, device_option, json_option, no_train_option, seed_option,
-                      size_options, training_options, translator_option)
+from .options import (MAX_ROUTE_SAMPLES, MAX_ROUTE_SEED, MAX_SAMPLES, FlowSize, Training, device_option, json_option,
+                      no_train_option, seed_option, size_options, training_options, translator_option)
 
 
 @click.command(name="pair")

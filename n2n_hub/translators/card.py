@@ -400,8 +400,8 @@ def _route_lines(meta: Mapping[str, Any]) -> list[str]:
             lines.append(f"  {i}. `{hop.get('source')}` -> `{hop.get('target')}`: translator `{hop.get('key')}`")
         else:
             src, tgt = hop.get("source") or {}, hop.get("target") or {}
-            lines.append(f"  {i}. `{src.get('id')}@{src.get('variant')}` decodes, `{tgt.get('id')}@{tgt.get('variant')}`"
-                         " encodes")
+            lines.append(f"  {i}. `{src.get('id')}@{src.get('variant')}` decodes, "
+                         f"`{tgt.get('id')}@{tgt.get('variant')}` encodes")
     return lines
 
 
