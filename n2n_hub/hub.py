@@ -366,6 +366,8 @@ class Hub:
 
     def training_pairs(self, plan: PairPlan, split: str = "train") -> PairData:
         """(z_Φ, z_Θ) rows for a plan, from the feature cache when possible."""
+        if plan.from_route is not None:
+            return self._route_pairs(plan, split)
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         self._check_target_shapes(plan, tgt)
         from .data.recipes import PairData
@@ -438,8 +440,9 @@ class Hub:
         return stable_hash(self._request(plan, source, target, module, config))[:32]
 
     def _request(self, plan: PairPlan, source: Expert, target: Expert, module: nn.Module,
-                 config: TrainConfig) -> dict[str, Any]:
-        """What a translator answers: its key is a hash of this, and its file carries it."""
+                 config: TrainConfig, hops: Sequence[Any] | None = None) -> dict[str, Any]:
+        """What a translator answers: its key is a hash of this, and its file carries it. A translator
+        distilled from a route also answers its ``hops``: a changed hop is another translator."""
         from .translators import file as translator_file
 
         train_cfg = {k: v for k, v in config.to_dict().items() if k not in _KEYLESS_TRAIN_FIELDS}
@@ -454,6 +457,10 @@ class Hub:
         }
         if plan.dataset:
             parts["dataset_version"] = self.catalog.datasets[plan.dataset].version
+        if hops is not None:
+            from .translators.distill import hop_records
+
+            parts["route"] = hop_records(hops)
         return parts
 
     @staticmethod
@@ -488,11 +495,17 @@ class Hub:
                              n_blocks=options.get("n_blocks"), hidden=options.get("hidden"))
         translator, size = plan.asked_translator, plan.asked_size
         data = plan.data_path
+        if plan.from_route is not None and plan.samples < MIN_PAIRS:  # refused before anything loads
+            raise InputError(f"--samples {plan.samples} draws too few pairs along the route: a translator needs at "
+                             f"least {MIN_PAIRS} to train and validate")
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         condition = self._condition_spec(plan, src)
         config = self._train_config(plan, options)
         module = self._build(plan, condition, tgt.latent_representation().numel, options)
-        request = self._request(plan, src, tgt, module, config)
+        # A distilled translator's key names its route's translators, so they are made ready first.
+        hops = self.route_hops(plan.from_route.route, train_if_missing=train_if_missing) \
+            if plan.from_route is not None else None
+        request = self._request(plan, src, tgt, module, config, hops)
         key = stable_hash(request)[:32]
         explicit = (bool({k for k in options if k not in _KEYLESS_TRAIN_FIELDS}) or translator is not None
                     or size is not None)
@@ -514,13 +527,14 @@ class Hub:
                 raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
                                  f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
             if distributed.world().distributed:  # torchrun: the ranks train together and rank 0 writes
-                result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
+                result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force, hops=hops)
             else:
                 with self.cache.lock(key):
                     if not force:  # another process may have finished it while we waited
                         result = self._from_cache_or_published(plan, key, request, src, tgt, module, fetch=False)
                     if result is None:
-                        result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force)
+                        result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force,
+                                                      hops=hops)
         if make_current:
             self.cache.set_current(key, plan.label)
         return self._shown(result)
@@ -666,7 +680,8 @@ class Hub:
                              f"remove it with `n2n-hub cache rm {path.name.split('.')[0]}`")
 
     def _train_and_save(self, plan: PairPlan, key: str, request: dict[str, Any], src: Expert, tgt: Expert,
-                        module: nn.Module, config: TrainConfig, fresh: bool = False) -> Translator:
+                        module: nn.Module, config: TrainConfig, fresh: bool = False,
+                        hops: Sequence[Any] | None = None) -> Translator:
         import torch
 
         from .base import distributed
@@ -675,12 +690,13 @@ class Hub:
         from .translators.translator import Translator
 
         self._log(f"pairing {plan.explain()}")
-        data = self.training_pairs(plan)
+        data = self._route_pairs(plan, "train", hops) if plan.from_route is not None else self.training_pairs(plan)
         n_pairs = int(data.source.shape[0])
         if n_pairs < MIN_PAIRS:
             where = f" from --data {plan.data_path}" if plan.data_path is not None else ""
+            more = "draw more along the route (--samples)" if plan.from_route is not None else "give more items"
             raise InputError(f"only {n_pairs} training pairs{where}: a translator needs at least {MIN_PAIRS} to "
-                             "train and validate; give more items")
+                             f"train and validate; {more}")
         self._log(f"training a {module.kind} translator on {n_pairs} pairs "  # type: ignore[union-attr]
                   f"({config.steps} steps, batch {config.batch_size})")
         module.to(config.device)
@@ -748,7 +764,7 @@ class Hub:
         plan = self._plan_of(source, target, translator=pair_options.pop("translator", None))
         if exemplars is None:
             raise InputError("give the exemplars to transfer (images of the target)")
-        kind = self.recipe(plan.recipe).transfer
+        kind = (plan.recipe_spec or self.recipe(plan.recipe)).transfer
         pair_name = f"{plan.source} -> {plan.target}"
         check_request(kind, pair_name, plan.recipe, to=to, appearance=appearance, condition=condition)
         if not plan.target_spec.can_encode:
@@ -782,11 +798,13 @@ class Hub:
                                 "was cached. Give more (or more varied) training data, or fewer steps / a lower --lr")
 
     # -- routes -----------------------------------------------------------------------
-    def route(self, source: str, target: str, via: Sequence[str] | None = None) -> "Route":
+    def route(self, source: str, target: str, via: Sequence[str] | None = None, direct: bool = True) -> "Route":
         """The cheapest route ``source -> via... -> target`` through the registry's and the cache's
         translators and the experts' decode -> encode links (nothing is loaded or trained).
 
-        Raises :class:`IncompatiblePairError` naming the missing link when there is none.
+        ``direct=False`` leaves out a translator ``source -> target`` itself (a route to distil goes
+        through other experts). Raises :class:`IncompatiblePairError` naming the missing link when
+        there is none.
         """
         from .catalog.routes import find_route, route_links
 
@@ -794,16 +812,24 @@ class Hub:
         links, specs = route_links(self.catalog, self.registry, self._cached_pairs(), stops)
         names = [str(resolve_variant(lookup_spec(self.catalog, ExpertAddress.parse(a)), ExpertAddress.parse(a)))
                  for a in stops]
+        if not direct:
+            links = [lk for lk in links if (lk.source, lk.target) != (names[0], names[-1])]
         return find_route(links, names[0], names[-1], names[1:-1], specs)
 
     def _cached_pairs(self) -> dict[tuple[str, str], str]:
         """``(source, target) -> key`` of the translators a route can use without training: each pair's
-        current one, else the newest cached one."""
+        current one, else the newest cached one; a distilled one only while its hops' files are unchanged."""
         found: dict[tuple[str, str], tuple[bool, str, str]] = {}
-        for e in self.cache.entries():
+        entries = self.cache.entries()
+        sha256 = {e.key: e.summary.get("sha256") for e in entries if e.path.is_file()}
+        for e in entries:
             src, tgt = e.summary.get("source"), e.summary.get("target")
             if not isinstance(src, str) or not isinstance(tgt, str) or not e.path.is_file():
                 continue
+            hops = e.summary.get("route_translators")
+            if isinstance(hops, list) and any(not isinstance(h, dict) or sha256.get(str(h.get("key"))) != h.get(
+                    "sha256") for h in hops):
+                continue  # distilled from hop translators that are gone or were retrained: stale
             current = self.cache.current(f"{src}--{tgt}") == e.key
             try:
                 entry = self.registry.find(ExpertAddress.parse(src), ExpertAddress.parse(tgt))
@@ -827,9 +853,68 @@ class Hub:
             if link.kind == "expert":
                 to = ExpertAddress.parse(link.target)
                 hops.append(ExpertHop(self.load_expert(link.source), self.load_expert(to), to.tap))
+            elif link.entry is None and link.key is not None:  # no recipe to plan: the cached file itself
+                hops.append(self._cached_translator(link.key))
             else:
                 hops.append(self.pair(self.plan(link.source, link.target), **pair_options))
         return hops
+
+    def _cached_translator(self, key: str) -> Translator:
+        """The cached translator ``key`` with no plan behind it (one distilled from a route, or trained on
+        --data), its experts loaded; refused when they are no longer the ones it was trained with."""
+        from .translators.store import check_record, differences
+        from .translators.translator import Translator
+
+        path = self.cache.find(key)
+        if path is None:
+            raise CacheError(f"the cached translator {key} is gone; plan the route again")
+        module, meta = self.cache.load(path, map_location=self.device)
+        check_record(meta, key, path)
+        addresses = [ExpertAddress.parse(str((meta.get(role) or {}).get("address"))) for role in ("source", "target")]
+        experts = [self.load_expert(a) for a in addresses]
+        for role, address, expert in zip(("source", "target"), addresses, experts):
+            if differences(self._expert_meta(address, expert), meta.get(role) or {}):
+                raise CacheError(f"the cached translator {key} was trained for other weights of {address}; "
+                                 f"remove it with `n2n-hub cache rm {key}`")
+        return self._shown(Translator(module, meta, experts[0], experts[1], addresses[0], addresses[1], path))
+
+    def plan_from_route(self, route: "Route", *, samples: int | None = None, temperature: float | None = None,
+                        seed: int | None = None, translator: str | None = None, size: str | None = None,
+                        n_blocks: int | None = None, hidden: int | None = None) -> PairPlan:
+        """The plan of a direct translator ``route.source -> route.target`` distilled from ``route``:
+        trained on ``samples`` pairs (default 10,000), each an input of the first hop's dataset encoded
+        by the source and pushed through the route (seed ``seed``, default 0; ``temperature``, default 1).
+        Nothing is loaded or trained; :meth:`pair` takes the plan. ``route`` comes from
+        :meth:`route` (``direct=False``)."""
+        from .catalog.distilling import DEFAULT_SAMPLES, check_route, plan_from_route
+
+        check_route(route)
+        if translator is not None:
+            get_kind(translator)
+        inputs = self.plan(route.hops[0].source, route.hops[0].target)
+        plan = plan_from_route(route, inputs, DEFAULT_SAMPLES if samples is None else samples,
+                               1.0 if temperature is None else temperature, 0 if seed is None else seed, translator)
+        plan = apply_size(plan, self.device, size, n_blocks, hidden)
+        return replace(plan, asked_translator=translator, asked_size=size)
+
+    def _route_pairs(self, plan: PairPlan, split: str, hops: Sequence[Any] | None = None) -> PairData:
+        """A distilled plan's pairs: its first hop's inputs of ``split``, each pushed through the route
+        (the drawn targets are cached with the features, keyed by everything that determines them)."""
+        from .catalog.distilling import split_draw
+        from .translators.distill import DRAW_BLOCK, draw_route_pairs, hop_records
+
+        source = plan.from_route
+        hops = hops if hops is not None else self.route_hops(source.route)
+        inputs = self.training_pairs(source.inputs, split)
+        count, seed = split_draw(plan, split)
+        expert = self.load_expert(plan.source)
+        key_parts = {"role": "route-target", "route": hop_records(hops), "from_route": source.to_dict(),
+                     "source": self._expert_meta(plan.source, expert), "count": count, "seed": seed, "split": split,
+                     "block": DRAW_BLOCK,
+                     "dataset_version": self.catalog.datasets[plan.dataset].version if plan.dataset else None}
+        return draw_route_pairs(hops, inputs, count, source.temperature, seed, store=self.features,
+                                key_parts=key_parts, progress=self.progress,
+                                desc=f"drawing {split} pairs along {' -> '.join(source.route.nodes)}")
 
     def _run_route(self, route: "Route", inputs: Any, n: int, temperature: float | None, seed: int | None,
                    captions: Sequence[str] | None, pair_options: dict[str, Any]) -> Translation:
@@ -913,7 +998,7 @@ class Hub:
         plan = translator.plan
         if plan is None:
             raise InputError("this translator carries no pair plan; get it from Hub.pair")
-        dataset = plan.dataset if self.recipe(plan.recipe).rows_are_items else None
+        dataset = plan.dataset if (plan.recipe_spec or self.recipe(plan.recipe)).rows_are_items else None
         return HeldOut(self.training_pairs(plan, "test"), self.training_pairs(plan, "train"),
                        self.load_dataset(dataset, "test") if dataset else None,
                        self.load_dataset(dataset, "train") if dataset else None)

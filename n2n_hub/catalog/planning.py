@@ -88,7 +88,7 @@ def apply_size(plan: "PairPlan", device: str = "cpu", size: str | None = None,
     elif not get_kind(plan.translator).sized:
         sizing = f"the {plan.translator} translator's default size"
     else:
-        if plan.recipe_spec is not None and plan.recipe_spec.samples_prior:
+        if plan.recipe_spec is not None and plan.recipe_spec.samples_prior or plan.from_route is not None:
             pairs: int | None = plan.samples
         elif plan.data_path is not None:
             pairs = _count_items(plan.data_path)
@@ -131,6 +131,8 @@ class PairPlan:
         options: the recipe's settings (``[pairs.NAME.options]``).
         sizing: why the flow has its size.
         asked_translator, asked_size: what the caller asked for explicitly (not part of the record).
+        from_route: for a translator distilled from a route, the route and the plan of its first hop
+            (a :class:`~n2n_hub.catalog.distilling.FromRoute`; ``samples`` and ``seed`` are its draws).
     ``to_dict()`` is the plan's record (it enters the translator's key); ``explain()`` is one line.
     """
 
@@ -161,12 +163,20 @@ class PairPlan:
     recipe_spec: RecipeSpec | None = None
     target_start: str | None = None
     target_bridges: tuple[BridgeSpec, ...] = ()
+    from_route: Any = None  # a FromRoute (catalog.distilling, which imports this module)
 
     @property
     def label(self) -> str:
         return f"{self.source}--{self.target}"
 
     def explain(self) -> str:
+        size = ""
+        if self.sizing and get_kind(self.translator).sized:
+            f = self.flow
+            size = (f"; flow: {f.get('n_blocks', 20)} blocks, hidden {f.get('hidden', 'default')}, "
+                    f"depth {f.get('depth', 3)} ({self.sizing})")
+        if self.from_route is not None:
+            return f"{self.from_route.explain(self)}{size}"
         chain = " -> ".join([self.start_domain] + [f"[{b.id}] {b.to_domain}" for b in self.bridges])
         spec = self.recipe_spec
         if spec is None or not spec.bridged_source:
@@ -185,11 +195,6 @@ class PairPlan:
         if self.options and spec is not None and spec.bridged_source:
             how += f"; options {self.options}"
         origin = f" (registry entry '{self.entry.name}')" if self.entry else ""
-        size = ""
-        if self.sizing and get_kind(self.translator).sized:
-            f = self.flow
-            size = (f"; flow: {f.get('n_blocks', 20)} blocks, hidden {f.get('hidden', 'default')}, "
-                    f"depth {f.get('depth', 3)} ({self.sizing})")
         latents = "" if self.target_spec.can_decode else (
             f"; translations are {self.target}'s encodings (it has no decoder: write them with "
             "-o FILE.safetensors or --json)")
@@ -208,6 +213,7 @@ class PairPlan:
             **({"target_start": self.target_start, "target_bridges": [b.id for b in self.target_bridges],
                 "target_bridge_versions": [b.version for b in self.target_bridges]}
                if self.target_start is not None else {}),
+            **({"from_route": self.from_route.to_dict()} if self.from_route is not None else {}),
         }
 
 

@@ -46,6 +46,8 @@ def cache_list(as_json: bool) -> None:
         size = f"{(d['size'] or 0) / 1e6:.1f} MB"
         click.echo(f"{e.key}  {e.pair}  {d.get('kind')}  {size}"
                    + (f"  NLL {nll:.3f}" if isinstance(nll, (int, float)) else "")
+                   + (f"  from route {' -> '.join(map(str, d['from_route']))}"
+                      if isinstance(d.get("from_route"), list) else "")
                    + (f"  PROBLEM: {d['problem']}" if d.get("problem") else ""))
 
 

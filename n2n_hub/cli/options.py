@@ -22,6 +22,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_SAMPLES = 1024  # -n: more samples per input than a grid can usefully show
 MAX_SEED = 2**63 - 1
+MAX_ROUTE_SAMPLES = 10_000_000  # pairs drawn along a route to distil it
+MAX_ROUTE_SEED = 2**62 - 1  # a draw's blocks and splits add to its seed
 
 KIND_HELP = ("cinn (default), the deterministic mlp baseline, linear (ridge least squares in closed form), or "
              "another registered kind.")

@@ -10,8 +10,8 @@ import click
 from ..base.options import FiniteFloat
 from ..errors import IncompatiblePairError, InputError
 from .hubs import echo_json, working_hub
-from .options import (MAX_SAMPLES, FlowSize, Training, device_option, json_option, no_train_option, seed_option,
-                      size_options, training_options, translator_option)
+from .options import (MAX_ROUTE_SAMPLES, MAX_ROUTE_SEED, MAX_SAMPLES, FlowSize, Training, device_option, json_option,
+                      no_train_option, seed_option, size_options, training_options, translator_option)
 
 
 @click.command(name="pair")
@@ -21,17 +21,39 @@ from .options import (MAX_SAMPLES, FlowSize, Training, device_option, json_optio
 @size_options
 @click.option("--plan", "plan_only", is_flag=True, help="Only explain how the pair would be trained.")
 @click.option("--via", multiple=True, help="Go through this expert (repeat for several): a route of hops.")
+@click.option("--from-route", is_flag=True,
+              help="Distil a route (the cheapest through other experts, or the one --via names) into a direct "
+                   "translator, trained on samples drawn along it.")
+@click.option("--samples", type=click.IntRange(min=1, max=MAX_ROUTE_SAMPLES), default=None,
+              help="With --from-route: training pairs to draw along the route (default 10000; a fifth as many "
+                   "more are drawn and held out).")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_ROUTE_SEED), default=None,
+              help="With --from-route: seed of the draws (default 0).")
+@click.option("-t", "--temperature", type=FiniteFloat(0, 10), default=None,
+              help="With --from-route: temperature of each translator hop's residual (default 1).")
 @json_option("Print the translator's metadata as JSON.")
 def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_only: bool, via: tuple[str, ...],
+             from_route: bool, samples: int | None, seed: int | None, temperature: float | None,
              as_json: bool) -> None:
     """Train (or fetch from the cache) the translator SOURCE -> TARGET.
 
     Experts are addressed as ID[:TAP][@VARIANT], e.g. `bert`, `vaegan@animals`,
     `bert@/path/to/model`, `segmenter:last`. Where no recipe joins the two, the cheapest route
     through other experts is planned (`--plan` shows its hops and what each would train).
+    `--from-route` trains a direct translator on samples drawn along that route instead.
     """
+    sampling = {"samples": samples, "seed": seed, "temperature": temperature}
+    if not from_route and any(v is not None for v in sampling.values()):
+        raise InputError("--samples, --seed and --temperature say how pairs are drawn along a route; add --from-route")
+    if from_route and training.data is not None:
+        raise InputError("--from-route draws its training pairs along the route, and --data gives pairs of its own; "
+                         "drop one of them")
     hub = working_hub(device=training.device, quiet=as_json)
-    if via:
+    if from_route:
+        plan, route = hub.plan_from_route(hub.route(source, target, via=list(via), direct=False),
+                                          translator=training.translator, size=flow.size, n_blocks=flow.n_blocks,
+                                          hidden=flow.hidden, **sampling), None
+    elif via:
         plan, route = None, hub.route(source, target, via=list(via))
     else:
         plan, route = _plan_or_route(hub, source, target, data=training.data, translator=training.translator,
@@ -40,8 +62,8 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
         if plan_only:
             echo_json(route.to_dict()) if as_json else click.echo(route.explain())
             return
-        trained = [hub.pair(hub.plan(h.source, h.target), make_current=True, **training.pair_options())
-                   for h in route.hops if h.kind == "translator"]
+        hops = hub.route_hops(route, make_current=True, **training.pair_options())
+        trained = [t for link, t in zip(route.hops, hops) if link.kind == "translator"]
         if as_json:
             echo_json({**route.to_dict(), "translators": [str(t.path) for t in trained]})
         else:
@@ -68,6 +90,10 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
     nll = m.get("best_val_nll")
     click.echo(f"{t.source_address} -> {t.target_address}: {t.kind} translator at {t.path}")
     recipe = t.metadata.get("recipe", {})
+    drawn = recipe.get("from_route")
+    if drawn:
+        click.echo(f"distilled from route {' -> '.join(drawn['nodes'])}: {t.metadata.get('pairs')} pairs drawn with "
+                   f"seed {recipe.get('seed')} at temperature {drawn['temperature']:g}")
     flow_used, sizing, kind = recipe.get("flow", {}), recipe.get("sizing"), hub.kinds().get(t.kind)
     if sizing and kind is not None and kind.sized:
         click.echo(f"flow: {flow_used.get('n_blocks', 20)} blocks, hidden {flow_used.get('hidden', 'default')}, "

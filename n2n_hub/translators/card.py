@@ -248,7 +248,8 @@ def _record(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {"key": meta.get("key"), "kind": meta.get("kind"), **experts, "recipe": recipe.get("recipe"),
             "dataset": recipe.get("dataset"), "pairs": meta.get("pairs"),
             "steps": training.get("steps"), "batch_size": training.get("batch_size"),
-            "compute": compute or None, "package_version": meta.get("package_version")}
+            "compute": compute or None, "package_version": meta.get("package_version"),
+            **_route_record(meta)}
 
 
 def model_card(meta: Mapping[str, Any], source: ExpertSpec | None = None, target: ExpertSpec | None = None,
@@ -318,6 +319,7 @@ def _body(meta: Mapping[str, Any], source: ExpertSpec | None, target: ExpertSpec
               + (f" from dataset `{data}` (starting from its `{recipe.get('start_domain')}` items)" if data else "")
               + f", bridges: {bridges}, {recipe.get('pairs_per_item', 1)} pair(s) per item"
               + (f", recipe options `{json.dumps(recipe['options'], sort_keys=True)}`" if recipe.get("options") else ""),
+              *_route_lines(meta),
               f"- translator: `{kind}` ({flow or 'default size'})",
               f"- optimisation: {training.get('steps', '?')} steps of batch {training.get('batch_size', '?')}, "
               f"learning rate {training.get('lr', '?')}, seed {training.get('seed', '?')}; "
@@ -371,6 +373,36 @@ def _body(meta: Mapping[str, Any], source: ExpertSpec | None, target: ExpertSpec
         lines += ["", "## File", ""]
         lines += [f"- {k}: `{v}`" for k, v in published.items()]
     return "\n".join(lines) + "\n"
+
+
+def _route_record(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"from_route": {"nodes", "translators"}}`` for a translator distilled from a route, else nothing."""
+    drawn = (meta.get("recipe") or {}).get("from_route")
+    if not isinstance(drawn, dict):
+        return {}
+    hops = (meta.get("request") or {}).get("route") or []
+    return {"from_route": {"nodes": drawn.get("nodes"),
+                           "translators": [h.get("key") for h in hops if h.get("kind") == "translator"]}}
+
+
+def _route_lines(meta: Mapping[str, Any]) -> list[str]:
+    """For a translator distilled from a route: the route, how it was sampled, and each hop's key."""
+    recipe = meta.get("recipe") or {}
+    drawn = recipe.get("from_route")
+    if not isinstance(drawn, dict):
+        return []
+    hops = (meta.get("request") or {}).get("route") or []
+    lines = [f"- distilled from the route `{' -> '.join(drawn.get('nodes') or [])}`: each pair is a source input of "
+             f"its first hop pushed through the route (seed {recipe.get('seed', '?')}, temperature "
+             f"{drawn.get('temperature', '?')}, {recipe.get('samples', '?')} pairs drawn); its hops:"]
+    for i, hop in enumerate(hops, 1):
+        if hop.get("kind") == "translator":
+            lines.append(f"  {i}. `{hop.get('source')}` -> `{hop.get('target')}`: translator `{hop.get('key')}`")
+        else:
+            src, tgt = hop.get("source") or {}, hop.get("target") or {}
+            lines.append(f"  {i}. `{src.get('id')}@{src.get('variant')}` decodes, "
+                         f"`{tgt.get('id')}@{tgt.get('variant')}` encodes")
+    return lines
 
 
 def is_card(path: Path) -> bool:

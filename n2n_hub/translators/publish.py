@@ -212,6 +212,10 @@ def registry_entry(meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     if recipe.get("data_path"):
         raise InputError("this translator was trained on local data (--data), which others do not have; "
                          "publish a translator of a registry or dataset recipe instead")
+    if recipe.get("from_route"):
+        raise InputError("this translator was distilled from a route, and no registry entry can name one (its pairs "
+                         "come from the route's translators, not a recipe); share its file, or publish the route's "
+                         "hop translators")
     if recipe.get("registry_entry"):
         return recipe["registry_entry"], {}
     return None, whole_entry(meta)

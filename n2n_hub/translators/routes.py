@@ -57,14 +57,11 @@ def _as_condition(t: Translator, state: torch.Tensor, translated_into: Expert | 
 
 
 @torch.no_grad()
-def run_route(hops: Sequence[Hop], source: Expert, source_address: ExpertAddress, inputs: Any, n: int = 1,
-              temperature: float | None = None, seed: int | None = None, decode: bool = True) -> Translation:
-    """``n`` translations per input along ``hops``; outputs decoded by the last expert where it decodes."""
-    batch = read_inputs(source.spec, inputs, who=str(source_address))
-    rows = len(batch)
+def carry(hops: Sequence[Hop], state: torch.Tensor, n: int = 1, temperature: float | None = None,
+          seed: int | None = None) -> torch.Tensor:
+    """The route's end for the first hop's source encodings ``state``: ``(rows * n, *shape)``, the
+    ``n`` samples of each row together. Translator hop ``k`` draws with seed ``seed + k``."""
     first = hops[0]
-    state = first.encode_source(batch).cpu() if isinstance(first, Translator) else \
-        _encode(source, batch, source_address.tap)
     sampled = 0  # translator hops run so far
     translated_into: Expert | None = None  # the expert whose latents the rows are, after a translator hop
     for hop in hops:
@@ -80,6 +77,19 @@ def run_route(hops: Sequence[Hop], source: Expert, source_address: ExpertAddress
             translated_into = None
     if not sampled:  # expert hops only: every sample is the same
         state = state.repeat_interleave(n, dim=0)
+    return state
+
+
+@torch.no_grad()
+def run_route(hops: Sequence[Hop], source: Expert, source_address: ExpertAddress, inputs: Any, n: int = 1,
+              temperature: float | None = None, seed: int | None = None, decode: bool = True) -> Translation:
+    """``n`` translations per input along ``hops``; outputs decoded by the last expert where it decodes."""
+    batch = read_inputs(source.spec, inputs, who=str(source_address))
+    rows = len(batch)
+    first = hops[0]
+    state = first.encode_source(batch).cpu() if isinstance(first, Translator) else \
+        _encode(source, batch, source_address.tap)
+    state = carry(hops, state, n, temperature, seed)
     latents = state.reshape(rows, n, *state.shape[1:])
     last = hops[-1]
     if isinstance(last, Translator):

@@ -208,6 +208,12 @@ class TranslatorStore:
             "steps": (meta.get("training") or {}).get("steps") if isinstance(meta.get("training"), dict) else None,
             "compute": meta.get("compute"),
         }
+        drawn = (meta.get("recipe") or {}).get("from_route") if isinstance(meta.get("recipe"), dict) else None
+        if isinstance(drawn, dict):  # distilled from a route: `cache list` names it, routes check its hops
+            hops = (meta.get("request") or {}).get("route") if isinstance(meta.get("request"), dict) else None
+            summary["from_route"] = drawn.get("nodes")
+            summary["route_translators"] = [{"key": h.get("key"), "sha256": h.get("sha256")} for h in hops or ()
+                                            if isinstance(h, dict) and h.get("kind") == "translator"]
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(summary, indent=2, sort_keys=True).encode())
 
     # -- listing ------------------------------------------------------------------------
