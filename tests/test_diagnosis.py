@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -60,6 +61,14 @@ def test_diagnose_trains_every_kind_per_layer_and_draws_the_figure(blob_hub, tmp
     # another setting is another cell
     listening.diagnose("segmenter", "tinyae", ["last"], train_if_missing=False, per_condition=2)
     assert len(measured) == 4
+    # and so are other weights under the same key (`pair --force` keeps the key)
+    from n2n_hub.evaluation.cells import cell_key
+
+    t = blob_hub.pair("segmenter:last@animals", "tinyae")
+    before = cell_key(t, {"seed": 0})
+    with torch.no_grad():
+        next(t.module.parameters()).add_(1.0)
+    assert cell_key(t, {"seed": 0}) != before and cell_key(t, {"seed": 1}) != cell_key(t, {"seed": 0})
 
 
 def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):

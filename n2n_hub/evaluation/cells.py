@@ -2,8 +2,9 @@
 
 A diagnosis of many models is a table of cells (model × tap × translator kind), each the
 held-out metrics of one cached translator. A cell's result depends only on that translator
-(its key names its weights' whole request record), the evaluation settings and the
-metrics' code, so it is stored under a hash of exactly those: adding a model to a
+(its key names the request record; a digest of its weights tells a retrained file from the
+old one, since ``pair --force`` keeps the key), the evaluation settings and the metrics'
+code, so it is stored under a hash of exactly those: adding a model to a
 diagnosis evaluates only its own cells, and changing ``--samples`` or the feature space
 evaluates again instead of reusing numbers measured otherwise.
 
@@ -18,19 +19,35 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import torch
 
 from ..base.atomic import atomic_write_bytes
 from .metrics import Evaluation
+
+if TYPE_CHECKING:
+    from ..translators.translator import Translator
 
 FORMAT = 1
 # Raise when what evaluate_translator measures changes, so no cell measured the old way is reused.
 METRICS_VERSION = 1
 
 
-def cell_key(translator_key: str, settings: Mapping[str, Any]) -> str:
-    """32 hex digits naming one evaluation: the translator's key and every setting that moves a number."""
-    record = {"format": FORMAT, "metrics": METRICS_VERSION, "translator": translator_key, "settings": dict(settings)}
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's tensors (names, shapes, dtypes and bytes), in name order."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cell_key(translator: Translator, settings: Mapping[str, Any]) -> str:
+    """32 hex digits naming one evaluation: the translator (key and weights) and every setting that moves a number."""
+    record = {"format": FORMAT, "metrics": METRICS_VERSION, "translator": str(translator.metadata.get("key")),
+              "weights": weights_digest(translator.module), "settings": dict(settings)}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
 
 

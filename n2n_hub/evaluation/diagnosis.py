@@ -252,7 +252,7 @@ def diagnose_cells(sources: Sequence[str], addresses: Sequence[str], target: str
         result.cka[address] = linear_cka(held.test.source, held.test.target)
         settings = settings_of(space, samples, per_condition, seed)
         for kind, translator in translators.items():
-            key = cell_key(str(translator.metadata.get("key") or translator.path), settings)
+            key = cell_key(translator, settings)
             stored = cells.get(key) if cells is not None else None
             if stored is not None:
                 evaluation, extras = stored
