@@ -74,6 +74,24 @@ def _register_plugin_commands() -> None:
     Hub.extend_cli(cli)
 
 
+# OpenMP threads spin this many times waiting for the next parallel region, then sleep. libgomp's
+# default (300,000 spins) is as fast on idle cores, but when another busy process shares them the
+# spinning threads take turns away from the working ones: a training step on two shared cores ran
+# 4× slower than with 1,000 spins, which cost nothing on idle cores (bench/RESULTS.md, "The
+# OpenMP wait policy"). Only the command line sets it, and only where the user has not chosen.
+SPIN_COUNT = "1000"
+
+
+def bound_openmp_spinning(environ: dict[str, str] | None = None) -> bool:
+    """Set ``GOMP_SPINCOUNT`` before torch loads OpenMP, unless a wait policy or spin count is given."""
+    env = os.environ if environ is None else environ
+    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+        return False
+    env["GOMP_SPINCOUNT"] = SPIN_COUNT
+    return True
+
+
 def main() -> None:
+    bound_openmp_spinning()
     _register_plugin_commands()
     cli()
