@@ -47,8 +47,6 @@ from typing import Callable
 
 # On a CPU shared with other jobs, OpenMP threads that spin at barriers wait for each other to be
 # scheduled and a 2-thread step ran 4-8x slower than a 1-thread one; sleeping waiters avoid that.
-# Set before torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
@@ -59,7 +57,7 @@ from analytic import make_task  # noqa: E402
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 from n2n_hub.cinn.embedders import make_embedder  # noqa: E402
 from n2n_hub.cinn.nll import LOG_2PI  # noqa: E402
-from machine import cpu_name, loadavg  # noqa: E402
+from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 
 # -- machine --------------------------------------------------------------------------------------
@@ -437,8 +435,14 @@ def main() -> None:
     ap.add_argument("--cond-dim", type=int, default=768)
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--blocks", type=int, default=20)
+    ap.add_argument("--release-freed-memory", action="store_true",
+                    help="leave glibc's malloc thresholds alone (n2n-hub's trainer raises them; see n2n_hub/base/allocator.py)")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown report here too")
     args = ap.parse_args()
+    if not args.release_freed_memory:  # as `pair` trains: every flow in this process keeps the pages it frees
+        from n2n_hub.base.allocator import keep_freed_memory
+
+        keep_freed_memory()
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -453,7 +457,7 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     say(f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), FrEIA {getattr(FrEIA, '__version__', '0.2')}, zuko {zuko.__version__}"
+        f"({args.threads} threads, {wait_policy()}, malloc thresholds {'default' if args.release_freed_memory else 'raised as in pair'}), FrEIA {getattr(FrEIA, '__version__', '0.2')}, zuko {zuko.__version__}"
         + (f", GPU {gpu}" if gpu else ""))
     say(f"- device {device}, fp32{' + bf16 autocast' if args.bf16 and device.type == 'cuda' else ''}; "
         f"load average at start: {loadavg()}")

@@ -18,14 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cinn import (MixtureMap, Ours, build_peers, forward_matmul_flops, heldout_nll,  # noqa: E402
                         matmul_roofline, train_interleaved)
-from machine import cpu_name, loadavg  # noqa: E402
+from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 
 class OursCompiled(Ours):
@@ -46,9 +45,15 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--release-freed-memory", action="store_true",
+                    help="leave glibc's malloc thresholds alone (n2n-hub's trainer raises them; see n2n_hub/base/allocator.py)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.release_freed_memory:  # as `pair` trains: every flow in this process keeps the pages it frees
+        from n2n_hub.base.allocator import keep_freed_memory
+
+        keep_freed_memory()
     device = torch.device("cpu")
     dim, cond, batch = 268, 768, args.batch
     mix = MixtureMap(dim, cond, seed=0)
@@ -73,7 +78,7 @@ def main() -> None:
     load_after = loadavg()
     roof_after = matmul_roofline(compiled.flow, batch, device)
     roof = max(roof_before, roof_after)  # the best of interleaved rounds, before and after the runs
-    lines = [f"- {cpu_name()}, {args.threads} threads, torch {torch.__version__}, load {load_before} before and "
+    lines = [f"- {cpu_name()}, {args.threads} threads, {wait_policy()}, malloc thresholds {'default' if args.release_freed_memory else 'raised as in pair'}, torch {torch.__version__}, load {load_before} before and "
              f"{load_after} after; d={dim}, condition {cond}, {args.blocks} blocks, hidden {args.hidden}, batch "
              f"{batch}, {args.budget:.0f} s each; torch.mm roofline {roof:.1f} GFLOP/s (best of 7 interleaved "
              f"rounds at the step's shapes, before {roof_before:.1f} / after {roof_after:.1f}); compile time "

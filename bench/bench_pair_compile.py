@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,10 +64,10 @@ def main() -> None:
         print(json.dumps(one_run(args.one, args.steps, args.threads)))
         return
     sys.path.insert(0, str(HERE))
-    from machine import cpu_name, loadavg
+    from machine import cpu_name, loadavg, wait_policy
 
     home = Path(tempfile.mkdtemp(prefix="n2n-compile-bench-"))
-    env = {**os.environ, "N2N_HUB_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "N2N_HUB_HOME": str(home)}
     env.pop("TORCHINDUCTOR_CACHE_DIR", None)
     load_before = loadavg()
     runs = {}
@@ -77,7 +76,7 @@ def main() -> None:
                               "--threads", str(args.threads)], env=env, capture_output=True, text=True, check=True)
         runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(runs[mode]), flush=True)
-    print(f"- {cpu_name()}, {args.threads} threads, load {load_before} before and {loadavg()} after; "
+    print(f"- {cpu_name()}, {args.threads} threads, {wait_policy()}, load {load_before} before and {loadavg()} after; "
           f"{args.steps} steps per run, fresh process each")
     print("| run | wall (s) | samples/s | held-out NLL | compile (s) | speed-up |\n|---|---:|---:|---:|---:|---:|")
     for mode, r in runs.items():

@@ -19,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name, loadavg  # noqa: E402
+from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 
@@ -98,7 +97,7 @@ def main() -> None:
                      f"{size[1]}{f' via a {size[5]}-d probe' if size[5] else ''} | {mb:.1f} | {p:.2f} | {f:.2f} | "
                      f"{p / f:.2f}× | {fl:.2f} | {'bit-identical' if same else 'DIFFERENT'} |")
         print(lines[-1], flush=True)
-    head = (f"- {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, load {load_before} before and "
+    head = (f"- {cpu_name()}, {args.threads} thread(s), {wait_policy()}, torch {torch.__version__}, load {load_before} before and "
             f"{loadavg()} after; median of {args.rounds} interleaved rounds of {args.calls} calls")
     print("\n".join([head, ""] + lines))
 

@@ -18,14 +18,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own start/stop chatter
 
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name, loadavg  # noqa: E402
+from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 KINDS = (
     ("GEMM", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm", "addmv", "mv")),
@@ -108,7 +107,7 @@ def main() -> None:
         opt.step()
     for _ in range(3):
         step()
-    print(f"- {cpu_name()}, {args.threads} threads, torch {torch.__version__}, load {loadavg()}; d={args.dim}, "
+    print(f"- {cpu_name()}, {args.threads} threads, {wait_policy()}, torch {torch.__version__}, load {loadavg()}; d={args.dim}, "
           f"condition {args.cond}, {args.blocks} blocks, hidden {args.hidden}, batch {args.batch}; "
           f"{sum(p.numel() for p in flow.parameters()):,} parameters")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
