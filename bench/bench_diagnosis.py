@@ -1,6 +1,6 @@
 """Model diagnosis on the shipped animals experts (Sec. E, Fig. S4): segmenter layers -> vaegan@animals.
 
-Runs ``n2n-hub diagnose segmenter vaegan --layers early,middle,last`` on a cold cache (a
+Runs ``n2n-hub diagnose segmenter vaegan --layers early,middle,last --translators cinn,mlp`` on a cold cache (a
 fresh ``$N2N_HUB_HOME``), times it, and adds two checks in a feature space the segmenter
 had no part in: the animals classifier's penultimate features (Fréchet distance of
 samples vs. real test images, as FID does with Inception) and the classifier's accuracy
@@ -156,7 +156,7 @@ def main() -> None:
     env = {**os.environ, "N2N_HUB_HOME": str(home)}
     fig = home / "diagnosis.png"
     cmd = [sys.executable, "-m", "n2n_hub", "diagnose", "segmenter", "vaegan", "--layers", args.layers,
-           "-o", str(fig), "--threads", str(args.threads), "--json"]
+           "--translators", "cinn,mlp", "-o", str(fig), "--threads", str(args.threads), "--json"]
     if args.steps:
         cmd += ["--steps", str(args.steps)]
     runs = []
