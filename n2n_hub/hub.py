@@ -1077,8 +1077,9 @@ class Hub:
             raise InputError(f"a source model is named twice: {' '.join(names)}")
         kinds = list(KINDS if kinds is None else kinds)
         unknown = [k for k in kinds if k not in KINDS]
-        if unknown or not kinds or kinds[0] != "cinn":
-            raise InputError(f"diagnosis kinds are cinn first, then any of {', '.join(KINDS[1:])}; got {kinds}")
+        if unknown or not kinds or kinds[0] != "cinn" or len(set(kinds)) != len(kinds):
+            raise InputError(f"diagnosis kinds are cinn first, then any of {', '.join(KINDS[1:])}, each once; "
+                             f"got {','.join(kinds) or 'none'}")
         specs = {name: self.expert_spec(name) for name in names}
         addresses = []
         for name, spec in specs.items():

@@ -122,3 +122,5 @@ def test_diagnose_command_error_paths(toy_cli_host, toy_registry_file):
     assert twice.exit_code == 1 and "named twice" in twice.output
     kinds = runner.invoke(cli, ["diagnose", "toytext", "toygen", "--translators", "mlp,cinn"])
     assert kinds.exit_code == 1 and "cinn first" in kinds.output
+    twice = runner.invoke(cli, ["diagnose", "toytext", "toygen", "--translators", "cinn,mlp,mlp"])
+    assert twice.exit_code == 1 and "each once" in twice.output
