@@ -524,8 +524,9 @@ class Hub:
             result = self._from_cache_or_published(plan, key, request, src, tgt, module, fetch=published_ok)
         if result is None:
             if not train_if_missing:
+                kind = f" --translator {plan.translator}" if plan.translator not in (None, "cinn") else ""
                 raise CacheError(f"no cached translator for {plan.source} -> {plan.target} with these settings "
-                                 f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}` to train it")
+                                 f"(key {key}); run `n2n-hub pair {plan.source} {plan.target}{kind}` to train it")
             if distributed.world().distributed:  # torchrun: the ranks train together and rank 0 writes
                 result = self._train_and_save(plan, key, request, src, tgt, module, config, fresh=force, hops=hops)
             else:
@@ -1086,6 +1087,10 @@ class Hub:
             model = resolve_variant(spec, ExpertAddress.parse(name))  # `segmenter` is `segmenter@animals`
             addresses += layer_addresses(str(model) if model.tap is None else name,
                                          taps_of_each(layers, spec, specs), spec)
+        target_spec = self.expert_spec(target)
+        if figure is not None and not (target_spec.can_decode and target_spec.output_domain == "image"):
+            raise InputError(f"-o {figure}: the figure shows decoded images, and {target} does not decode into "
+                             "images; leave -o out (the table does not need it)")
         # every pair is planned before anything trains, so a bad tap or target fails at once
         for address in addresses:
             self.plan(address, target)

@@ -80,6 +80,8 @@ def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):
         blob_hub.diagnose("segmenter", "tinyae", ["early", "early"])
     with pytest.raises(InputError, match="PNG"):
         blob_hub.diagnose("segmenter", "tinyae", ["early"], figure=tmp_path / "f.jpg")
+    with pytest.raises(InputError, match="does not decode into images"):
+        blob_hub.diagnose("segmenter", "segmenter", ["early"], figure=tmp_path / "f.png")
 
 
 @pytest.mark.slow  # over half a second: the quick subset leaves it out
