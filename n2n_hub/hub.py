@@ -892,6 +892,9 @@ class Hub:
         check_route(route)
         if translator is not None:
             get_kind(translator)
+        if samples is not None and samples < MIN_PAIRS:  # --plan says so too, before anything loads
+            raise InputError(f"--samples {samples} draws too few pairs along the route: a translator needs at "
+                             f"least {MIN_PAIRS} to train and validate")
         inputs = self.plan(route.hops[0].source, route.hops[0].target)
         plan = plan_from_route(route, inputs, DEFAULT_SAMPLES if samples is None else samples,
                                1.0 if temperature is None else temperature, 0 if seed is None else seed, translator)

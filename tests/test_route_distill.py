@@ -218,6 +218,8 @@ def test_pair_from_route_errors_are_one_line_each(hub, toy_cli_host, toy_registr
     _one_line(_run(["pair", "toytext", "toygen", "--samples", "100"], hub.home, monkeypatch), "add --from-route")
     _one_line(_run(["pair", "toytext", "toypix", "--from-route", "--samples", "8"], hub.home, monkeypatch),
               "--samples 8 draws too few pairs", "at least 32")
+    _one_line(_run(["pair", "toytext", "toypix", "--from-route", "--samples", "8", "--plan"], hub.home, monkeypatch),
+              "--samples 8 draws too few pairs", "at least 32")  # the plan says so before anything loads
     toy_registry_file.write_text(FROM_PRIOR)
     _one_line(_run(["pair", "toytext", "toypix", "--from-route", "--plan"], hub.home, monkeypatch),
               "first hop toytext@base -> toygen@base (recipe 'target-prior') reads no dataset")
