@@ -69,6 +69,18 @@ def test_diagnose_trains_every_kind_per_layer_and_draws_the_figure(blob_hub, tmp
     with torch.no_grad():
         next(t.module.parameters()).add_(1.0)
     assert cell_key(t, {"seed": 0}) != before and cell_key(t, {"seed": 1}) != cell_key(t, {"seed": 0})
+    # a home whose evaluations folder is a file says so in one line
+    import shutil
+
+    from n2n_hub.errors import CacheError
+
+    blocked = Hub(home=tmp_path / "blocked", host=blob_hub.host, progress=False, log=lambda m: None)
+    blocked.home.mkdir()
+    (blocked.home / "evaluations").write_text("not a folder")
+    for entry in (blob_hub.home / "translators").iterdir():  # the same translators, so only the cell write fails
+        shutil.copytree(entry, blocked.home / "translators" / entry.name)
+    with pytest.raises(CacheError, match="must be a writable folder"):
+        blocked.diagnose("segmenter", "tinyae", ["last"], train_if_missing=False, per_condition=2, samples=8)
 
 
 def test_diagnose_refuses_bad_layers(blob_hub, tmp_path):

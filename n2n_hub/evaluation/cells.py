@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import torch
 
 from ..base.atomic import atomic_write_bytes
+from ..errors import CacheError
 from .metrics import Evaluation
 
 if TYPE_CHECKING:
@@ -77,8 +78,12 @@ class CellCache:
 
     def put(self, key: str, evaluation: Evaluation, extras: Mapping[str, Any] | None = None) -> None:
         record = {"format": FORMAT, "key": key, "evaluation": evaluation.to_dict(), "extras": dict(extras or {})}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path(key), json.dumps(record, indent=1, sort_keys=True).encode())
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path(key), json.dumps(record, indent=1, sort_keys=True).encode())
+        except OSError as e:
+            raise CacheError(f"cannot keep an evaluation in {self.folder} ({e.strerror or e}): it must be a "
+                             "writable folder; move what is there away") from None
 
 
 __all__ = ["CellCache", "cell_key", "METRICS_VERSION"]
