@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from bench_route import per_request
 from machine import cpu_name, loadavg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,17 +69,6 @@ def majority_animal(logits: torch.Tensor) -> torch.Tensor:
     counts = torch.stack([(cells == k).sum(dim=1) for k in range(1, logits.shape[1])], dim=1)  # (N, 10)
     best = counts.argmax(dim=1)
     return torch.where(counts.max(dim=1).values > 0, best, torch.full_like(best, -1))
-
-
-def per_request(call, reps: int = 20) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> None:
