@@ -70,6 +70,12 @@ def train(*args: Any, **kwargs: Any) -> TrainResult:
 
 _KEYLESS_TRAIN_FIELDS = {"device", "progress", "checkpoint_path", "checkpoint_every", "run_key", "compile"}
 MIN_PAIRS = 32  # fewer training pairs cannot train and validate a translator
+
+
+def too_few_draws(samples: int) -> str:
+    """Why a route distilled from ``samples`` drawn pairs cannot be trained (a plan of it may still be drawn)."""
+    return (f"--samples {samples} draws too few pairs along the route: a translator needs at least {MIN_PAIRS} "
+            "to train and validate")
 # A held-out NLL this far above the N(0, I) reference (nats/dim) means training failed.
 FAILED_NLL_MARGIN = 50.0
 
@@ -496,8 +502,7 @@ class Hub:
         translator, size = plan.asked_translator, plan.asked_size
         data = plan.data_path
         if plan.from_route is not None and plan.samples < MIN_PAIRS:  # refused before anything loads
-            raise InputError(f"--samples {plan.samples} draws too few pairs along the route: a translator needs at "
-                             f"least {MIN_PAIRS} to train and validate")
+            raise InputError(too_few_draws(plan.samples))
         src, tgt = self.load_expert(plan.source), self.load_expert(plan.target)
         condition = self._condition_spec(plan, src)
         config = self._train_config(plan, options)
@@ -892,9 +897,6 @@ class Hub:
         check_route(route)
         if translator is not None:
             get_kind(translator)
-        if samples is not None and samples < MIN_PAIRS:  # --plan says so too, before anything loads
-            raise InputError(f"--samples {samples} draws too few pairs along the route: a translator needs at "
-                             f"least {MIN_PAIRS} to train and validate")
         inputs = self.plan(route.hops[0].source, route.hops[0].target)
         plan = plan_from_route(route, inputs, DEFAULT_SAMPLES if samples is None else samples,
                                1.0 if temperature is None else temperature, 0 if seed is None else seed, translator)

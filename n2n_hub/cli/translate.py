@@ -9,6 +9,7 @@ import click
 
 from ..base.options import FiniteFloat
 from ..errors import IncompatiblePairError, InputError
+from ..hub import MIN_PAIRS, too_few_draws
 from .hubs import echo_json, working_hub
 from .options import (MAX_ROUTE_SAMPLES, MAX_ROUTE_SEED, MAX_SAMPLES, FlowSize, Training, device_option, json_option,
                       no_train_option, seed_option, size_options, training_options, translator_option)
@@ -45,6 +46,8 @@ def pair_cmd(source: str, target: str, training: Training, flow: FlowSize, plan_
     sampling = {"samples": samples, "seed": seed, "temperature": temperature}
     if not from_route and any(v is not None for v in sampling.values()):
         raise InputError("--samples, --seed and --temperature say how pairs are drawn along a route; add --from-route")
+    if from_route and samples is not None and samples < MIN_PAIRS:  # `--plan` says so too, before anything loads
+        raise InputError(too_few_draws(samples))
     if from_route and training.data is not None:
         raise InputError("--from-route draws its training pairs along the route, and --data gives pairs of its own; "
                          "drop one of them")
