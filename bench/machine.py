@@ -32,7 +32,7 @@ def wait_policy() -> str:
     then sleeps). ``PASSIVE`` puts a waiting thread to sleep at once, which is kinder to other
     jobs on a shared machine but wakes a thread for every parallel region: on two cores it made
     the default pair's step 1.3–2× slower and ``torch.mm`` at the step's shapes 117 instead of
-    190 GFLOP/s (bench/RESULTS.md, "The wait policy").
+    190 GFLOP/s (bench/RESULTS.md, "The OpenMP wait policy").
     """
     spin = os.environ.get("GOMP_SPINCOUNT")
     return f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY') or 'unset'}" + (f", GOMP_SPINCOUNT={spin}" if spin else "")
