@@ -5,6 +5,8 @@ Plain code (no fixtures); ``conftest.py`` builds the ``blob_host`` and ``blob_hu
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from n2n_hub import DatasetSpec, Expert, ExpertSpec, Representation, Variant, hookimpl
@@ -73,3 +75,20 @@ val_every = 6
 warmup_steps = 2
 """)
     return "".join(out)
+
+
+def install_blob_host(monkeypatch, tmp_path, registry: str, **plugins) -> Any:
+    """A host holding ``plugins`` (name=module) and the blobs plugin, with ``registry`` as the
+    user registry, installed as the process's host so that the CLI uses it too."""
+    import n2n_hub.catalog.host
+    from n2n_hub.catalog.host import PluginHost
+
+    reg = tmp_path / "blobs.toml"
+    reg.write_text(registry)
+    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
+    host = PluginHost()
+    host._loaded = True
+    for name, module in {**plugins, "blobs": BlobsPlugin()}.items():
+        assert host.register(module, name)
+    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
+    return host

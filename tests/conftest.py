@@ -173,20 +173,9 @@ def plugin_env(installed_plugins, tmp_path):
 def blob_host(monkeypatch, tmp_path):
     """A host with the real segmenter plugin and the blobs plugin, also used by the CLI."""
     import n2n_segmenter
-    from blob_plugin import BlobsPlugin, blob_registry
+    from blob_plugin import blob_registry, install_blob_host
 
-    import n2n_hub.catalog.host
-    from n2n_hub.catalog.host import PluginHost
-
-    reg = tmp_path / "blobs.toml"
-    reg.write_text(blob_registry())
-    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
-    host = PluginHost()
-    host._loaded = True
-    assert host.register(n2n_segmenter, "segmenter")
-    assert host.register(BlobsPlugin(), "blobs")
-    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
-    return host
+    return install_blob_host(monkeypatch, tmp_path, blob_registry(), segmenter=n2n_segmenter)
 
 
 @pytest.fixture

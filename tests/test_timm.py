@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from blob_plugin import BLOB_CLASSES, BlobsPlugin, load_blobs
+from blob_plugin import BLOB_CLASSES, install_blob_host, load_blobs
 
 from n2n_hub import ExpertSpec, Representation, hookimpl
 from n2n_hub.errors import InputError, OfflineError, ShapeError, UnknownExpertError
@@ -51,18 +51,7 @@ def timm_host(monkeypatch, tmp_path):
     """The real timm plugin and the blobs plugin, also used by the CLI."""
     import n2n_timm
 
-    import n2n_hub.catalog.host
-    from n2n_hub.catalog.host import PluginHost
-
-    reg = tmp_path / "timm.toml"
-    reg.write_text(REGISTRY)
-    monkeypatch.setenv("N2N_HUB_REGISTRY", str(reg))
-    host = PluginHost()
-    host._loaded = True
-    assert host.register(n2n_timm, "timm")
-    assert host.register(BlobsPlugin(), "blobs")
-    monkeypatch.setattr(n2n_hub.catalog.host, "_host", host)
-    return host
+    return install_blob_host(monkeypatch, tmp_path, REGISTRY, timm=n2n_timm)
 
 
 @pytest.fixture
