@@ -62,7 +62,7 @@ KEYS: tuple[EntryKey, ...] = (
     EntryKey("", "samples", "integer", "50_000", "prior samples a `target-prior` recipe draws", "[1, ...)"),
     EntryKey("", "seed", "integer", "0", "seed of the recipe's sampling and splits", "[0, ...)"),
     EntryKey("", "batch_size", "integer", "256", "items encoded per expert call while making pairs", "[1, ...)"),
-    EntryKey("", "translator", "string", '"cinn"', "the translator kind (`cinn`, `mlp`, or a registered one)"),
+    EntryKey("", "translator", "string", '"cinn"', "the translator kind (`cinn`, `mlp`, `linear`, or a registered one)"),
     EntryKey("", "temperature", "number", "1", "default sampling temperature of the pair's translations",
              "(0, 10]"),
     EntryKey("", "options", "table", "{}", "the recipe's own settings, declared by its `RecipeSpec.options` "
