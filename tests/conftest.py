@@ -184,3 +184,19 @@ def blob_hub(blob_host, tmp_path):
     from n2n_hub.hub import Hub
 
     return Hub(home=tmp_path / "home", host=blob_host, progress=False, log=lambda m: None)
+
+
+@pytest.fixture
+def plan_count(monkeypatch):
+    """The (source, target) of every pair resolved: the expensive part of planning, which a request does once."""
+    import n2n_hub.hub as hub_module
+
+    calls: list[tuple] = []
+    real = hub_module.resolve_pair
+
+    def counting(*args, **kwargs):
+        calls.append(args[2:4])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hub_module, "resolve_pair", counting)
+    return calls

@@ -7,22 +7,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import n2n_hub.hub as hub_module
 from n2n_hub.errors import InputError
-
-
-@pytest.fixture
-def plan_count(monkeypatch):
-    """How many times a pair was resolved (the expensive part of planning)."""
-    calls = []
-    real = hub_module.resolve_pair
-
-    def counting(*args, **kwargs):
-        calls.append(args[2:4])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(hub_module, "resolve_pair", counting)
-    return calls
 
 
 @pytest.mark.slow  # over half a second: the quick subset leaves it out

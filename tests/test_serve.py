@@ -522,17 +522,6 @@ def test_an_unexpected_error_is_a_500_json_line_with_the_request_id(world):
         assert 'n2n_requests_total{route="/v1/translate",status="500"} 1.0' in httpx.get(url + "/metrics").text
 
 
-@pytest.fixture
-def plan_count(monkeypatch):
-    """How many times a pair was planned (``resolve_pair`` is what ``Hub.plan`` does)."""
-    import n2n_hub.hub as hub_module
-
-    calls: list[tuple] = []
-    real = hub_module.resolve_pair
-    monkeypatch.setattr(hub_module, "resolve_pair", lambda *a, **k: (calls.append(a[2:4]), real(*a, **k))[1])
-    return calls
-
-
 def test_a_servers_first_request_to_a_pair_plans_it_once_and_later_requests_never(world, plan_count):
     app = create_app(world["hub"], ServeSettings(lazy=True, limits=LIMITS))
     with running(app, ready=False) as url:

@@ -62,16 +62,6 @@ def one_line(r: httpx.Response) -> str:
     return msg
 
 
-@pytest.fixture
-def plan_count(monkeypatch):
-    import n2n_hub.hub as hub_module
-
-    calls: list[tuple] = []
-    real = hub_module.resolve_pair
-    monkeypatch.setattr(hub_module, "resolve_pair", lambda *a, **k: (calls.append(a[2:4]), real(*a, **k))[1])
-    return calls
-
-
 # -- 5. the server reads only what its operator named ------------------------------------------
 @pytest.mark.parametrize("source", ["toytext@/proc/self", "toytext@../../etc", "toytext@org/repo", "toytext@other"])
 def test_an_address_off_the_allow_list_is_refused_before_anything_is_touched(server, plan_count, source):
