@@ -19,7 +19,7 @@ from .spec.components import BridgeSpec, DatasetSpec, RecipeSpec
 from .errors import (CacheError, CheckpointError, IncompatiblePairError, InputError, IntegrityError, MissingWeightsError,
                      N2NError, OfflineError, PluginError, ShapeError, TrainingError, UnknownExpertError)
 from .spec.expert import Expert, ExpertAddress, ExpertSpec, import_object
-from .spec.kinds import TranslatorKind, get_kind, kind_names, kind_of
+from .spec.kinds import TranslatorKind, fits_closed_form, get_kind, kind_names, kind_of
 from .catalog.planning import SIZES, PairPlan, apply_size, lookup_spec, resolve_pair, resolve_variant
 from .base.paths import hub_home, using_home
 from .catalog.host import Catalog, PluginHost, get_host, using_host
@@ -1096,15 +1096,25 @@ class Hub:
         if figure is not None and not (target_spec.can_decode and target_spec.output_domain == "image"):
             raise InputError(f"-o {figure}: the figure shows decoded images, and {target} does not decode into "
                              "images; leave -o out (the table does not need it)")
-        # every pair is planned before anything trains, so a bad tap or target fails at once
+        # every cell is planned once, before anything trains: a bad tap or target fails at once, and a
+        # baseline that cannot serve a tap is skipped when its turn comes (the table notes why)
+        plans: dict[tuple[str, str], PairPlan | InputError] = {}
         for address in addresses:
-            self.plan(address, target)
-        options: dict[str, Any] = {"steps": steps} if steps is not None else {}
+            for kind in kinds:
+                try:
+                    plans[(address, kind)] = self.plan(address, target, translator=kind)
+                except InputError as e:
+                    if kind == kinds[0]:
+                        raise
+                    plans[(address, kind)] = e
+        step_options: dict[str, Any] = {"steps": steps} if steps is not None else {}
 
         def pair(address: str, kind: str) -> Translator:
-            kind_options = {k: v for k, v in options.items() if kind == "cinn" or k != "steps"
-                            or not get_kind(kind).fits_closed_form}
-            return self.pair(address, target, translator=kind, train_if_missing=train_if_missing, **kind_options)
+            plan = plans[(address, kind)]
+            if isinstance(plan, InputError):
+                raise plan
+            closed_form = fits_closed_form(get_kind(kind).cls)  # solved once: it takes no steps
+            return self.pair(plan, train_if_missing=train_if_missing, **({} if closed_form else step_options))
 
         return diagnose_cells([str(ExpertAddress.parse(n)) for n in names], addresses, target, pair, self.held_out,
                               lambda t: self.feature_space(features, t.target),

@@ -103,14 +103,14 @@ def test_diagnose_command_happy_path(blob_host, tmp_path):
     fig = tmp_path / "fig.png"
     runner = CliRunner()
     out = runner.invoke(cli, ["diagnose", "segmenter", "tinyae", "--layers", "middle", "-o", str(fig),
-                              "--per-condition", "2"], catch_exceptions=False)
+                              "--per-condition", "2", "--steps", "30"], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     row = [ln for ln in out.stdout.splitlines() if ln.startswith("segmenter@animals")]
     assert len(row) == 1 and row[0].split()[1] == "middle" and f"wrote {fig}" in out.stdout
     assert "[1/3] segmenter:middle@animals -> tinyae: cINN" in out.stderr  # progress per cell
     assert fig.is_file()
     res = runner.invoke(cli, ["diagnose", "segmenter", "tinyae", "--layers", "middle", "--json", "--no-train",
-                              "--per-condition", "2", "--translators", "cinn,linear"])
+                              "--per-condition", "2", "--translators", "cinn,linear", "--steps", "30"])
     data = json.loads(res.stdout)
     assert [r["kind"] for r in data["results"]] == ["cinn", "linear"] and data["figure"] is None
     assert data["results"][0]["layer"] == "middle" and "fd_features" in data["results"][0]["metrics"]
