@@ -125,9 +125,13 @@ class ConditionalINN(nn.Module):
     # -- core maps --------------------------------------------------------------------
     def embed(self, c: torch.Tensor) -> list[torch.Tensor]:
         """h = H(c), projected once into each subnet's first layer."""
+        return list(self.cond_proj(self.embedded(c)).chunk(2 * self.n_blocks, dim=-1))
+
+    def embedded(self, c: torch.Tensor) -> torch.Tensor:
+        """h = H(c), through the condition projection where the flow has one."""
         if self.projection is not None:
             c = self.projection(c)
-        return list(self.cond_proj(self.embedder(c)).chunk(2 * self.n_blocks, dim=-1))
+        return self.embedder(c)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v, log|det ∂v/∂z|)`` with ``v = τ⁻¹(z | c)``."""
@@ -182,7 +186,7 @@ class ConditionalINN(nn.Module):
             return self.inverse(v, c)
         form = self.inference_form()
         with torch.inference_mode():  # fewer dispatch layers per op: most of a batch-1 call
-            z = form.inverse(v, self.embed(c))
+            z = form.inverse(v, self.embedded(c))
         return z.clone()  # an ordinary tensor again, which the caller may use under autograd
 
     def sample_residual(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -191,7 +195,7 @@ class ConditionalINN(nn.Module):
             return self(z, c)[0]
         form = self.inference_form()
         with torch.inference_mode():
-            v = form.residual(z, self.embed(c))
+            v = form.residual(z, self.embedded(c))
         return v.clone()
 
     def nll(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
