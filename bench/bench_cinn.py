@@ -15,7 +15,9 @@ Peers (all conditioned on the output h of the same kind of embedder, n2n_hub's V
 * zuko NICE with affine transforms ×2n (one half-coupling each, so as many subnets as ours).
 
 Every peer gets the same batches in the same order, Adam (fused, same lr), linear warmup and a cosine
-decay over its own share of the budget, and gradient clipping. Training time is handed out in short
+decay over its own share of the budget, and gradient clipping. Ours takes n2n-hub's own training
+step (``n2n_hub.training.step.train_step``, as ``pair`` runs it: the clip is applied inside the
+fused update); the peers clip with ``clip_grad_norm_`` and then step, as their users would. Training time is handed out in short
 slices, round-robin, so that load from other processes on a shared machine hits all peers alike.
 
 Effective GFLOP/s counts only matrix-multiply FLOPs: a training step costs ≈ 3× the forward's
@@ -34,6 +36,7 @@ Usage: python bench/bench_cinn.py --budget 90 --analytic-budget 30 --device cpu 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import math
@@ -57,6 +60,8 @@ from analytic import make_task  # noqa: E402
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 from n2n_hub.cinn.embedders import make_embedder  # noqa: E402
 from n2n_hub.cinn.nll import LOG_2PI  # noqa: E402
+from n2n_hub.base.distributed import World  # noqa: E402
+from n2n_hub.training.step import train_step  # noqa: E402
 from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 
@@ -253,10 +258,10 @@ def train_interleaved(peers: dict[str, nn.Module], data: tuple[Tensor, Tensor], 
                       lr: float, device: torch.device, bf16: bool, slice_s: float, warmup: int = 20) -> dict[str, Run]:
     c_all, z_all = data
     n = z_all.shape[0]
-    runs = {}
+    runs, params_of = {}, {}
     for name, model in peers.items():
         model.to(device).train()
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = params_of[name] = [p for p in model.parameters() if p.requires_grad]
         try:
             opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, fused=True)
         except (RuntimeError, TypeError):
@@ -283,15 +288,19 @@ def train_interleaved(peers: dict[str, nn.Module], data: tuple[Tensor, Tensor], 
                     gr["lr"] = lr_now
                 i = (r.steps * batch) % (n - batch + 1)
                 c, z = c_all[i:i + batch].to(device), z_all[i:i + batch].to(device)
-                r.opt.zero_grad(set_to_none=True)
-                if amp is not None:
-                    with amp:
-                        loss = r.model.nll(z, c).float().mean()
+                if isinstance(r.model, Ours):  # the step `pair` takes
+                    lv, gv = train_step(r.model.nll, r.opt, params_of[r.name], c, z, 10.0,
+                                        amp or contextlib.nullcontext(), World(), False).tolist()
                 else:
-                    loss = r.model.nll(z, c).mean()
-                loss.backward()
-                gn = torch.nn.utils.clip_grad_norm_(r.model.parameters(), 10.0)
-                lv, gv = torch.stack([loss.detach(), gn.detach().float()]).tolist()
+                    r.opt.zero_grad(set_to_none=True)
+                    if amp is not None:
+                        with amp:
+                            loss = r.model.nll(z, c).float().mean()
+                    else:
+                        loss = r.model.nll(z, c).mean()
+                    loss.backward()
+                    gn = torch.nn.utils.clip_grad_norm_(r.model.parameters(), 10.0)
+                    lv, gv = torch.stack([loss.detach(), gn.detach().float()]).tolist()
                 if math.isfinite(lv) and math.isfinite(gv):
                     r.opt.step()
                     r.last_loss = lv / z.shape[1]

@@ -68,6 +68,31 @@ def test_a_training_step_never_reads_back_and_skips_a_bad_batch_on_the_device(de
     assert float(opt.state[params[0]]["step"]) == 1.0  # Adam's step count did not advance
 
 
+@pytest.mark.parametrize("clip", [0.02, 1e6, 0.0])
+def test_a_fused_adam_clips_inside_its_update_as_clip_grad_norm_would(clip):
+    """Same weights after steps as clipping the gradients in place and stepping: clipped, unclipped, clip off."""
+    flows = [_flow()[0] for _ in range(2)]
+    _, c, z = _flow()
+    (mine, mine_loss), (ref, ref_loss) = ((f, objective(f)[1]) for f in flows)
+    mine_params, ref_params = list(mine.parameters()), list(ref.parameters())
+    mine_opt = adam(mine_params, TrainConfig(lr=1e-2))
+    ref_opt = torch.optim.Adam(ref_params, lr=1e-2)  # per-tensor: clips in a pass of its own
+    norms = []
+    for _ in range(3):
+        stat = train_step(mine_loss, mine_opt, mine_params, c, z, clip, contextlib.nullcontext(), World(), False)
+        mine_opt.step()
+        ref_opt.zero_grad(set_to_none=True)
+        ref_loss(z, c).float().mean().backward()
+        norm = (torch.nn.utils.clip_grad_norm_(ref_params, clip) if clip > 0
+                else torch.nn.utils.get_total_norm([p.grad for p in ref_params]))
+        ref_opt.step()
+        assert torch.allclose(stat[1], norm, rtol=1e-5)  # the norm before clipping, as clip_grad_norm_ returns it
+        norms.append(float(norm))
+    assert (clip == 0.02) == (min(norms) > clip > 0)  # the first case clips every step, the others never
+    for a, b in zip(mine_params, ref_params):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_the_flow_compiles_whole_for_training_and_sampling():
     flow, c, z = _flow()

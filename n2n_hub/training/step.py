@@ -62,6 +62,8 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
                autocast: Any, w: distributed.World, skips_on_device: bool) -> Tensor:
     """One step without reading anything back to the host; returns ``[loss, grad norm]`` on the device.
 
+    The gradient norm is clipped to ``grad_clip`` as ``clip_grad_norm_`` clips it; a fused Adam
+    applies the clip inside its update (its ``grad_scale``) instead of in a pass of its own.
     With ``skips_on_device`` the update is applied too, masked on the device: a fused
     Adam given ``found_inf = 1`` leaves weights, moments and its step count untouched, so
     a non-finite step is skipped exactly as if ``opt.step()`` had not been called.
@@ -71,11 +73,14 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
     with autocast:
         loss = step_loss(z, c).float().mean()
     loss.backward()
-    if grad_clip > 0:
+    fused = bool(opt.defaults.get("fused"))
+    if grad_clip > 0 and not fused:
         gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
     else:
-        gnorm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
+        gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if fused:  # the clip as the fused update's gradient divisor: one pass over every gradient less
+        opt.grad_scale = (torch.clamp((gnorm.float() + 1e-6) / grad_clip, min=1.0)  # type: ignore[attr-defined]
+                          if grad_clip > 0 else None)
     stat = torch.stack([loss.detach(), gnorm.detach().float()])
     if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
         stat = distributed.all_reduce_sum(stat / w.size)
