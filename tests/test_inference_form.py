@@ -73,6 +73,8 @@ def test_products_split_in_halves_across_threads_give_the_plain_flows_samples(di
             assert torch.allclose(flow.residual(plain, c[:rows]), flow(plain, c[:rows])[0], atol=1e-5)
             if rows > inference.SPLIT_MAX_ROWS:  # whole products: the plain flow's bits
                 assert torch.equal(fast, plain)
+    with torch.no_grad():  # no rows: no products to split
+        assert flow.sample_inverse(torch.zeros(0, dim), c[:0]).shape == (0, dim)
     torch.set_num_threads(1)  # one thread: whole products at any batch, the plain flow's bits
     v = torch.randn(1, dim, generator=g)
     with torch.no_grad():

@@ -53,8 +53,8 @@ def _stamp(tensors: list[torch.Tensor]) -> list[tuple[int, int]]:
 
 
 def split_rows(x: torch.Tensor) -> bool:
-    """Whether products with ``x`` run as two batched halves: few rows, several threads."""
-    return x.shape[0] <= SPLIT_MAX_ROWS and torch.get_num_threads() > 1
+    """Whether products with ``x`` run as two batched halves: few rows on a CPU with several threads."""
+    return x.device.type == "cpu" and 0 < x.shape[0] <= SPLIT_MAX_ROWS and torch.get_num_threads() > 1
 
 
 class _Linear:
