@@ -84,8 +84,14 @@ def main() -> None:
     ap.add_argument("--cond", type=int, default=768)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--release-freed-memory", action="store_true",
+                    help="leave glibc's malloc settings alone (pair's trainer changes them; see n2n_hub/base/allocator.py)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.release_freed_memory:  # as pair trains
+        from n2n_hub.base.allocator import keep_freed_memory
+
+        keep_freed_memory()
     import contextlib
 
     from n2n_hub.base.distributed import world
@@ -107,7 +113,8 @@ def main() -> None:
         opt.step()
     for _ in range(3):
         step()
-    print(f"- {cpu_name()}, {args.threads} threads, {wait_policy()}, torch {torch.__version__}, load {loadavg()}; d={args.dim}, "
+    malloc = "" if args.release_freed_memory else ", malloc settings as in pair"
+    print(f"- {cpu_name()}, {args.threads} threads, {wait_policy()}{malloc}, torch {torch.__version__}, load {loadavg()}; d={args.dim}, "
           f"condition {args.cond}, {args.blocks} blocks, hidden {args.hidden}, batch {args.batch}; "
           f"{sum(p.numel() for p in flow.parameters()):,} parameters")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
