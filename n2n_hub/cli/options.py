@@ -43,9 +43,8 @@ def device_option() -> Callable[[F], F]:
     return click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 
 
-def threads_option() -> Callable[[F], F]:
-    return click.option("--threads", type=click.IntRange(min=1, max=1024), default=None,
-                        help="CPU threads for torch.")
+def threads_option(help: str = "CPU threads for torch (default: torch's: OMP_NUM_THREADS, else one per core).") -> Callable[[F], F]:
+    return click.option("--threads", type=click.IntRange(min=1, max=1024), default=None, help=help)
 
 
 def no_train_option(help: str = "Fail instead of training when nothing is cached.") -> Callable[[F], F]:

@@ -52,7 +52,8 @@ limit_options = option_group("limits", RequestLimits, [
 @click.option("--allow-address", "allow_addresses", multiple=True, metavar="PATTERN",
               help="Also let requests name expert addresses matching PATTERN ('*' stays within one path "
                    "segment, e.g. 'bert@*'); by default only the served pairs' and the registry's addresses.")
-@threads_option()
+@threads_option("CPU threads for torch (default: torch's: OMP_NUM_THREADS, else one per core). Replicas answer a seeded "
+                "request with the same bytes when they run the same number of threads.")
 def serve_cmd(pairs: tuple[str, ...], host: str, port: int, device: str, max_batch: int, max_delay_ms: float,
               api_key_env: str | None, allow_train: bool, lazy: bool, limits: RequestLimits, encode_apart: bool,
               allow_addresses: tuple[str, ...], threads: int | None) -> None:
