@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_name
+from machine import cpu_name, write_table
 
 
 def main() -> None:
@@ -87,10 +87,7 @@ def main() -> None:
         "| chance (top-1 / top-5) | 0.001 / 0.005 |",
         f"| evaluation time | {eval_s:.0f} s |",
     ]
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ compile time reported) before its clock starts.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time

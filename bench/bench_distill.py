@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from bench_route import per_request
-from machine import cpu_name, loadavg
+from machine import cpu_name, loadavg, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "bench" / "prompts" / "animals.tsv"
@@ -141,10 +141,7 @@ def main() -> None:
     for label, shares, overall, ms, secs in rows:
         lines.append(f"| {label} | " + " | ".join(f"{shares[k]:.3f}" for k in kinds)
                      + f" | {overall:.3f} | {ms:.1f} | {secs:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

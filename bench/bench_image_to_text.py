@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_name, loadavg
+from machine import cpu_name, loadavg, write_table
 
 PAIRS = (("vaegan@animals", "bert"), ("segmenter:last@animals", "bert"))
 
@@ -36,6 +36,16 @@ def held_out(hub, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.as_tensor(data["label"])
     keep = torch.cat([(labels == k).nonzero().flatten()[:per_class] for k in range(int(labels.max()) + 1)])
     return data["image"][keep], labels[keep]
+
+
+def animals_hub(per_class: int) -> tuple[object, list[str], torch.Tensor, torch.Tensor]:
+    """The hub (threads from OMP_NUM_THREADS, else 1), the animal class names and ``per_class`` held-out images of each."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from n2n_hub import Hub
+
+    hub = Hub(progress=False)
+    images, labels = held_out(hub, per_class)
+    return hub, list(hub.catalog.datasets["animals"].class_names), images, labels
 
 
 def bank_classes(bank, names) -> torch.Tensor:
@@ -84,12 +94,7 @@ def main() -> None:
     ap.add_argument("--temperatures", default="1.0,0.5", help="the cINN's sampling temperatures, comma-separated")
     ap.add_argument("--out", type=Path, default=Path("bench/out/image_to_text.md"))
     args = ap.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from n2n_hub import Hub
-
-    hub = Hub(progress=False)
-    names = list(hub.catalog.datasets["animals"].class_names)
-    images, labels = held_out(hub, args.per_class)
+    hub, names, images, labels = animals_hub(args.per_class)
     options = {"steps": args.steps} if args.steps else {}
     rows = []
     for source, target in PAIRS:
@@ -114,10 +119,7 @@ def main() -> None:
     for source, kind, m, top, size, secs, steps in rows:
         lines.append(f"| {source} | {kind} | {steps} | {m['named']:.3f} | {top:.3f} | {m['distinct']:.2f} | "
                      f"{m['distance']:.3f} | {size} | {secs:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

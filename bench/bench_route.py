@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from bench_image_to_text import bank_classes, held_out, nearest_ids
-from machine import cpu_name, loadavg
+from bench_image_to_text import animals_hub, bank_classes, nearest_ids
+from machine import cpu_name, loadavg, write_table
 
 SOURCE, VIA, TARGET = "segmenter:last@animals", "vaegan@animals", "bert"
 
@@ -58,12 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench/out/route.md"))
     args = ap.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from n2n_hub import Hub
-
-    hub = Hub(progress=False)
-    names = list(hub.catalog.datasets["animals"].class_names)
-    images, labels = held_out(hub, args.per_class)
+    hub, names, images, labels = animals_hub(args.per_class)
 
     trained = {}
     for src, tgt in ((SOURCE, TARGET), (SOURCE, VIA), (VIA, TARGET)):
@@ -99,10 +94,7 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     for label, m, held, call, secs in rows:
         lines.append(f"| {label} | {m['named']:.3f} | {m['distinct']:.2f} | {held:.1f} | {call:.1f} | {secs:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ batched halves, one per thread, and so goes below the ``mm`` floor.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_name
+from machine import cpu_name, write_table
 
 PROMPTS = ["a photo of a zebra", "an elephant", "a bird"]
 
@@ -131,10 +131,7 @@ def main() -> None:
     ]
     for (name, acc), (_, g, r) in zip(per_class, diversity_rows):
         lines.append(f"| {name} | {acc:.2f} | {g:.1f} | {r:.1f} |")
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_table(lines, args.out)
     print(f"grid: {grid}")
 
 

@@ -36,3 +36,11 @@ def wait_policy() -> str:
     """
     spin = os.environ.get("GOMP_SPINCOUNT")
     return f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY') or 'unset'}" + (f", GOMP_SPINCOUNT={spin}" if spin else "")
+
+
+def write_table(lines: list[str], out: Path) -> None:
+    """Print a results table and write it to ``out`` (its folder made if missing)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
