@@ -62,11 +62,19 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--sizes", default="0,1,2", help="indices into the size table")
     args = ap.parse_args()
+    try:
+        picked = [int(i) for i in args.sizes.split(",")]
+    except ValueError:
+        ap.error(f"--sizes takes comma-separated indices, got {args.sizes!r}")
+    if not all(0 <= i < len(SIZES) for i in picked):
+        ap.error(f"--sizes indices run from 0 to {len(SIZES) - 1}, got {args.sizes!r}")
+    if min(args.threads, args.rounds, args.calls) < 1:
+        ap.error("--threads, --rounds and --calls must be at least 1")
     torch.set_num_threads(args.threads)
     load_before = loadavg()
     lines = ["| flow | weights (MB) | plain (ms) | inference form (ms) | speed-up | mm floor (ms) | read floor (ms) "
              "| outputs |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for i in (int(s) for s in args.sizes.split(",")):
+    for i in picked:
         name, size = list(SIZES.items())[i]
         flow, c = build(*size)
         weights = [m.weight for m in flow.modules() if isinstance(m, torch.nn.Linear)]

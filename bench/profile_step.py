@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--release-freed-memory", action="store_true",
                     help="leave glibc's malloc settings alone (pair's trainer changes them; see n2n_hub/base/allocator.py)")
     args = ap.parse_args()
+    if min(args.blocks, args.hidden, args.batch, args.dim, args.cond, args.steps, args.threads) < 1 or args.dim < 2:
+        ap.error("sizes, --steps and --threads must be at least 1 (--dim at least 2)")
     torch.set_num_threads(args.threads)
     if not args.release_freed_memory:  # as pair trains
         from n2n_hub.base.allocator import keep_freed_memory
