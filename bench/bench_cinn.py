@@ -448,6 +448,10 @@ def main() -> None:
                     help="leave glibc's malloc thresholds alone (n2n-hub's trainer raises them; see n2n_hub/base/allocator.py)")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown report here too")
     args = ap.parse_args()
+    if min(args.batch, args.blocks, args.hidden, args.threads, args.sample_batch, args.cond_dim) < 1 or args.dim < 2:
+        ap.error("--batch, --blocks, --hidden, --threads, --sample-batch and --cond-dim must be at least 1, --dim at least 2")
+    if not (args.budget > 0 and args.analytic_budget > 0 and args.slice > 0 and args.lr > 0):
+        ap.error("--budget, --analytic-budget, --slice and --lr must be above 0")
     if not args.release_freed_memory:  # as `pair` trains: every flow in this process keeps the pages it frees
         from n2n_hub.base.allocator import keep_freed_memory
 

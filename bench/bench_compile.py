@@ -48,6 +48,8 @@ def main() -> None:
                     help="leave glibc's malloc thresholds alone (n2n-hub's trainer raises them; see n2n_hub/base/allocator.py)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if min(args.batch, args.blocks, args.hidden, args.threads) < 1 or not args.budget > 0:
+        ap.error("--budget must be above 0, and --batch, --blocks, --hidden and --threads at least 1")
     torch.set_num_threads(args.threads)
     if not args.release_freed_memory:  # as `pair` trains: every flow in this process keeps the pages it frees
         from n2n_hub.base.allocator import keep_freed_memory
