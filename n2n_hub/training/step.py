@@ -32,8 +32,9 @@ def adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimiz
         return cls(params, **kwargs)
 
 
-def skips_on_device(opt: torch.optim.Optimizer) -> bool:
-    """True for a fused Adam, which takes ``found_inf`` and skips a step without a host round trip."""
+def is_fused(opt: torch.optim.Optimizer) -> bool:
+    """True for a fused Adam: it takes ``found_inf`` (skips a step without a host round trip) and
+    ``grad_scale`` (divides the gradients in its own pass)."""
     return bool(opt.defaults.get("fused"))
 
 
@@ -73,7 +74,7 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
     with autocast:
         loss = step_loss(z, c).float().mean()
     loss.backward()
-    fused = bool(opt.defaults.get("fused"))
+    fused = is_fused(opt)
     if grad_clip > 0 and not fused:
         gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
     else:
@@ -111,7 +112,7 @@ class Stepper:
                                      self.world.distributed, log)
         # On CUDA the fused Adam skips bad steps itself and the numbers are read in batches; on
         # CPU a read costs nothing, so the step is decided on the host.
-        self.on_device = device.type == "cuda" and skips_on_device(opt)
+        self.on_device = device.type == "cuda" and is_fused(opt)
 
     def take(self, batches: Batches, step: int, ledger: StepLedger) -> int:
         """Take 0-based ``step``; returns the samples it used over all processes."""
