@@ -7,6 +7,7 @@ background rather than zero.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +46,15 @@ def tps_warp(images: torch.Tensor, points_src: torch.Tensor, points_dst: torch.T
              background: float = -1.0) -> torch.Tensor:
     """Warp ``images`` so that content at ``points_src`` moves to ``points_dst`` (coordinates in [-1, 1]).
 
-    With kornia's conventions this is the spline fitted from ``points_dst`` to ``points_src``
-    and evaluated with centres ``points_src`` (checked in the tests: a bump placed at a source
-    point lands on its destination).
+    With kornia's conventions (0.9.2 and later) this is the spline fitted from ``points_dst``
+    to ``points_src``, evaluated with its kernels centred on ``points_dst``, the first argument
+    of the fit (checked in the tests: a bump placed at a source point lands on its destination).
+    Kornia 0.9.0 centred them on the second argument, which is why the dependency starts at 0.9.2.
     """
-    kernel, affine = get_tps_transform(points_dst, points_src)
-    warped = warp_image_tps(images - background, points_src, kernel, affine, align_corners=False)
+    with warnings.catch_warnings():  # kornia's notice of that change, on every fit; the call below follows it
+        warnings.filterwarnings("ignore", message=".*centres its kernels on its first argument", category=FutureWarning)
+        kernel, affine = get_tps_transform(points_dst, points_src)
+    warped = warp_image_tps(images - background, points_dst, kernel, affine, align_corners=False)
     return warped + background
 
 
