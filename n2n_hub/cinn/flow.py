@@ -21,6 +21,7 @@ from .nll import gaussian_nll
 from .projection import ConditionProjection
 from .whitening import MAX_DIM as MAX_WHITENED_DIM
 from .whitening import Whitening
+from .wide_linear import wide_linear
 
 
 def _full_precision(x: torch.Tensor) -> torch.autocast:
@@ -125,7 +126,8 @@ class ConditionalINN(nn.Module):
     # -- core maps --------------------------------------------------------------------
     def embed(self, c: torch.Tensor) -> list[torch.Tensor]:
         """h = H(c), projected once into each subnet's first layer."""
-        return list(self.cond_proj(self.embedded(c)).chunk(2 * self.n_blocks, dim=-1))
+        shares = wide_linear(self.embedded(c), self.cond_proj.weight, self.cond_proj.bias)
+        return list(shares.chunk(2 * self.n_blocks, dim=-1))
 
     def embedded(self, c: torch.Tensor) -> torch.Tensor:
         """h = H(c), through the condition projection where the flow has one."""
