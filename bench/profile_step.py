@@ -6,6 +6,12 @@ elementwise, permutations, log-det sums and other reductions, allocation and cop
 optimizer, and the rest. It prints the shares and the ten costliest ops, and, beside the
 step, one plain sampling call (``sample``) profiled the same way.
 
+Then it times the step against its floor, interleaved: the same matrix products on copies of
+the same weights (every forward product, then every gradient product in reverse, as the step
+runs them), the gradient norm and the fused Adam update, with nothing else, beside the
+torch.mm roofline at the step's shapes (bench_cinn's). No implementation of this step, eager
+or compiled, does less than the floor's work, so its share of the roofline bounds the step's.
+
     python bench/profile_step.py                       # 8 blocks, hidden 512, batch 256 (bench_compile's size)
     python bench/profile_step.py --blocks 20 --hidden 2144 --batch 64   # the Net2Net size (bench_cinn's)
 """
@@ -14,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own start/stop chatter
 
@@ -24,6 +33,7 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cinn import forward_matmul_flops, matmul_roofline  # noqa: E402
 from machine import cpu_name, loadavg, wait_policy  # noqa: E402
 
 KINDS = (
@@ -75,6 +85,44 @@ def show(title: str, prof: profile, steps: int) -> None:
     print("\ncostliest ops: " + ", ".join(f"{k.removeprefix('aten::')} {100 * v / total:.1f} %" for k, v in top))
 
 
+def floor_step(flow: torch.nn.Module, batch: int, lr: float, clip: float, update: bool = True) -> Callable[[], None]:
+    """The step's products, gradient norm and fused Adam update alone, on copies of the flow's weights
+    (without ``update``, the products alone)."""
+    from n2n_hub.cinn.wide_linear import wide_linear
+
+    g = torch.Generator().manual_seed(1)
+    linears = [m for m in flow.modules() if isinstance(m, torch.nn.Linear)]
+    weights = [(m.weight.detach().clone().requires_grad_(),
+                None if m.bias is None else m.bias.detach().clone().requires_grad_()) for m in linears]
+    params = [t for pair in weights for t in pair if t is not None]
+    inputs = [torch.randn(batch, m.in_features, generator=g).requires_grad_() for m in linears]
+    grads = [torch.randn(batch, m.out_features, generator=g) for m in linears]
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        outs = [wide_linear(x, w, b) for x, (w, b) in zip(inputs, weights)]
+        torch.autograd.backward(outs[::-1], grads[::-1])  # gradient products in reverse, as backward runs
+        if not update:
+            return
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        opt.grad_scale = torch.clamp((norm + 1e-6) / clip, min=1.0)
+        opt.step()
+    return step
+
+
+def interleaved(fns: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds of 2 calls."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            fn()
+            times[name].append((time.perf_counter() - t) / 2)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=8)
@@ -84,11 +132,14 @@ def main() -> None:
     ap.add_argument("--cond", type=int, default=768)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of the step against its floor")
+    ap.add_argument("--compile", action="store_true", help="also time the step with its loss compiled (torch.compile)")
     ap.add_argument("--release-freed-memory", action="store_true",
                     help="leave glibc's malloc settings alone (pair's trainer changes them; see n2n_hub/base/allocator.py)")
     args = ap.parse_args()
-    if min(args.blocks, args.hidden, args.batch, args.dim, args.cond, args.steps, args.threads) < 1 or args.dim < 2:
-        ap.error("sizes, --steps and --threads must be at least 1 (--dim at least 2)")
+    if min(args.blocks, args.hidden, args.batch, args.dim, args.cond, args.steps, args.threads,
+           args.rounds) < 1 or args.dim < 2:
+        ap.error("sizes, --steps, --threads and --rounds must be at least 1 (--dim at least 2)")
     torch.set_num_threads(args.threads)
     if not args.release_freed_memory:  # as pair trains
         from n2n_hub.base.allocator import keep_freed_memory
@@ -128,6 +179,31 @@ def main() -> None:
         for _ in range(args.steps):
             flow.sample(c[:1], n=1)
     show("sampling, batch 1", prof, args.steps)
+
+    flow.train()
+    fns = {"training step": step}
+    if args.compile:
+        compiled_loss = torch.compile(flow.loss)
+
+        def compiled_step() -> None:
+            train_step(compiled_loss, opt, params, c, z, 10.0, contextlib.nullcontext(), world(), False)
+            opt.step()
+        t0 = time.perf_counter()
+        compiled_step()
+        print(f"\ncompiling the step's loss took {time.perf_counter() - t0:.0f} s")
+        fns["training step, compiled"] = compiled_step
+    fns["floor: its products, gradient norm and fused Adam"] = floor_step(flow, args.batch, 2e-4, 10.0)
+    fns["its products alone"] = floor_step(flow, args.batch, 2e-4, 10.0, update=False)
+    for fn in fns.values():
+        fn()
+    seconds = interleaved(fns, args.rounds)
+    roof = matmul_roofline(flow, args.batch, torch.device("cpu"))
+    flops = 3 * forward_matmul_flops(flow, z, c)
+    print(f"\nthe step against its floor ({args.rounds} interleaved rounds of 2 calls, median; torch.mm roofline "
+          f"{roof:.1f} GFLOP/s at the step's shapes, best of 7 interleaved rounds; load {loadavg()}):")
+    print("| | ms | eff. GFLOP/s | % of roofline |\n|---|---:|---:|---:|")
+    for name, sec in seconds.items():
+        print(f"| {name} | {sec * 1e3:.1f} | {flops / sec / 1e9:.1f} | {100 * flops / sec / 1e9 / roof:.0f} % |")
 
 
 if __name__ == "__main__":
