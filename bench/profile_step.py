@@ -89,6 +89,7 @@ def floor_step(flow: torch.nn.Module, batch: int, lr: float, clip: float, update
     """The step's products, gradient norm and fused Adam update alone, on copies of the flow's weights
     (without ``update``, the products alone)."""
     from n2n_hub.cinn.wide_linear import wide_linear
+    from n2n_hub.training.step import clip_in_update
 
     g = torch.Generator().manual_seed(1)
     linears = [m for m in flow.modules() if isinstance(m, torch.nn.Linear)]
@@ -106,7 +107,7 @@ def floor_step(flow: torch.nn.Module, batch: int, lr: float, clip: float, update
         if not update:
             return
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        opt.grad_scale = torch.clamp((norm + 1e-6) / clip, min=1.0)
+        clip_in_update(opt, norm, clip, on_host=True)  # as train_step does on the CPU
         opt.step()
     return step
 

@@ -12,7 +12,7 @@ import torch
 from n2n_hub.cinn import ConditionalINN, ConditionSpec
 from n2n_hub.base.distributed import World
 from n2n_hub.training import TrainConfig, objective, train_step
-from n2n_hub.training.step import adam
+from n2n_hub.training.step import adam, clip_in_update
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -87,10 +87,23 @@ def test_a_fused_adam_clips_inside_its_update_as_clip_grad_norm_would(clip):
                 else torch.nn.utils.get_total_norm([p.grad for p in ref_params]))
         ref_opt.step()
         assert torch.allclose(stat[1], norm, rtol=1e-5)  # the norm before clipping, as clip_grad_norm_ returns it
+        # read on the host: no divisor (and no pass of stores over the gradients) while the norm is within the clip
+        assert (mine_opt.grad_scale is not None) == (0 < clip < float(norm))
         norms.append(float(norm))
     assert (clip == 0.02) == (min(norms) > clip > 0)  # the first case clips every step, the others never
     for a, b in zip(mine_params, ref_params):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_on_the_device_the_clip_is_always_a_divisor_so_nothing_is_read_back():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = adam([p], TrainConfig(lr=1e-2))
+    clip_in_update(opt, torch.tensor(0.5), 10.0, on_host=False)
+    assert opt.grad_scale is not None and float(opt.grad_scale) == 1.0
+    clip_in_update(opt, torch.tensor(40.0), 10.0, on_host=False)
+    assert float(opt.grad_scale) == pytest.approx(4.0)
+    clip_in_update(opt, torch.tensor(40.0), 0.0, on_host=True)
+    assert opt.grad_scale is None
 
 
 @pytest.mark.slow

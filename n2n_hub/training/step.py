@@ -38,6 +38,20 @@ def is_fused(opt: torch.optim.Optimizer) -> bool:
     return bool(opt.defaults.get("fused"))
 
 
+def clip_in_update(opt: torch.optim.Optimizer, gnorm: Tensor, grad_clip: float, on_host: bool) -> None:
+    """Give a fused Adam the clip as its ``grad_scale``: ``max(1, norm / clip)``, which it divides the gradients by.
+
+    The fused kernel writes each divided gradient back, a pass of stores over every gradient
+    (about a tenth of the update's time on CPU). ``on_host``, where reading the norm costs
+    nothing, it gets no scale while the norm is within the clip: dividing by 1 changes nothing.
+    """
+    if grad_clip <= 0:
+        opt.grad_scale = None  # type: ignore[attr-defined]
+        return
+    scale = torch.clamp((gnorm.float() + 1e-6) / grad_clip, min=1.0)
+    opt.grad_scale = scale if not on_host or scale.item() > 1.0 else None  # type: ignore[attr-defined]
+
+
 def set_lr(opt: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
     """The schedule's learning rate for 0-based ``step`` (:func:`~n2n_hub.training.lr_at`)."""
     for g in opt.param_groups:
@@ -80,8 +94,7 @@ def train_step(step_loss: Callable[[Tensor, Tensor], Tensor], opt: torch.optim.O
     else:
         gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     if fused:  # the clip as the fused update's gradient divisor: one pass over every gradient less
-        opt.grad_scale = (torch.clamp((gnorm.float() + 1e-6) / grad_clip, min=1.0)  # type: ignore[attr-defined]
-                          if grad_clip > 0 else None)
+        clip_in_update(opt, gnorm, grad_clip, on_host=not skips_on_device)
     stat = torch.stack([loss.detach(), gnorm.detach().float()])
     if w.distributed:  # the ranks' mean loss; the gradient norm is the same on every rank
         stat = distributed.all_reduce_sum(stat / w.size)
