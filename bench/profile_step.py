@@ -9,11 +9,13 @@ step, one plain sampling call (``sample``) profiled the same way.
 Then it times the step against its floor, interleaved: the same matrix products on copies of
 the same weights (every forward product, then every gradient product in reverse, as the step
 runs them), the gradient norm and the fused Adam update, with nothing else, beside the
-torch.mm roofline at the step's shapes (bench_cinn's). No implementation of this step, eager
+torch.mm roofline at the step's shapes (bench_cinn's, measured before and after, the best
+counts). No implementation of this step, eager
 or compiled, does less than the floor's work, so its share of the roofline bounds the step's.
 
     python bench/profile_step.py                       # 8 blocks, hidden 512, batch 256 (bench_compile's size)
-    python bench/profile_step.py --blocks 20 --hidden 2144 --batch 64   # the Net2Net size (bench_cinn's)
+    python bench/profile_step.py --blocks 20 --hidden 1024 --batch 64   # the Net2Net size (bench_cinn's)
+    python bench/profile_step.py --compile             # the compiled step beside the eager one and the floor
 """
 
 from __future__ import annotations
@@ -197,11 +199,14 @@ def main() -> None:
     fns["its products alone"] = floor_step(flow, args.batch, 2e-4, 10.0, update=False)
     for fn in fns.values():
         fn()
+    roofs = [matmul_roofline(flow, args.batch, torch.device("cpu"))]
     seconds = interleaved(fns, args.rounds)
-    roof = matmul_roofline(flow, args.batch, torch.device("cpu"))
+    roofs.append(matmul_roofline(flow, args.batch, torch.device("cpu")))
+    roof = max(roofs)
     flops = 3 * forward_matmul_flops(flow, z, c)
     print(f"\nthe step against its floor ({args.rounds} interleaved rounds of 2 calls, median; torch.mm roofline "
-          f"{roof:.1f} GFLOP/s at the step's shapes, best of 7 interleaved rounds; load {loadavg()}):")
+          f"{roof:.1f} GFLOP/s at the step's shapes, best of 7 interleaved rounds before ({roofs[0]:.1f}) and "
+          f"after ({roofs[1]:.1f}); load {loadavg()}):")
     print("| | ms | eff. GFLOP/s | % of roofline |\n|---|---:|---:|---:|")
     for name, sec in seconds.items():
         print(f"| {name} | {sec * 1e3:.1f} | {flops / sec / 1e9:.1f} | {100 * flops / sec / 1e9 / roof:.0f} % |")
