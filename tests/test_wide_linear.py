@@ -48,6 +48,15 @@ def test_a_condition_that_needs_no_gradient_gets_none() -> None:
     torch.testing.assert_close(w.grad, x.sum(0).expand(WIDE_MIN_OUTPUTS, 8))
 
 
+def test_a_frozen_weight_gets_none_and_the_condition_its_gradient() -> None:
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(WIDE_MIN_OUTPUTS, 8, dtype=torch.float64)
+    b = torch.randn(WIDE_MIN_OUTPUTS, dtype=torch.float64)
+    wide_linear(x, w, b).sum().backward()
+    assert w.grad is None and b.grad is None
+    torch.testing.assert_close(x.grad, w.sum(0).expand(3, 8))
+
+
 def test_narrow_weights_take_f_linear() -> None:
     x = torch.randn(4, 8, requires_grad=True)
     w = torch.randn(WIDE_MIN_OUTPUTS - 1, 8, requires_grad=True)
