@@ -211,6 +211,8 @@ def test_a_flow_cast_to_bfloat16_on_the_cpu_scores_samples_and_trains() -> None:
     v, _ = half.whitening(z.bfloat16())
     assert v.dtype == torch.bfloat16
     assert half.sample(c[:2].bfloat16(), n=3).shape == (2, 3, 8)
+    with torch.no_grad():  # the inference form whitens with the same solve
+        assert half.sample_residual(z[:3].bfloat16(), c[:3].bfloat16()).dtype == torch.bfloat16
     half.train()
     half.loss(z.bfloat16(), c.bfloat16()).float().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in half.parameters() if p.grad is not None)

@@ -161,8 +161,7 @@ class InferenceForm:
         self.cond_proj = _Linear(flow.cond_proj.weight, flow.cond_proj.bias)
         self.subnets = 2 * len(self.blocks)
         w = flow.whitening
-        self.mean = None if w is None else w.mean
-        self.lower = None if w is None else w.lower
+        self.whiten = None if w is None else w.whiten  # v = L⁻¹(z − mean)
         self.colour = None if w is None else _Linear(w.lower, w.mean)  # z = v·Lᵀ + mean
 
     def matches(self, flow: nn.Module) -> bool:
@@ -200,8 +199,8 @@ class InferenceForm:
         """``v = τ⁻¹(z | c)`` given the embedded condition ``h = H(c)``."""
         split = split_rows(z)
         cs = self.condition_slices(h, split)
-        if self.lower is not None:
-            z = torch.linalg.solve_triangular(self.lower.T, z - self.mean, upper=True, left=False)
+        if self.whiten is not None:
+            z = self.whiten(z)
         for i, block in enumerate(self.blocks):
             z = block.forward(z, cs[2 * i], cs[2 * i + 1], split)
         return z

@@ -64,14 +64,18 @@ class Whitening(FittedOnce):
         """Return ``(y, log|det dy/dx|)`` per sample; ``rev`` maps v back to z."""
         if not rev and self.training and not self._fitted:
             self.fit(x)
-        # A triangular solve rather than a stored inverse: exact to the working precision
-        # in either direction, whatever dtype the module was cast to after fitting. Half
-        # precisions solve in float32 (torch has no bfloat16 solve on the CPU) and return
-        # their own dtype; the log-det stays in float32.
-        work = torch.promote_types(x.dtype, torch.float32)
-        log_det = -self.lower.diagonal().to(work).log().sum()  # log|det ∂v/∂z|
+        log_det = -self.lower.diagonal().to(torch.promote_types(x.dtype, torch.float32)).log().sum()  # log|det ∂v/∂z|
         if rev:
             return torch.addmm(self.mean, x, self.lower.T), (-log_det).expand(x.shape[0])
-        lower_t, centred = self.lower.T.to(work), (x - self.mean).to(work)
-        v = torch.linalg.solve_triangular(lower_t, centred, upper=True, left=False)
-        return v.to(x.dtype), log_det.expand(x.shape[0])
+        return self.whiten(x), log_det.expand(x.shape[0])
+
+    def whiten(self, z: torch.Tensor) -> torch.Tensor:
+        """``v = L⁻¹ (z − μ)``, without the log-det (the flow's inference form calls this too).
+
+        A triangular solve rather than a stored inverse: exact to the working precision,
+        whatever dtype the module was cast to after fitting. Half precisions solve in float32
+        (torch has no bfloat16 solve on the CPU) and return their own dtype.
+        """
+        work = torch.promote_types(z.dtype, torch.float32)
+        lower_t, centred = self.lower.T.to(work), (z - self.mean).to(work)
+        return torch.linalg.solve_triangular(lower_t, centred, upper=True, left=False).to(z.dtype)
