@@ -21,7 +21,7 @@ from .nll import gaussian_nll
 from .projection import ConditionProjection
 from .whitening import MAX_DIM as MAX_WHITENED_DIM
 from .whitening import Whitening
-from .wide_linear import wide_linear
+from .wide_linear import WideLinear
 
 
 def _full_precision(x: torch.Tensor) -> torch.autocast:
@@ -97,7 +97,7 @@ class ConditionalINN(nn.Module):
             torch.manual_seed(seed)
             self.embedder = make_embedder(embedded, self.cond_dim, self.embed_hidden)
             # The condition's share of every subnet's first layer, for all 2·n subnets in one matmul.
-            self.cond_proj = nn.Linear(self.cond_dim, 2 * n_blocks * self.hidden)
+            self.cond_proj = WideLinear(self.cond_dim, 2 * n_blocks * self.hidden)
             self.blocks = nn.ModuleList(
                 INNBlock(dim, self.hidden, depth, clamp, seed=seed * 1_000_003 + i) for i in range(n_blocks)
             )
@@ -126,8 +126,7 @@ class ConditionalINN(nn.Module):
     # -- core maps --------------------------------------------------------------------
     def embed(self, c: torch.Tensor) -> list[torch.Tensor]:
         """h = H(c), projected once into each subnet's first layer."""
-        shares = wide_linear(self.embedded(c), self.cond_proj.weight, self.cond_proj.bias)
-        return list(shares.chunk(2 * self.n_blocks, dim=-1))
+        return list(self.cond_proj(self.embedded(c)).chunk(2 * self.n_blocks, dim=-1))
 
     def embedded(self, c: torch.Tensor) -> torch.Tensor:
         """h = H(c), through the condition projection where the flow has one."""

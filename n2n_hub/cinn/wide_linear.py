@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
@@ -34,6 +35,13 @@ def wide_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
             or torch.is_autocast_enabled("cpu")):
         return F.linear(x, weight, bias)
     return _WideLinear.apply(x, weight, bias)
+
+
+class WideLinear(nn.Linear):
+    """``nn.Linear`` (same parameters, initialisation and state dict) computed by :func:`wide_linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return wide_linear(x, self.weight, self.bias)
 
 
 class _WideLinear(torch.autograd.Function):
