@@ -16,16 +16,14 @@ batched halves, one per thread, and so goes below the ``mm`` floor.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_name, loadavg, wait_policy  # noqa: E402
+from machine import cpu_name, interleaved, loadavg, wait_policy  # noqa: E402
 
 from n2n_hub.cinn import ConditionalINN, ConditionSpec  # noqa: E402
 
@@ -46,13 +44,6 @@ def build(dim: int, cond: int, blocks: int, hidden: int, depth: int,
         flow.fit_condition(c, torch.randint(0, proj, (512,), generator=g))
     flow.initialize(z, c, whitening_rows=torch.randn(16 * dim, dim, generator=g))
     return flow.eval(), c[:1]
-
-
-def per_call_ms(fn, calls: int) -> float:
-    t = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t) / calls * 1e3
 
 
 def main() -> None:
@@ -101,14 +92,10 @@ def main() -> None:
         a, b = plain(), folded()
         gap = (a - b).abs().max().item()
         outputs = "bit-identical" if torch.equal(a, b) else f"max abs. difference {gap:.1e} (largest entry {a.abs().max().item():.1f})"
-        times: dict[str, list[float]] = {"plain": [], "folded": [], "floor": [], "read": []}
-        fns = (("plain", plain), ("folded", folded), ("floor", floor), ("read", read))
-        for _, fn in fns:
-            per_call_ms(fn, 3)
-        for _ in range(args.rounds):
-            for key, fn in fns:
-                times[key].append(per_call_ms(fn, args.calls))
-        p, f, fl, rd = (statistics.median(times[k]) for k in ("plain", "folded", "floor", "read"))
+        fns = {"plain": plain, "folded": folded, "floor": floor, "read": read}
+        interleaved(fns, rounds=1, calls=3)  # warm-up
+        ms = {k: 1e3 * s for k, s in interleaved(fns, args.rounds, args.calls).items()}
+        p, f, fl, rd = (ms[k] for k in ("plain", "folded", "floor", "read"))
         mb = sum(w.numel() for w in weights) * 4 / 1e6
         lines.append(f"| {name}: {size[2]} blocks, hidden {size[3]}, depth {size[4]}, d={size[0]}, condition "
                      f"{size[1]}{f' via a {size[5]}-d probe' if size[5] else ''} | {mb:.1f} | {p:.2f} | {f:.2f} | "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 
 def cpu_name() -> str:
@@ -44,3 +47,16 @@ def write_table(lines: list[str], out: Path) -> None:
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, float]:
+    """Median seconds per call of each function over ``rounds`` rounds of ``calls`` calls, the
+    functions taking turns in every round so that load from other processes falls on all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - t) / calls)
+    return {name: statistics.median(ts) for name, ts in times.items()}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -36,7 +35,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cinn import forward_matmul_flops, matmul_roofline  # noqa: E402
-from machine import cpu_name, loadavg, wait_policy  # noqa: E402
+from machine import cpu_name, interleaved, loadavg, wait_policy  # noqa: E402
 
 KINDS = (
     ("GEMM", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm", "addmv", "mv")),
@@ -114,18 +113,6 @@ def floor_step(flow: torch.nn.Module, batch: int, lr: float, clip: float, update
     return step
 
 
-def interleaved(fns: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in interleaved rounds of 2 calls."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            fn()
-            times[name].append((time.perf_counter() - t) / 2)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=8)
@@ -200,7 +187,7 @@ def main() -> None:
     for fn in fns.values():
         fn()
     roofs = [matmul_roofline(flow, args.batch, torch.device("cpu"))]
-    seconds = interleaved(fns, args.rounds)
+    seconds = interleaved(fns, args.rounds, calls=2)
     roofs.append(matmul_roofline(flow, args.batch, torch.device("cpu")))
     roof = max(roofs)
     flops = 3 * forward_matmul_flops(flow, z, c)
